@@ -1,0 +1,9 @@
+// reduce.cpp - (to be written: see register.h for the ops this file defines).
+#include "ops/op_util.h"
+#include "ops/register.h"
+
+namespace kiln::ops {
+
+void RegisterReduceOps(OpRegistry& r) {}
+
+}  // namespace kiln::ops

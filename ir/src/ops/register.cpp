@@ -1,0 +1,21 @@
+// register.cpp - registers every op definition file.
+#include "ops/register.h"
+
+namespace kiln::ops {
+
+void RegisterAllOps(OpRegistry& r) {
+  RegisterDenseOps(r);
+  RegisterActivationOps(r);
+  RegisterConvOps(r);
+  RegisterPoolOps(r);
+  RegisterNormOps(r);
+  RegisterLossOps(r);
+  RegisterUnaryOps(r);
+  RegisterBinaryOps(r);
+  RegisterReduceOps(r);
+  RegisterMatmulOps(r);
+  RegisterShapeOps(r);
+  RegisterSliceOps(r);
+}
+
+}  // namespace kiln::ops

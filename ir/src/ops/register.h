@@ -1,0 +1,32 @@
+// register.h - the op definition files, one registration function each.
+//
+// OpRegistry::Global() calls RegisterAllOps once; it calls each function below. Adding an op
+// means adding it to one of these files (or a new file listed here and in register.cpp).
+#pragma once
+
+namespace kiln {
+class OpRegistry;
+}
+
+namespace kiln::ops {
+
+void RegisterAllOps(OpRegistry& r);
+
+// Neural-network layers.
+void RegisterDenseOps(OpRegistry& r);       // FullyConnected, Embedding
+void RegisterActivationOps(OpRegistry& r);  // Activation, LeakyReLU, softmax, log_softmax
+void RegisterConvOps(OpRegistry& r);        // Convolution, Deconvolution
+void RegisterPoolOps(OpRegistry& r);        // Pooling
+void RegisterNormOps(OpRegistry& r);        // BatchNorm, LayerNorm, Dropout
+void RegisterLossOps(OpRegistry& r);        // SoftmaxOutput, LinearRegressionOutput, MakeLoss
+
+// Tensor operations.
+void RegisterUnaryOps(OpRegistry& r);   // exp, log, sqrt, ..., clip, Cast, zeros_like, ones_like
+void RegisterBinaryOps(OpRegistry& r);  // elemwise_*, broadcast_*, *_scalar, where
+void RegisterReduceOps(OpRegistry& r);  // sum, mean, max, min, prod, argmax
+void RegisterMatmulOps(OpRegistry& r);  // dot, batch_dot
+void RegisterShapeOps(OpRegistry& r);   // Flatten, Reshape, transpose, expand_dims, squeeze,
+                                        // broadcast_to, one_hot
+void RegisterSliceOps(OpRegistry& r);   // Concat, SliceChannel, slice, slice_axis
+
+}  // namespace kiln::ops
