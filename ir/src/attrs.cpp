@@ -124,6 +124,22 @@ bool Parse(std::string_view text, std::vector<double>* out) {
   return true;
 }
 
+bool Parse(std::string_view text, std::vector<std::optional<int64_t>>* out) {
+  std::vector<std::string_view> parts;
+  if (!SplitTuple(text, &parts)) return false;
+  out->clear();
+  for (auto part : parts) {
+    if (part == "None" || part == "none") {
+      out->push_back(std::nullopt);
+      continue;
+    }
+    int64_t v;
+    if (!Parse(part, &v)) return false;
+    out->push_back(v);
+  }
+  return true;
+}
+
 std::string Print(bool v) {
   return v ? "True" : "False";
 }
@@ -164,6 +180,12 @@ std::string Print(const std::vector<double>& v) {
   return s + (v.size() == 1 ? ",)" : ")");
 }
 
+std::string Print(const std::vector<std::optional<int64_t>>& v) {
+  std::string s = "(";
+  for (size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + Print(v[i]);
+  return s + (v.size() == 1 ? ",)" : ")");
+}
+
 const char* TypeName(const bool*) {
   return "a boolean";
 }
@@ -187,6 +209,9 @@ const char* TypeName(const std::vector<int64_t>*) {
 }
 const char* TypeName(const std::vector<double>*) {
   return "a tuple of numbers";
+}
+const char* TypeName(const std::vector<std::optional<int64_t>>*) {
+  return "a tuple of integers or None";
 }
 
 }  // namespace kiln::attr_text

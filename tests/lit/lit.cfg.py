@@ -11,7 +11,11 @@ config.test_source_root = os.path.join(config.kiln_source_dir, "tests", "lit")
 config.excludes = ["Inputs", "lit.cfg.py", "lit.site.cfg.py.in"]
 config.substitutions.append(("%kiln-opt", os.path.join(config.kiln_tools_dir, "kiln-opt")))
 config.substitutions.append(("%kiln-dump", os.path.join(config.kiln_tools_dir, "kiln-dump")))
+config.substitutions.append(
+    ("%build-models", os.path.join(config.kiln_examples_dir, "build_models")))
 config.substitutions.append(("FileCheck", config.filecheck))
 config.substitutions.append(("%not", "not"))
+# Tests run every pipeline with the verifier after each pass (see PassManagerOptions).
+config.environment["KILN_VERIFY_EACH"] = "1"
 config.environment["PATH"] = os.pathsep.join(
     ["/usr/lib/llvm-19/bin", config.environment.get("PATH", os.environ.get("PATH", ""))])

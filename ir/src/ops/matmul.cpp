@@ -1,9 +1,232 @@
-// matmul.cpp - (to be written: see register.h for the ops this file defines).
-#include "ops/op_util.h"
+// matmul.cpp - dot and batch_dot (MXNet's semantics).
+//
+// dot(a, b) contracts a's last axis with b's first (transpose_a: a's first axis; transpose_b:
+// b's last), as MXNet's DotShape: a is seen as a matrix (prod(leading), last), or with
+// transpose_a as (first, prod(rest)) transposed. The result's axes are a's remaining axes then
+// b's remaining axes: (2, 3, 4) . (4, 5) -> (2, 3, 5); with transpose_a, (4, 2, 3) . (4, 5) ->
+// (2, 3, 5). Two 1-D operands give shape (1,) (MXNet 1.x has no 0-d) and cannot be transposed.
+//
+// batch_dot(a, b): (B..., M, K) x (B..., K, N) -> (B..., M, N), equal ranks >= 3, equal batch
+// axes (no broadcasting); transpose_a reads a as (B..., K, M), transpose_b b as (B..., N, K).
+//
+// Both are defined for all nine dtypes, accumulating in AccType. forward_stype is accepted and
+// ignored: kiln's tensors are dense.
 #include "ops/register.h"
+#include "ops/tensor_util.h"
 
 namespace kiln::ops {
+namespace {
 
-void RegisterMatmulOps(OpRegistry& r) {}
+struct DotAttrs {
+  bool transpose_a = false;
+  bool transpose_b = false;
+  std::optional<std::string> forward_stype;
+  static void Describe(AttrSchema<DotAttrs>& s) {
+    s.Field("transpose_a", &DotAttrs::transpose_a);
+    s.Field("transpose_b", &DotAttrs::transpose_b);
+    s.Field("forward_stype", &DotAttrs::forward_stype)
+        .OneOf({"None", "default", "row_sparse", "csr"});
+  }
+};
+
+// Where each axis of the operands goes: a contraction axis per operand, and for each output
+// axis the operand (0 = a, 1 = b) and axis it comes from.
+struct DotPlan {
+  int ca = 0, cb = 0;
+  std::vector<std::pair<int, int>> out;  // empty: the (1,) result of two vectors
+};
+
+DotPlan PlanDot(int ra, int rb, bool ta, bool tb) {
+  DotPlan p;
+  p.ca = ta ? 0 : ra - 1;
+  p.cb = tb ? rb - 1 : 0;
+  if (ra > 1)
+    for (int i = 0; i < ra; ++i)
+      if (i != p.ca) p.out.emplace_back(0, i);
+  if (rb > 1)
+    for (int i = 0; i < rb; ++i)
+      if (i != p.cb) p.out.emplace_back(1, i);
+  return p;
+}
+
+std::string AxisWord(int operand, bool transposed) {
+  // a's contraction axis is its last unless transposed; b's its first unless transposed.
+  if (operand == 0) return transposed ? "first axis (transpose_a)" : "last axis";
+  return transposed ? "last (transpose_b)" : "first";
+}
+
+// Unifies facts both ways: the contraction extents of a and b, and each output axis with the
+// operand axis it comes from.
+void DotShape(ShapeInferCtx& ctx) {
+  const auto& at = ctx.attrs<DotAttrs>();
+  const Shape& a = ctx.in(0);
+  const Shape& b = ctx.in(1);
+  if (!a.rank_known() || !b.rank_known()) return;
+  if (a.ndim() == 0 || b.ndim() == 0)
+    ctx.Fail(
+        StrCat("a ", a.ToString(), " and b ", b.ToString(), ": dot needs operands of rank >= 1"));
+  if (a.ndim() == 1 && b.ndim() == 1 && (at.transpose_a || at.transpose_b))
+    ctx.Fail(StrCat("a ", a.ToString(), " and b ", b.ToString(),
+                    " are vectors, which transpose_a / transpose_b cannot transpose"));
+  DotPlan p = PlanDot(a.ndim(), b.ndim(), at.transpose_a, at.transpose_b);
+  std::vector<int64_t> A = a.dims(), B = b.dims();
+  const int64_t kU = Shape::kUnknownDim;
+  if (A[size_t(p.ca)] != kU && B[size_t(p.cb)] != kU && A[size_t(p.ca)] != B[size_t(p.cb)])
+    ctx.Fail(StrCat("a ", a.ToString(), " and b ", b.ToString(), " do not agree: a's ",
+                    AxisWord(0, at.transpose_a), " has ", A[size_t(p.ca)], " elements but b's ",
+                    AxisWord(1, at.transpose_b), " has ", B[size_t(p.cb)]));
+  int64_t k = A[size_t(p.ca)] != kU ? A[size_t(p.ca)] : B[size_t(p.cb)];
+  A[size_t(p.ca)] = B[size_t(p.cb)] = k;
+  if (p.out.empty()) {
+    ctx.SetOut(0, Shape{1});
+  } else {
+    const Shape& o = ctx.out(0);
+    std::vector<int64_t> O(p.out.size(), kU);
+    bool o_usable = o.rank_known() && o.ndim() == int(O.size());
+    for (size_t j = 0; j < p.out.size(); ++j) {
+      auto [which, axis] = p.out[j];
+      int64_t& src = which == 0 ? A[size_t(axis)] : B[size_t(axis)];
+      if (src == kU && o_usable) src = o[int(j)];
+      O[j] = src;
+    }
+    ctx.SetOut(0, Shape(O));
+  }
+  ctx.SetIn(0, Shape(A));
+  ctx.SetIn(1, Shape(B));
+}
+
+// Element (r, c) of a row-major matrix of `cols` columns, read transposed when `t`.
+template <class T>
+AccType<T> MatAt(const T* m, bool t, int64_t rows_or_cols, int64_t r, int64_t c) {
+  // Untransposed: m is (R, C) with C = rows_or_cols; transposed: m is (C, R) with R =
+  // rows_or_cols, so element (r, c) of the logical matrix is m[c][r].
+  return t ? ToAcc(m[c * rows_or_cols + r]) : ToAcc(m[r * rows_or_cols + c]);
+}
+
+// C (M x N) = op(A) (M x K) * op(B) (K x N), each stored row-major.
+template <class T>
+void Gemm(const T* a, const T* b, T* c, int64_t m, int64_t n, int64_t k, bool ta, bool tb) {
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j) {
+      AccType<T> acc{};
+      for (int64_t l = 0; l < k; ++l) {
+        AccType<T> x = MatAt(a, ta, ta ? m : k, i, l);
+        AccType<T> y = MatAt(b, tb, tb ? k : n, l, j);
+        if constexpr (std::is_integral_v<AccType<T>>)
+          acc = WrapAdd(acc, WrapMul(x, y));
+        else
+          acc += x * y;
+      }
+      c[i * n + j] = ConvertValue<T>(acc);
+    }
+}
+
+template <class T>
+void DotKernel(const KernelCtx& ctx) {
+  const auto& at = ctx.Attr<DotAttrs>();
+  const Tensor& a = ctx.in[0];
+  const Tensor& b = ctx.in[1];
+  DotPlan p = PlanDot(a.ndim(), b.ndim(), at.transpose_a, at.transpose_b);
+  int64_t k = a.dim(p.ca);
+  int64_t m = 1, n = 1;
+  for (int i = 0; i < a.ndim(); ++i)
+    if (i != p.ca) m *= a.dim(i);
+  for (int i = 0; i < b.ndim(); ++i)
+    if (i != p.cb) n *= b.dim(i);
+  Gemm(a.data<T>(), b.data<T>(), ctx.out[0].data<T>(), m, n, k, at.transpose_a, at.transpose_b);
+}
+
+// --- batch_dot ---
+
+void BatchDotShape(ShapeInferCtx& ctx) {
+  const auto& at = ctx.attrs<DotAttrs>();
+  int r = -1;
+  for (const Shape* s : {&ctx.in(0), &ctx.in(1), &ctx.out(0)})
+    if (s->rank_known()) {
+      if (s->ndim() < 3)
+        ctx.Fail(StrCat("a ", ctx.in(0).ToString(), ", b ", ctx.in(1).ToString(),
+                        ": batch_dot needs operands of rank >= 3 (batch..., rows, columns)"));
+      if (r >= 0 && s->ndim() != r)
+        ctx.Fail(StrCat("a ", ctx.in(0).ToString(), ", b ", ctx.in(1).ToString(), ", output ",
+                        ctx.out(0).ToString(), ": batch_dot needs operands of one rank"));
+      r = s->ndim();
+    }
+  if (r < 0) return;
+  auto dims = [&](const Shape& s) {
+    return s.rank_known() ? s.dims() : std::vector<int64_t>(size_t(r), Shape::kUnknownDim);
+  };
+  std::vector<int64_t> A = dims(ctx.in(0)), B = dims(ctx.in(1)), O = dims(ctx.out(0));
+  const int64_t kU = Shape::kUnknownDim;
+  // Unifies the extents at the given slots; fails with `what` on a conflict.
+  auto unify = [&](std::vector<int64_t*> slots, const std::string& what) {
+    int64_t v = kU;
+    for (int64_t* s : slots) {
+      if (*s == kU) continue;
+      if (v != kU && *s != v)
+        ctx.Fail(StrCat("a ", ctx.in(0).ToString(), " and b ", ctx.in(1).ToString(),
+                        " do not agree: ", what));
+      v = *s;
+    }
+    for (int64_t* s : slots) *s = v;
+  };
+  for (int i = 0; i < r - 2; ++i)
+    unify({&A[size_t(i)], &B[size_t(i)], &O[size_t(i)]},
+          StrCat("batch axis ", i, " differs (batch_dot does not broadcast)"));
+  size_t am = size_t(at.transpose_a ? r - 1 : r - 2), ak = size_t(at.transpose_a ? r - 2 : r - 1);
+  size_t bk = size_t(at.transpose_b ? r - 1 : r - 2), bn = size_t(at.transpose_b ? r - 2 : r - 1);
+  if (A[ak] != kU && B[bk] != kU && A[ak] != B[bk])
+    ctx.Fail(StrCat("a ", ctx.in(0).ToString(), " and b ", ctx.in(1).ToString(),
+                    " do not agree: a's reduction axis ", ak, " has ", A[ak],
+                    " elements but b's reduction axis ", bk, " has ", B[bk]));
+  unify({&A[ak], &B[bk]}, "reduction axes differ");
+  unify({&A[am], &O[size_t(r - 2)]}, "a's rows and the output's differ");
+  unify({&B[bn], &O[size_t(r - 1)]}, "b's columns and the output's differ");
+  ctx.SetIn(0, Shape(A));
+  ctx.SetIn(1, Shape(B));
+  ctx.SetOut(0, Shape(O));
+}
+
+template <class T>
+void BatchDotKernel(const KernelCtx& ctx) {
+  const auto& at = ctx.Attr<DotAttrs>();
+  const Tensor& a = ctx.in[0];
+  const Tensor& b = ctx.in[1];
+  const Tensor& c = ctx.out[0];
+  int r = a.ndim();
+  int64_t m = c.dim(r - 2), n = c.dim(r - 1);
+  int64_t k = at.transpose_a ? a.dim(r - 2) : a.dim(r - 1);
+  int64_t batch = NumElements(std::vector<int64_t>(c.shape().begin(), c.shape().end() - 2));
+  const T* ap = a.data<T>();
+  const T* bp = b.data<T>();
+  T* cp = c.data<T>();
+  for (int64_t i = 0; i < batch; ++i)
+    Gemm(ap + i * m * k, bp + i * k * n, cp + i * m * n, m, n, k, at.transpose_a, at.transpose_b);
+}
+
+}  // namespace
+
+void RegisterMatmulOps(OpRegistry& r) {
+  r.Register("dot")
+      .Describe(
+          "matrix product contracting a's last axis (first with transpose_a) with b's first "
+          "(last with transpose_b); N-D operands keep their other axes")
+      .SetAttrs<DotAttrs>()
+      .Inputs({"lhs", "rhs"})
+      .InferShape(DotShape)
+      .InferType(SameTypeInfer)
+      .Pattern(FusionPattern::kOutElemwiseFusable)
+      .Reference(
+          [](KernelCtx& ctx) { KILN_DTYPE_SWITCH(ctx.out[0].dtype(), T, DotKernel<T>(ctx)); });
+
+  r.Register("batch_dot")
+      .Describe("batched matrix product (B..., M, K) x (B..., K, N) -> (B..., M, N)")
+      .SetAttrs<DotAttrs>()
+      .Inputs({"lhs", "rhs"})
+      .InferShape(BatchDotShape)
+      .InferType(SameTypeInfer)
+      .Pattern(FusionPattern::kOutElemwiseFusable)
+      .Reference(
+          [](KernelCtx& ctx) { KILN_DTYPE_SWITCH(ctx.out[0].dtype(), T, BatchDotKernel<T>(ctx)); });
+}
 
 }  // namespace kiln::ops

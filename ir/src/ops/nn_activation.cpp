@@ -1,5 +1,23 @@
 // nn_activation.cpp - Activation, LeakyReLU, softmax and log_softmax.
-#include "ops/op_util.h"
+//
+// LeakyReLU (MXNet semantics), elementwise with slope a:
+//   leaky  x > 0 ? x : slope * x
+//   elu    x > 0 ? x : slope * (e^x - 1)
+//   selu   lambda * (x > 0 ? x : alpha * (e^x - 1)), alpha 1.6732632..., lambda 1.0507009...
+//   gelu   x * Phi(x) = 0.5 x (1 + erf(x / sqrt 2))      (the exact form, as MXNet's)
+//   prelu  x > 0 ? x : gamma[c] * x, gamma (C) over channel axis 1 (axis 0 for 1-D data), or
+//          gamma (1) for every element
+//   rrelu  x > 0 ? x : m * x, with a second output "mask" holding m: when training m is drawn
+//          uniformly from [lower_bound, upper_bound] per element; in inference m is their mean.
+// softmax / log_softmax over `axis`, on x / temperature, stable (the row maximum is subtracted
+// first). dtype, when given, is the output's dtype. With use_length, input "length" (the data's
+// shape without `axis`) limits each row to its first length elements; the rest of the row
+// outputs 0 (for log_softmax too), as MXNet.
+#include <cmath>
+#include <optional>
+#include <random>
+
+#include "ops/nn_util.h"
 #include "ops/register.h"
 
 namespace kiln::ops {
@@ -46,6 +64,201 @@ void ActivationKernel(const KernelCtx& ctx) {
   }
 }
 
+// ----- LeakyReLU -----
+
+enum class LeakyType { kLeaky, kElu, kPrelu, kSelu, kGelu, kRrelu };
+
+struct LeakyReLUAttrs {
+  LeakyType act_type = LeakyType::kLeaky;
+  double slope = 0.25;
+  double lower_bound = 0.125;  // rrelu only
+  double upper_bound = 0.334;  // rrelu only
+  static void Describe(AttrSchema<LeakyReLUAttrs>& s) {
+    s.Enum("act_type", &LeakyReLUAttrs::act_type,
+           {{"leaky", LeakyType::kLeaky},
+            {"elu", LeakyType::kElu},
+            {"prelu", LeakyType::kPrelu},
+            {"selu", LeakyType::kSelu},
+            {"gelu", LeakyType::kGelu},
+            {"rrelu", LeakyType::kRrelu}});
+    s.Field("slope", &LeakyReLUAttrs::slope);
+    s.Field("lower_bound", &LeakyReLUAttrs::lower_bound);
+    s.Field("upper_bound", &LeakyReLUAttrs::upper_bound);
+    s.Check([](const LeakyReLUAttrs& a) -> std::string {
+      if (a.lower_bound > a.upper_bound)
+        return StrCat("lower_bound ", a.lower_bound, " is above upper_bound ", a.upper_bound);
+      return "";
+    });
+  }
+};
+
+// The axis prelu's gamma runs along.
+int PreluAxis(int rank) {
+  return rank >= 2 ? 1 : 0;
+}
+
+void LeakyReLUShape(ShapeInferCtx& ctx) {
+  const auto& a = ctx.attrs<LeakyReLUAttrs>();
+  Shape data;
+  for (int k = 0; k < ctx.num_out(); ++k) data = UnifyDataAndOutput(ctx, k);
+  if (ctx.num_out() == 2) ctx.SetOut(0, data);  // rrelu: what the mask told the data
+  if (a.act_type != LeakyType::kPrelu) return;
+  const Shape& gamma = ctx.in(1);
+  RequireRank(ctx, gamma, 1, "gamma");
+  if (!data.rank_known() || data.ndim() == 0) return;
+  int ax = PreluAxis(data.ndim());
+  if (!data.dim_known(ax)) return;
+  int64_t c = data[ax];
+  if (!gamma.rank_known() || !gamma.dim_known(0)) {
+    ctx.SetIn(1, Shape{c}, "gamma has one value per channel");
+  } else if (gamma[0] != c && gamma[0] != 1) {
+    ctx.Fail(StrCat("gamma ", gamma.ToString(), " has ", gamma[0], " values but data ",
+                    data.ToString(), " has ", c, " channels on axis ", ax,
+                    " (gamma needs one value per channel, or a single value)"));
+  }
+}
+
+constexpr double kSeluAlpha = 1.6732632423543772848170429916717;
+constexpr double kSeluLambda = 1.0507009873554804934193349852946;
+
+template <class T>
+void LeakyReLUKernel(KernelCtx& ctx) {
+  const auto& a = ctx.Attr<LeakyReLUAttrs>();
+  const Tensor &x = ctx.in[0], &y = ctx.out[0];
+  double slope = a.slope;
+  switch (a.act_type) {
+    case LeakyType::kLeaky:
+      MapUnary<T>(x, y, [slope](double v) { return v > 0 ? v : slope * v; });
+      return;
+    case LeakyType::kElu:
+      MapUnary<T>(x, y, [slope](double v) { return v > 0 ? v : slope * std::expm1(v); });
+      return;
+    case LeakyType::kSelu:
+      MapUnary<T>(x, y,
+                  [](double v) { return kSeluLambda * (v > 0 ? v : kSeluAlpha * std::expm1(v)); });
+      return;
+    case LeakyType::kGelu:
+      MapUnary<T>(x, y, [](double v) { return 0.5 * v * (1 + std::erf(v / std::sqrt(2.0))); });
+      return;
+    case LeakyType::kPrelu: {
+      std::vector<double> gamma = ReadDoubles(ctx.in[1]);
+      int ax = PreluAxis(x.ndim());
+      int64_t channels = x.ndim() == 0 ? 1 : x.dim(ax);
+      int64_t inner = 1;
+      for (int d = ax + 1; d < x.ndim(); ++d) inner *= x.dim(d);
+      const T* xp = x.data<T>();
+      T* yp = y.data<T>();
+      for (int64_t i = 0; i < x.size(); ++i) {
+        double g = gamma.size() == 1 ? gamma[0] : gamma[size_t((i / inner) % channels)];
+        AccType<T> v = AccType<T>(xp[i]);
+        yp[i] = static_cast<T>(v > 0 ? v : g * v);
+      }
+      return;
+    }
+    case LeakyType::kRrelu: {
+      const Tensor& mask = ctx.out[1];
+      const T* xp = x.data<T>();
+      T* yp = y.data<T>();
+      T* mp = mask.data<T>();
+      std::uniform_real_distribution<double> draw(a.lower_bound, a.upper_bound);
+      double mean_slope = (a.lower_bound + a.upper_bound) / 2;
+      if (ctx.is_train) KILN_INTERNAL_CHECK(ctx.rng != nullptr, "rrelu run without a generator");
+      for (int64_t i = 0; i < x.size(); ++i) {
+        double m = ctx.is_train ? draw(*ctx.rng) : mean_slope;
+        AccType<T> v = AccType<T>(xp[i]);
+        mp[i] = static_cast<T>(m);
+        yp[i] = static_cast<T>(v > 0 ? v : m * v);
+      }
+      return;
+    }
+  }
+}
+
+// ----- softmax, log_softmax -----
+
+struct SoftmaxAttrs {
+  int64_t axis = -1;
+  std::optional<double> temperature;  // None means 1
+  std::optional<std::string> dtype;   // the output's dtype; None: the data's
+  bool use_length = false;
+  static void Describe(AttrSchema<SoftmaxAttrs>& s) {
+    s.Field("axis", &SoftmaxAttrs::axis);
+    s.Field("temperature", &SoftmaxAttrs::temperature);
+    s.Field("dtype", &SoftmaxAttrs::dtype).OneOf({"None", "float16", "float32", "float64"});
+    s.Field("use_length", &SoftmaxAttrs::use_length);
+    s.Check([](const SoftmaxAttrs& a) -> std::string {
+      if (a.temperature && *a.temperature == 0) return "temperature must not be 0";
+      return "";
+    });
+  }
+};
+
+void SoftmaxShape(ShapeInferCtx& ctx) {
+  const auto& a = ctx.attrs<SoftmaxAttrs>();
+  UnifyDataAndOutput(ctx);
+  const Shape& data = ctx.in(0);
+  if (!data.rank_known()) return;
+  int ax = NormalizeAxis(ctx, a.axis, data.ndim(), "axis");
+  if (!a.use_length) return;
+  std::vector<int64_t> dims = data.dims();
+  dims.erase(dims.begin() + ax);
+  ctx.SetIn(1, Shape(dims), "length has the data's shape without axis");
+}
+
+void SoftmaxType(TypeInferCtx& ctx) {
+  const auto& a = ctx.attrs<SoftmaxAttrs>();
+  RequireFloat(ctx, ctx.in(0), "data");
+  if (a.use_length) RequireNumeric(ctx, ctx.in(1), "length");
+  if (a.dtype) {
+    ctx.SetOut(0, *ParseDType(*a.dtype), "the dtype attribute");
+    return;
+  }
+  if (ctx.in(0) != DType::kUnknown) ctx.SetOut(0, ctx.in(0), "output has the data's dtype");
+  if (ctx.out(0) != DType::kUnknown) ctx.SetIn(0, ctx.out(0), "output has the data's dtype");
+  RequireFloat(ctx, ctx.in(0), "data");
+}
+
+template <class TI, class TO>
+void SoftmaxKernel(const KernelCtx& ctx, bool log) {
+  const auto& a = ctx.Attr<SoftmaxAttrs>();
+  const Tensor &x = ctx.in[0], &y = ctx.out[0];
+  int ax = int(a.axis < 0 ? a.axis + x.ndim() : a.axis);
+  int64_t outer = 1, m = x.dim(ax), inner = 1;
+  for (int d = 0; d < ax; ++d) outer *= x.dim(d);
+  for (int d = ax + 1; d < x.ndim(); ++d) inner *= x.dim(d);
+  std::vector<double> lengths;
+  if (a.use_length) lengths = ReadDoubles(ctx.in[1]);
+  StableSoftmax(x.data<TI>(), y.data<TO>(), outer, m, inner, log, a.temperature.value_or(1.0),
+                a.use_length ? &lengths : nullptr);
+}
+
+void SoftmaxReference(KernelCtx& ctx, bool log) {
+  KILN_FLOAT_DTYPE_SWITCH(ctx.in[0].dtype(), TI, {
+    KILN_FLOAT_DTYPE_SWITCH(ctx.out[0].dtype(), TO, SoftmaxKernel<TI, TO>(ctx, log));
+  });
+}
+
+void RegisterSoftmax(OpRegistry& r, const char* name, bool log) {
+  r.Register(name)
+      .Describe(log ? "log(softmax(data / temperature)) over axis, computed stably"
+                    : "exp(x - max) / sum(exp(x - max)) of data / temperature over axis")
+      .SetAttrs<SoftmaxAttrs>()
+      .Inputs([](const Attrs& a) {
+        return a.Get<SoftmaxAttrs>().use_length ? std::vector<std::string>{"data", "length"}
+                                                : std::vector<std::string>{"data"};
+      })
+      .InferShape(SoftmaxShape)
+      .InferType(SoftmaxType)
+      // Only when the output keeps the data's dtype (and so its element size).
+      .Inplace([](const Attrs& a) {
+        return a.Get<SoftmaxAttrs>().dtype ? std::vector<std::pair<int, int>>{}
+                                           : std::vector<std::pair<int, int>>{{0, 0}};
+      })
+      // A reduction (max, sum) then a map over the same row: opaque.
+      .Pattern(FusionPattern::kOpaque)
+      .Reference([log](KernelCtx& ctx) { SoftmaxReference(ctx, log); });
+}
+
 }  // namespace
 
 void RegisterActivationOps(OpRegistry& r) {
@@ -61,6 +274,36 @@ void RegisterActivationOps(OpRegistry& r) {
       .Reference([](KernelCtx& ctx) {
         KILN_FLOAT_DTYPE_SWITCH(ctx.out[0].dtype(), T, ActivationKernel<T>(ctx));
       });
+
+  r.Register("LeakyReLU")
+      .Describe(
+          "leaky, elu, selu, gelu, prelu (learned slope gamma per channel) or rrelu (random "
+          "slope when training) rectifiers")
+      .SetAttrs<LeakyReLUAttrs>()
+      .Inputs([](const Attrs& a) {
+        return a.Get<LeakyReLUAttrs>().act_type == LeakyType::kPrelu
+                   ? std::vector<std::string>{"data", "gamma"}
+                   : std::vector<std::string>{"data"};
+      })
+      .Outputs([](const Attrs& a) {
+        return a.Get<LeakyReLUAttrs>().act_type == LeakyType::kRrelu
+                   ? std::vector<std::string>{"output", "mask"}
+                   : std::vector<std::string>{"output"};
+      })
+      .VisibleOutputs([](const Attrs&) { return 1; })
+      .InferShape(LeakyReLUShape)
+      .InferType(FloatTypeInfer)
+      .Inplace(InplaceIdentity)
+      // Elementwise for every act_type but prelu, whose gamma is broadcast along the channel
+      // axis. The pattern is one per op, so it is the looser kBroadcast; fusion treats both
+      // alike (either may join an elementwise group or a convolution's epilogue).
+      .Pattern(FusionPattern::kBroadcast)
+      .Reference([](KernelCtx& ctx) {
+        KILN_FLOAT_DTYPE_SWITCH(ctx.out[0].dtype(), T, LeakyReLUKernel<T>(ctx));
+      });
+
+  RegisterSoftmax(r, "softmax", false);
+  RegisterSoftmax(r, "log_softmax", true);
 }
 
 }  // namespace kiln::ops

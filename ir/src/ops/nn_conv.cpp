@@ -1,9 +1,372 @@
-// nn_conv.cpp - (to be written: see register.h for the ops this file defines).
-#include "ops/op_util.h"
+// nn_conv.cpp - Convolution and Deconvolution (1-D NCW, 2-D NCHW, 3-D NCDHW).
+//
+// Shapes, as MXNet's:
+//   Convolution    data (N, C, X...), weight (num_filter, C / num_group, K...), bias (num_filter)
+//                  out  (N, num_filter, (X + 2p - (d(K-1)+1)) / s + 1 ...)
+//   Deconvolution  data (N, C, X...), weight (C, num_filter / num_group, K...), bias (num_filter)
+//                  out  (N, num_filter, s(X-1) + d(K-1)+1 - 2p + adj ...), or target_shape
+// Deconvolution is the adjoint (transpose) of Convolution with the same weight: for shapes that
+// match, <conv(x, w), y> == <x, deconv(y, w)>. Its reference kernel scatters each input element
+// through the kernel window, which is that adjoint written directly.
+//
+// Both are out-elementwise-fusable: a following bias, activation or scale fuses into the
+// epilogue of the convolution kernel.
+#include <optional>
+
+#include "ops/nn_util.h"
 #include "ops/register.h"
 
 namespace kiln::ops {
+namespace {
 
-void RegisterConvOps(OpRegistry& r) {}
+const std::vector<std::string> kCudnnTunes = {"None", "off", "limited_workspace", "fastest"};
+const std::vector<std::string> kLayouts = {"None", "NCW", "NCHW", "NCDHW", "NWC", "NHWC", "NDHWC"};
+
+// Checks shared by both ops' attributes (every check returns "" or an error).
+template <class A>
+std::string CheckConvAttrs(const A& a) {
+  size_t nd = a.kernel.size();
+  if (nd < 1 || nd > 3)
+    return StrCat("kernel = ", attr_text::Print(a.kernel), " has ", nd,
+                  " axes; 1, 2 or 3 are supported");
+  for (auto [name, v] :
+       {std::pair{"stride", &a.stride}, std::pair{"dilate", &a.dilate}, std::pair{"pad", &a.pad}}) {
+    std::string err = CheckTupleLength(name, *v, nd);
+    if (!err.empty()) return err;
+  }
+  if (a.num_filter % a.num_group != 0)
+    return StrCat("num_filter ", a.num_filter, " is not divisible by num_group ", a.num_group);
+  if (std::string err = CheckLayout(a.layout, nd); !err.empty()) return err;
+  // MXNet runs channel-last convolutions only through cuDNN; kiln's kernels are channel-first.
+  if (a.layout && IsChannelLast(*a.layout))
+    return StrCat("layout ", *a.layout, " is not supported (use ", ChannelFirstLayout(nd), ")");
+  return "";
+}
+
+struct ConvolutionAttrs {
+  std::vector<int64_t> kernel;
+  std::vector<int64_t> stride;  // default: 1 per axis
+  std::vector<int64_t> dilate;  // default: 1 per axis
+  std::vector<int64_t> pad;     // default: 0 per axis
+  int64_t num_filter = 0;
+  int64_t num_group = 1;
+  int64_t workspace = 1024;  // MB of cuDNN scratch in MXNet; accepted and ignored
+  bool no_bias = false;
+  std::optional<std::string> cudnn_tune;  // accepted and ignored
+  bool cudnn_off = false;                 // accepted and ignored
+  std::optional<std::string> layout;
+  static void Describe(AttrSchema<ConvolutionAttrs>& s) {
+    s.Field("kernel", &ConvolutionAttrs::kernel).Required().Min(1);
+    s.Field("stride", &ConvolutionAttrs::stride).Min(1);
+    s.Field("dilate", &ConvolutionAttrs::dilate).Min(1);
+    s.Field("pad", &ConvolutionAttrs::pad).Min(0);
+    s.Field("num_filter", &ConvolutionAttrs::num_filter).Required().Min(1);
+    s.Field("num_group", &ConvolutionAttrs::num_group).Min(1);
+    s.Field("workspace", &ConvolutionAttrs::workspace).Min(0);
+    s.Field("no_bias", &ConvolutionAttrs::no_bias);
+    s.Field("cudnn_tune", &ConvolutionAttrs::cudnn_tune).OneOf(kCudnnTunes);
+    s.Field("cudnn_off", &ConvolutionAttrs::cudnn_off);
+    s.Field("layout", &ConvolutionAttrs::layout).OneOf(kLayouts);
+    s.Check(CheckConvAttrs<ConvolutionAttrs>);
+  }
+};
+
+struct DeconvolutionAttrs {
+  std::vector<int64_t> kernel;
+  std::vector<int64_t> stride;  // default: 1 per axis
+  std::vector<int64_t> dilate;  // default: 1 per axis
+  std::vector<int64_t> pad;     // default: 0 per axis
+  // Extra output extent at the high end of each axis (default 0s).
+  std::vector<int64_t> adj;
+  // When given (any element non-zero), the output's spatial extent; pad and adj are then
+  // derived from it (MXNet's InferPad) and the given ones are ignored.
+  std::vector<int64_t> target_shape;
+  int64_t num_filter = 0;
+  int64_t num_group = 1;
+  int64_t workspace = 512;  // accepted and ignored
+  bool no_bias = true;      // MXNet's default for Deconvolution (unlike Convolution)
+  std::optional<std::string> cudnn_tune;
+  bool cudnn_off = false;
+  std::optional<std::string> layout;
+  static void Describe(AttrSchema<DeconvolutionAttrs>& s) {
+    s.Field("kernel", &DeconvolutionAttrs::kernel).Required().Min(1);
+    s.Field("stride", &DeconvolutionAttrs::stride).Min(1);
+    s.Field("dilate", &DeconvolutionAttrs::dilate).Min(1);
+    s.Field("pad", &DeconvolutionAttrs::pad).Min(0);
+    s.Field("adj", &DeconvolutionAttrs::adj).Min(0);
+    s.Field("target_shape", &DeconvolutionAttrs::target_shape).Min(0);
+    s.Field("num_filter", &DeconvolutionAttrs::num_filter).Required().Min(1);
+    s.Field("num_group", &DeconvolutionAttrs::num_group).Min(1);
+    s.Field("workspace", &DeconvolutionAttrs::workspace).Min(0);
+    s.Field("no_bias", &DeconvolutionAttrs::no_bias);
+    s.Field("cudnn_tune", &DeconvolutionAttrs::cudnn_tune).OneOf(kCudnnTunes);
+    s.Field("cudnn_off", &DeconvolutionAttrs::cudnn_off);
+    s.Field("layout", &DeconvolutionAttrs::layout).OneOf(kLayouts);
+    s.Check(CheckConvAttrs<DeconvolutionAttrs>);
+    s.Check([](const DeconvolutionAttrs& a) -> std::string {
+      size_t nd = a.kernel.size();
+      if (std::string e = CheckTupleLength("adj", a.adj, nd); !e.empty()) return e;
+      return CheckTupleLength("target_shape", a.target_shape, nd);
+    });
+  }
+};
+
+bool HasTarget(const DeconvolutionAttrs& a) {
+  for (int64_t t : a.target_shape)
+    if (t != 0) return true;
+  return false;
+}
+
+// The geometry of one node with defaults filled in.
+struct ConvGeom {
+  std::vector<int64_t> kernel, stride, dilate, pad;
+};
+template <class A>
+ConvGeom Geom(const A& a) {
+  size_t nd = a.kernel.size();
+  return {a.kernel, TupleOr(a.stride, nd, 1), TupleOr(a.dilate, nd, 1), TupleOr(a.pad, nd, 0)};
+}
+
+// Convolution's output extent of one axis; fails if the dilated kernel exceeds the padded input.
+int64_t ConvOutExtent(const ShapeInferCtx& ctx, const Shape& data, int axis, const ConvGeom& g,
+                      size_t i) {
+  int64_t padded = data[axis] + 2 * g.pad[i];
+  int64_t dk = DilatedKernel(g.kernel[i], g.dilate[i]);
+  if (padded < dk)
+    ctx.Fail(StrCat("data ", data.ToString(), " is ", padded, " wide on axis ", axis,
+                    " after padding ", g.pad[i], ", less than the dilated kernel ", dk, " (kernel ",
+                    g.kernel[i], ", dilate ", g.dilate[i], ")"));
+  return (padded - dk) / g.stride[i] + 1;
+}
+
+// Deconvolution's effective pad and adj for an input of spatial extent `in` (MXNet's InferPad):
+// with target_shape, total padding = s(in-1) + dk - target, split as pad = ceil(total/2) and
+// adj = total % 2, so that the output is exactly target_shape.
+struct DeconvPads {
+  std::vector<int64_t> pad, adj;
+};
+DeconvPads DeconvPadAdj(const DeconvolutionAttrs& a, const ConvGeom& g,
+                        const std::vector<int64_t>& in, const ShapeInferCtx* ctx) {
+  size_t nd = a.kernel.size();
+  DeconvPads p{g.pad, TupleOr(a.adj, nd, 0)};
+  if (!HasTarget(a)) return p;
+  for (size_t i = 0; i < nd; ++i) {
+    int64_t full = g.stride[i] * (in[i] - 1) + DilatedKernel(g.kernel[i], g.dilate[i]);
+    int64_t total = full - a.target_shape[i];
+    if (total < 0) {
+      std::string msg = StrCat("target_shape ", attr_text::Print(a.target_shape), " is ",
+                               a.target_shape[i], " on spatial axis ", i, " but the input (extent ",
+                               in[i], ") reaches at most ", full);
+      if (ctx) ctx->Fail(msg);
+      throw InternalError(msg);
+    }
+    p.pad[i] = (total + 1) / 2;
+    p.adj[i] = total % 2;
+  }
+  return p;
+}
+
+template <class A>
+void ConvLikeShape(ShapeInferCtx& ctx, bool deconv) {
+  const A& a = ctx.attrs<A>();
+  ConvGeom g = Geom(a);
+  size_t nd = a.kernel.size();
+  int rank = int(nd) + 2;
+  for (int i = 0; i < 2; ++i) {
+    const Shape& s = ctx.in(i);
+    if (s.rank_known() && s.ndim() != rank)
+      ctx.Fail(StrCat(ctx.InName(i), " ", s.ToString(), " has rank ", s.ndim(), " but kernel ",
+                      attr_text::Print(a.kernel), " needs rank ", rank,
+                      i == 0 ? " (" + ChannelFirstLayout(nd) + ")" : std::string()));
+  }
+  if (!a.no_bias) ctx.SetIn(2, Shape{a.num_filter}, "bias has num_filter elements");
+
+  // The data's channels, from the data or else from the weight; then the whole weight shape.
+  Shape data = ctx.in(0);
+  if (!data.rank_known()) data = Shape::UnknownDims(rank);
+  const Shape& wk = ctx.in(1);
+  int wc = deconv ? 0 : 1;  // the weight axis that counts input channels
+  if (!data.dim_known(1) && wk.rank_known() && wk.dim_known(wc))
+    data[1] = deconv ? wk[wc] : wk[wc] * a.num_group;
+  if (data.dim_known(1) && data[1] % a.num_group != 0)
+    ctx.Fail(StrCat("data ", data.ToString(), " has ", data[1], " channels, which num_group ",
+                    a.num_group, " does not divide"));
+  Shape w = Shape::UnknownDims(rank);
+  int64_t c = data[1];
+  if (deconv) {
+    w[0] = c;
+    w[1] = a.num_filter / a.num_group;
+  } else {
+    w[0] = a.num_filter;
+    w[1] = c == Shape::kUnknownDim ? c : c / a.num_group;
+  }
+  for (size_t i = 0; i < nd; ++i) w[2 + int(i)] = a.kernel[i];
+  ctx.SetIn(1, w,
+            deconv ? "weight is (channels, num_filter / num_group, kernel...)"
+                   : "weight is (num_filter, channels / num_group, kernel...)");
+  const Shape& out_known = ctx.out(0);
+  if (!data.dim_known(0) && out_known.rank_known() && out_known.ndim() == rank)
+    data[0] = out_known[0];
+  ctx.SetIn(0, data);
+
+  // Output.
+  Shape out = Shape::UnknownDims(rank);
+  out[0] = data[0];
+  out[1] = a.num_filter;
+  bool spatial_known = true;
+  std::vector<int64_t> in_sp(nd);
+  for (size_t i = 0; i < nd; ++i) {
+    spatial_known &= data.dim_known(2 + int(i));
+    in_sp[i] = data[2 + int(i)];
+  }
+  for (size_t i = 0; i < nd; ++i) {
+    int axis = 2 + int(i);
+    if (!data.dim_known(axis)) continue;
+    if (!deconv) {
+      out[axis] = ConvOutExtent(ctx, data, axis, g, i);
+      continue;
+    }
+    if (!spatial_known && HasTarget(ctx.attrs<DeconvolutionAttrs>())) continue;
+    DeconvPads p = DeconvPadAdj(ctx.attrs<DeconvolutionAttrs>(), g, in_sp, &ctx);
+    int64_t e = g.stride[i] * (data[axis] - 1) + DilatedKernel(g.kernel[i], g.dilate[i]) -
+                2 * p.pad[i] + p.adj[i];
+    if (e <= 0)
+      ctx.Fail(StrCat("data ", data.ToString(), " gives an output extent of ", e, " on axis ", axis,
+                      " (stride ", g.stride[i], ", kernel ", g.kernel[i], ", dilate ", g.dilate[i],
+                      ", pad ", p.pad[i], ", adj ", p.adj[i], ")"));
+    out[axis] = e;
+  }
+  ctx.SetOut(0, out);
+}
+
+// Index of element (n, c, z, y, x) of a (N, C, Window3 extents) tensor.
+inline int64_t Idx5(int64_t n, int64_t c, int64_t z, int64_t y, int64_t x, int64_t C,
+                    const std::array<int64_t, 3>& e) {
+  return (((n * C + c) * e[0] + z) * e[1] + y) * e[2] + x;
+}
+
+template <class T>
+void ConvolutionKernel(const KernelCtx& ctx) {
+  const auto& a = ctx.Attr<ConvolutionAttrs>();
+  ConvGeom g = Geom(a);
+  const Tensor &x = ctx.in[0], &wt = ctx.in[1], &y = ctx.out[0];
+  Window3 win = MakeWindow3(x.shape(), y.shape(), g.kernel, g.stride, g.pad, g.dilate);
+  int64_t N = x.dim(0), C = x.dim(1), F = a.num_filter, G = a.num_group;
+  int64_t Cg = C / G, Fg = F / G;
+  const T* xp = x.data<T>();
+  const T* wp = wt.data<T>();
+  const T* bp = a.no_bias ? nullptr : ctx.in[2].data<T>();
+  T* yp = y.data<T>();
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t f = 0; f < F; ++f) {
+      int64_t grp = f / Fg;
+      for (int64_t oz = 0; oz < win.out[0]; ++oz)
+        for (int64_t oy = 0; oy < win.out[1]; ++oy)
+          for (int64_t ox = 0; ox < win.out[2]; ++ox) {
+            AccType<T> acc = bp ? AccType<T>(bp[f]) : AccType<T>(0);
+            for (int64_t c = 0; c < Cg; ++c)
+              for (int64_t kz = 0; kz < win.kernel[0]; ++kz)
+                for (int64_t ky = 0; ky < win.kernel[1]; ++ky)
+                  for (int64_t kx = 0; kx < win.kernel[2]; ++kx) {
+                    int64_t iz = oz * win.stride[0] - win.pad[0] + kz * win.dilate[0];
+                    int64_t iy = oy * win.stride[1] - win.pad[1] + ky * win.dilate[1];
+                    int64_t ix = ox * win.stride[2] - win.pad[2] + kx * win.dilate[2];
+                    if (iz < 0 || iz >= win.in[0] || iy < 0 || iy >= win.in[1] || ix < 0 ||
+                        ix >= win.in[2])
+                      continue;  // zero padding
+                    acc += AccType<T>(xp[Idx5(n, grp * Cg + c, iz, iy, ix, C, win.in)]) *
+                           AccType<T>(wp[Idx5(f, c, kz, ky, kx, Cg, win.kernel)]);
+                  }
+            yp[Idx5(n, f, oz, oy, ox, F, win.out)] = static_cast<T>(acc);
+          }
+    }
+}
+
+template <class T>
+void DeconvolutionKernel(const KernelCtx& ctx) {
+  const auto& a = ctx.Attr<DeconvolutionAttrs>();
+  ConvGeom g = Geom(a);
+  const Tensor &x = ctx.in[0], &wt = ctx.in[1], &y = ctx.out[0];
+  size_t nd = a.kernel.size();
+  std::vector<int64_t> in_sp(x.shape().end() - int64_t(nd), x.shape().end());
+  DeconvPads p = DeconvPadAdj(a, g, in_sp, nullptr);
+  Window3 win = MakeWindow3(x.shape(), y.shape(), g.kernel, g.stride, p.pad, g.dilate);
+  int64_t N = x.dim(0), C = x.dim(1), F = a.num_filter, G = a.num_group;
+  int64_t Cg = C / G, Fg = F / G;
+  const T* xp = x.data<T>();
+  const T* wp = wt.data<T>();
+  std::vector<AccType<T>> acc(size_t(y.size()), AccType<T>(0));
+  // Each input element adds x * w to every output position its window reaches: the transpose
+  // of Convolution's gather.
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t c = 0; c < C; ++c) {
+      int64_t grp = c / Cg;
+      for (int64_t iz = 0; iz < win.in[0]; ++iz)
+        for (int64_t iy = 0; iy < win.in[1]; ++iy)
+          for (int64_t ix = 0; ix < win.in[2]; ++ix) {
+            AccType<T> xv = AccType<T>(xp[Idx5(n, c, iz, iy, ix, C, win.in)]);
+            for (int64_t f = 0; f < Fg; ++f)
+              for (int64_t kz = 0; kz < win.kernel[0]; ++kz)
+                for (int64_t ky = 0; ky < win.kernel[1]; ++ky)
+                  for (int64_t kx = 0; kx < win.kernel[2]; ++kx) {
+                    int64_t oz = iz * win.stride[0] - win.pad[0] + kz * win.dilate[0];
+                    int64_t oy = iy * win.stride[1] - win.pad[1] + ky * win.dilate[1];
+                    int64_t ox = ix * win.stride[2] - win.pad[2] + kx * win.dilate[2];
+                    if (oz < 0 || oz >= win.out[0] || oy < 0 || oy >= win.out[1] || ox < 0 ||
+                        ox >= win.out[2])
+                      continue;
+                    acc[size_t(Idx5(n, grp * Fg + f, oz, oy, ox, F, win.out))] +=
+                        xv * AccType<T>(wp[Idx5(c, f, kz, ky, kx, Fg, win.kernel)]);
+                  }
+          }
+    }
+  const T* bp = a.no_bias ? nullptr : ctx.in[2].data<T>();
+  T* yp = y.data<T>();
+  int64_t plane = win.OutSize();
+  for (int64_t i = 0; i < y.size(); ++i) {
+    AccType<T> v = acc[size_t(i)];
+    if (bp) v += AccType<T>(bp[(i / plane) % F]);
+    yp[i] = static_cast<T>(v);
+  }
+}
+
+}  // namespace
+
+void RegisterConvOps(OpRegistry& r) {
+  r.Register("Convolution")
+      .Describe(
+          "N-d convolution (1-D NCW, 2-D NCHW, 3-D NCDHW) with stride, dilation, zero padding "
+          "and groups; weight (num_filter, channels / num_group, kernel...)")
+      .SetAttrs<ConvolutionAttrs>()
+      .Inputs([](const Attrs& a) {
+        return a.Get<ConvolutionAttrs>().no_bias
+                   ? std::vector<std::string>{"data", "weight"}
+                   : std::vector<std::string>{"data", "weight", "bias"};
+      })
+      .InferShape([](ShapeInferCtx& ctx) { ConvLikeShape<ConvolutionAttrs>(ctx, false); })
+      .InferType(FloatTypeInfer)
+      .Pattern(FusionPattern::kOutElemwiseFusable)
+      .Reference([](KernelCtx& ctx) {
+        KILN_FLOAT_DTYPE_SWITCH(ctx.out[0].dtype(), T, ConvolutionKernel<T>(ctx));
+      });
+
+  r.Register("Deconvolution")
+      .Describe(
+          "transposed convolution, the adjoint of Convolution with the same weight (channels, "
+          "num_filter / num_group, kernel...); output extent s(x-1) + d(k-1)+1 - 2p + adj, or "
+          "target_shape")
+      .SetAttrs<DeconvolutionAttrs>()
+      .Inputs([](const Attrs& a) {
+        return a.Get<DeconvolutionAttrs>().no_bias
+                   ? std::vector<std::string>{"data", "weight"}
+                   : std::vector<std::string>{"data", "weight", "bias"};
+      })
+      .InferShape([](ShapeInferCtx& ctx) { ConvLikeShape<DeconvolutionAttrs>(ctx, true); })
+      .InferType(FloatTypeInfer)
+      .Pattern(FusionPattern::kOutElemwiseFusable)
+      .Reference([](KernelCtx& ctx) {
+        KILN_FLOAT_DTYPE_SWITCH(ctx.out[0].dtype(), T, DeconvolutionKernel<T>(ctx));
+      });
+}
 
 }  // namespace kiln::ops

@@ -1,5 +1,12 @@
 // nn_dense.cpp - FullyConnected and Embedding.
-#include "ops/op_util.h"
+//
+// Embedding (MXNet semantics): output[i..., :] = weight[clip(int(data[i...])), :], with data of
+// any numeric dtype (indices are truncated toward zero, then clipped to [0, input_dim - 1], as
+// MXNet's take in clip mode), weight (input_dim, output_dim) of the `dtype` attribute, and
+// output (data..., output_dim) of that dtype. sparse_grad only changes the gradient's storage.
+#include <cmath>
+
+#include "ops/nn_util.h"
 #include "ops/register.h"
 
 namespace kiln::ops {
@@ -51,6 +58,20 @@ void FullyConnectedShape(ShapeInferCtx& ctx) {
     ctx.Fail(StrCat("input ", data.ToString(), " has ", features, " features but weight ",
                     weight.ToString(), " expects ", weight[1]));
   ctx.SetIn(1, Shape{a.num_hidden, features});
+  // Backward: the weight's second dim is the data's feature count, which fills the data's
+  // last dim when that one axis holds every feature (no flatten, or rank-2 data).
+  if (features == Shape::kUnknownDim && weight.rank_known() && weight.dim_known(1) &&
+      (!a.flatten || data.ndim() == 2)) {
+    std::vector<int64_t> dims = data.dims();
+    dims.back() = weight[1];
+    ctx.SetIn(0, Shape(dims), "data's features are weight's columns");
+  }
+  const Shape& known_out = ctx.out(0);
+  if (known_out.rank_known() && a.flatten && known_out.ndim() == 2 && known_out.dim_known(0)) {
+    std::vector<int64_t> dims = data.dims();
+    dims[0] = known_out[0];
+    ctx.SetIn(0, Shape(dims), "data and output have one batch size");
+  }
   ctx.SetOut(0, out);
 }
 
@@ -73,6 +94,61 @@ void FullyConnectedKernel(const KernelCtx& ctx) {
     }
 }
 
+struct EmbeddingAttrs {
+  int64_t input_dim = 0;
+  int64_t output_dim = 0;
+  std::string dtype = "float32";  // of weight and output
+  bool sparse_grad = false;       // a row-sparse weight gradient (later issue); no effect here
+  static void Describe(AttrSchema<EmbeddingAttrs>& s) {
+    s.Field("input_dim", &EmbeddingAttrs::input_dim).Required().Min(1);
+    s.Field("output_dim", &EmbeddingAttrs::output_dim).Required().Min(1);
+    s.Field("dtype", &EmbeddingAttrs::dtype)
+        .OneOf({"float32", "float64", "float16", "bfloat16", "uint8", "int8", "int32", "int64"});
+    s.Field("sparse_grad", &EmbeddingAttrs::sparse_grad);
+  }
+};
+
+// data (d...) -> output (d..., output_dim); weight (input_dim, output_dim).
+void EmbeddingShape(ShapeInferCtx& ctx) {
+  const auto& a = ctx.attrs<EmbeddingAttrs>();
+  ctx.SetIn(1, Shape{a.input_dim, a.output_dim}, "weight is (input_dim, output_dim)");
+  Shape data = ctx.in(0);
+  const Shape& out = ctx.out(0);
+  if (out.rank_known()) {
+    if (out.ndim() < 1) ctx.Fail(StrCat("output ", out.ToString(), " is a scalar"));
+    std::vector<int64_t> dims(out.dims().begin(), out.dims().end() - 1);
+    if (!data.Merge(Shape(dims)))
+      ctx.Fail(StrCat("data ", data.ToString(), " does not match output ", out.ToString()));
+    ctx.SetIn(0, data);
+  }
+  if (!data.rank_known()) return;
+  std::vector<int64_t> dims = data.dims();
+  dims.push_back(a.output_dim);
+  ctx.SetOut(0, Shape(dims), "output is (data..., output_dim)");
+}
+
+void EmbeddingType(TypeInferCtx& ctx) {
+  const auto& a = ctx.attrs<EmbeddingAttrs>();
+  DType t = *ParseDType(a.dtype);
+  RequireNumeric(ctx, ctx.in(0), "data");
+  ctx.SetIn(1, t, "weight has the dtype attribute's type");
+  ctx.SetOut(0, t, "output has the dtype attribute's type");
+}
+
+template <class T>
+void EmbeddingKernel(const KernelCtx& ctx) {
+  const auto& a = ctx.Attr<EmbeddingAttrs>();
+  std::vector<double> ids = ReadDoubles(ctx.in[0]);
+  const T* wp = ctx.in[1].data<T>();
+  T* yp = ctx.out[0].data<T>();
+  int64_t d = a.output_dim;
+  for (size_t i = 0; i < ids.size(); ++i) {
+    double id = std::isnan(ids[i]) ? 0.0 : std::trunc(ids[i]);
+    int64_t row = id <= 0 ? 0 : id >= double(a.input_dim - 1) ? a.input_dim - 1 : int64_t(id);
+    for (int64_t j = 0; j < d; ++j) yp[int64_t(i) * d + j] = wp[row * d + j];
+  }
+}
+
 }  // namespace
 
 void RegisterDenseOps(OpRegistry& r) {
@@ -91,6 +167,18 @@ void RegisterDenseOps(OpRegistry& r) {
       .Pattern(FusionPattern::kOutElemwiseFusable)
       .Reference([](KernelCtx& ctx) {
         KILN_FLOAT_DTYPE_SWITCH(ctx.out[0].dtype(), T, FullyConnectedKernel<T>(ctx));
+      });
+
+  r.Register("Embedding")
+      .Describe("output[i..., :] = weight[clip(data[i...], 0, input_dim - 1), :]")
+      .SetAttrs<EmbeddingAttrs>()
+      .Inputs({"data", "weight"})
+      .InferShape(EmbeddingShape)
+      .InferType(EmbeddingType)
+      // A gather: each output row reads a row chosen at run time. Opaque.
+      .Pattern(FusionPattern::kOpaque)
+      .Reference([](KernelCtx& ctx) {
+        KILN_DTYPE_SWITCH(ctx.out[0].dtype(), T, EmbeddingKernel<T>(ctx));
       });
 }
 

@@ -1,9 +1,371 @@
-// nn_norm.cpp - (to be written: see register.h for the ops this file defines).
-#include "ops/op_util.h"
+// nn_norm.cpp - BatchNorm, LayerNorm and Dropout.
+//
+// BatchNorm (MXNet 1.x semantics):
+//   inputs data, gamma, beta, moving_mean, moving_var; the last two are auxiliary states.
+//   outputs output, mean, var; only output is visible unless output_mean_var.
+//   Statistics are per channel of `axis`, over every other axis.
+//   Inference, or use_global_stats: normalise with moving_mean / moving_var.
+//   Training (is_train && !use_global_stats): normalise with the batch mean and the biased batch
+//   variance (divided by the element count, as MXNet), and update the auxiliary states in place:
+//     moving = moving * momentum + batch * (1 - momentum).
+//   fix_gamma: gamma is read as 1 (its value is ignored; its gradient will be 0).
+//   Outputs mean and var are, as MXNet's CPU and cuDNN kernels save them, the mean used and the
+//   *inverse standard deviation* 1 / sqrt(var + eps) used (0 when var and eps are both 0).
+//   dtypes: float16 and bfloat16 data take float32 parameters and statistics; float32 and
+//   float64 data take parameters of their own type (MXNet's AccReal).
+// LayerNorm: per position of every axis but `axis`, normalise over `axis`:
+//   output = (x - mean) / sqrt(var + eps) * gamma + beta; outputs mean and std (= sqrt(var +
+//   eps)) have the data's shape with `axis` of extent 1.
+// Dropout: output = data * mask, where mask is 0 with probability p and 1/(1-p) otherwise, drawn
+//   once per element of the mask; mask has the data's shape with `axes` of extent 1 (one draw
+//   shared along them). Active only when training or mode = always; otherwise output = data and
+//   mask = 1. p = 1 drops everything (mask 0).
+//
+// Fusion: all three are opaque. BatchNorm and LayerNorm reduce before they map; Dropout draws
+// random numbers in a fixed order that fusion must not change.
+#include <cmath>
+#include <optional>
+
+#include "ops/nn_util.h"
 #include "ops/register.h"
 
 namespace kiln::ops {
+namespace {
 
-void RegisterNormOps(OpRegistry& r) {}
+// ----- BatchNorm -----
+
+struct BatchNormAttrs {
+  double eps = 1e-3;
+  double momentum = 0.9;
+  bool fix_gamma = true;
+  bool use_global_stats = false;
+  bool output_mean_var = false;
+  int64_t axis = 1;
+  bool cudnn_off = false;                 // accepted and ignored
+  std::optional<double> min_calib_range;  // quantisation ranges: accepted and ignored
+  std::optional<double> max_calib_range;
+  static void Describe(AttrSchema<BatchNormAttrs>& s) {
+    s.Field("eps", &BatchNormAttrs::eps).Min(0);
+    s.Field("momentum", &BatchNormAttrs::momentum).Min(0).Max(1);
+    s.Field("fix_gamma", &BatchNormAttrs::fix_gamma);
+    s.Field("use_global_stats", &BatchNormAttrs::use_global_stats);
+    s.Field("output_mean_var", &BatchNormAttrs::output_mean_var);
+    s.Field("axis", &BatchNormAttrs::axis);
+    s.Field("cudnn_off", &BatchNormAttrs::cudnn_off);
+    s.Field("min_calib_range", &BatchNormAttrs::min_calib_range);
+    s.Field("max_calib_range", &BatchNormAttrs::max_calib_range);
+  }
+};
+
+// Shared by BatchNorm and LayerNorm: `data` and output 0 have one shape; inputs `params` are
+// vectors of data[axis] elements. Returns data's shape (partial) and the normalised axis (or -1
+// while data's rank is unknown).
+std::pair<Shape, int> NormDataAndParams(ShapeInferCtx& ctx, int64_t axis,
+                                        const std::vector<int>& params) {
+  Shape data = UnifyDataAndOutput(ctx);
+  int ax = data.rank_known() ? NormalizeAxis(ctx, axis, data.ndim(), "axis") : -1;
+  // The channel count: from the data, else from any parameter already known.
+  int64_t c = ax >= 0 ? data[ax] : Shape::kUnknownDim;
+  std::string why;
+  if (c != Shape::kUnknownDim) {
+    why = StrCat("data ", data.ToString(), " has ", c, " channels on axis ", ax);
+  } else {
+    for (int i : params) {
+      const Shape& p = ctx.in(i);
+      if (p.rank_known() && p.ndim() == 1 && p.dim_known(0)) {
+        c = p[0];
+        why = StrCat(ctx.InName(i), " has ", c, " elements");
+        break;
+      }
+    }
+  }
+  for (int i : params) ctx.SetIn(i, Shape{c}, why);
+  if (ax >= 0 && c != Shape::kUnknownDim) data[ax] = c;
+  ctx.SetIn(0, data);
+  ctx.SetOut(0, data);
+  return {data, ax};
+}
+
+void BatchNormShape(ShapeInferCtx& ctx) {
+  const auto& a = ctx.attrs<BatchNormAttrs>();
+  NormDataAndParams(ctx, a.axis, {1, 2, 3, 4});
+  ctx.SetOut(1, ctx.in(1));
+  ctx.SetOut(2, ctx.in(1));
+}
+
+// The parameter dtype for data of dtype `t` (MXNet's AccReal).
+DType BatchNormParamType(DType t) {
+  return t == DType::kFloat64 ? DType::kFloat64 : DType::kFloat32;
+}
+
+void BatchNormType(TypeInferCtx& ctx) {
+  DType d = ctx.in(0) != DType::kUnknown ? ctx.in(0) : ctx.out(0);
+  for (int i = 0; i < ctx.num_in(); ++i) RequireFloat(ctx, ctx.in(i), ctx.InName(i));
+  if (d == DType::kUnknown) {
+    // float64 parameters mean float64 data; float32 ones fit three data types.
+    for (int i = 1; i < ctx.num_in(); ++i)
+      if (ctx.in(i) == DType::kFloat64) d = DType::kFloat64;
+    if (d == DType::kUnknown) return;
+  }
+  RequireFloat(ctx, d, "data");
+  DType p = BatchNormParamType(d);
+  std::string why =
+      StrCat("BatchNorm's parameters are ", DTypeName(p), " for ", DTypeName(d), " data");
+  ctx.SetIn(0, d);
+  ctx.SetOut(0, d);
+  for (int i = 1; i < ctx.num_in(); ++i) ctx.SetIn(i, p, why);
+  for (int i = 1; i < ctx.num_out(); ++i) ctx.SetOut(i, p, why);
+}
+
+// (outer, channels, inner): the data viewed around `axis`.
+struct AxisView {
+  int64_t outer = 1, channels = 1, inner = 1;
+};
+AxisView ViewAround(const Tensor& t, int64_t axis) {
+  int ax = int(axis < 0 ? axis + t.ndim() : axis);
+  AxisView v;
+  for (int i = 0; i < t.ndim(); ++i) {
+    if (i < ax) v.outer *= t.dim(i);
+    if (i == ax) v.channels = t.dim(i);
+    if (i > ax) v.inner *= t.dim(i);
+  }
+  return v;
+}
+
+template <class T>
+void BatchNormKernel(KernelCtx& ctx) {
+  const auto& a = ctx.Attr<BatchNormAttrs>();
+  const Tensor& x = ctx.in[0];
+  AxisView v = ViewAround(x, a.axis);
+  std::vector<double> gamma = ReadDoubles(ctx.in[1]), beta = ReadDoubles(ctx.in[2]);
+  std::vector<double> moving_mean = ReadDoubles(ctx.in[3]), moving_var = ReadDoubles(ctx.in[4]);
+  const bool batch_stats = ctx.is_train && !a.use_global_stats;
+  const T* xp = x.data<T>();
+  auto at = [&](int64_t o, int64_t c, int64_t i) { return (o * v.channels + c) * v.inner + i; };
+  std::vector<double> mean(size_t(v.channels)), var(size_t(v.channels));
+  if (batch_stats) {
+    double count = double(v.outer * v.inner);
+    for (int64_t c = 0; c < v.channels; ++c) {
+      AccType<T> sum = 0;
+      for (int64_t o = 0; o < v.outer; ++o)
+        for (int64_t i = 0; i < v.inner; ++i) sum += AccType<T>(xp[at(o, c, i)]);
+      double m = count > 0 ? sum / count : 0.0;
+      AccType<T> sq = 0;
+      for (int64_t o = 0; o < v.outer; ++o)
+        for (int64_t i = 0; i < v.inner; ++i) {
+          AccType<T> d = AccType<T>(xp[at(o, c, i)]) - m;
+          sq += d * d;
+        }
+      mean[size_t(c)] = m;
+      var[size_t(c)] = count > 0 ? sq / count : 0.0;
+    }
+  } else {
+    mean = moving_mean;
+    var = moving_var;
+  }
+  std::vector<double> inv_std(size_t(v.channels));
+  for (size_t c = 0; c < inv_std.size(); ++c)
+    inv_std[c] = (var[c] == 0 && a.eps == 0) ? 0.0 : 1.0 / std::sqrt(var[c] + a.eps);
+  T* yp = ctx.out[0].data<T>();
+  for (int64_t o = 0; o < v.outer; ++o)
+    for (int64_t c = 0; c < v.channels; ++c) {
+      double g = a.fix_gamma ? 1.0 : gamma[size_t(c)];
+      for (int64_t i = 0; i < v.inner; ++i) {
+        int64_t k = at(o, c, i);
+        double xhat = (AccType<T>(xp[k]) - mean[size_t(c)]) * inv_std[size_t(c)];
+        yp[k] = static_cast<T>(xhat * g + beta[size_t(c)]);
+      }
+    }
+  WriteDoubles(ctx.out[1], mean);
+  WriteDoubles(ctx.out[2], inv_std);
+  if (batch_stats) {
+    for (size_t c = 0; c < mean.size(); ++c) {
+      moving_mean[c] = moving_mean[c] * a.momentum + mean[c] * (1 - a.momentum);
+      moving_var[c] = moving_var[c] * a.momentum + var[c] * (1 - a.momentum);
+    }
+    WriteDoubles(ctx.in[3], moving_mean);
+    WriteDoubles(ctx.in[4], moving_var);
+  }
+}
+
+// ----- LayerNorm -----
+
+struct LayerNormAttrs {
+  int64_t axis = -1;
+  double eps = 1e-5;
+  bool output_mean_var = false;
+  static void Describe(AttrSchema<LayerNormAttrs>& s) {
+    s.Field("axis", &LayerNormAttrs::axis);
+    s.Field("eps", &LayerNormAttrs::eps).Min(0);
+    s.Field("output_mean_var", &LayerNormAttrs::output_mean_var);
+  }
+};
+
+void LayerNormShape(ShapeInferCtx& ctx) {
+  const auto& a = ctx.attrs<LayerNormAttrs>();
+  auto [data, ax] = NormDataAndParams(ctx, a.axis, {1, 2});
+  if (ax < 0) return;
+  Shape stats = data;
+  stats[ax] = 1;
+  ctx.SetOut(1, stats, "mean and std have the data's shape with axis of extent 1");
+  ctx.SetOut(2, stats, "mean and std have the data's shape with axis of extent 1");
+}
+
+template <class T>
+void LayerNormKernel(KernelCtx& ctx) {
+  const auto& a = ctx.Attr<LayerNormAttrs>();
+  const Tensor& x = ctx.in[0];
+  AxisView v = ViewAround(x, a.axis);
+  const T* xp = x.data<T>();
+  const T* gp = ctx.in[1].data<T>();
+  const T* bp = ctx.in[2].data<T>();
+  T* yp = ctx.out[0].data<T>();
+  T* mp = ctx.out[1].data<T>();
+  T* sp = ctx.out[2].data<T>();
+  auto at = [&](int64_t o, int64_t c, int64_t i) { return (o * v.channels + c) * v.inner + i; };
+  for (int64_t o = 0; o < v.outer; ++o)
+    for (int64_t i = 0; i < v.inner; ++i) {
+      AccType<T> sum = 0;
+      for (int64_t c = 0; c < v.channels; ++c) sum += AccType<T>(xp[at(o, c, i)]);
+      AccType<T> mean = sum / AccType<T>(v.channels);
+      AccType<T> sq = 0;
+      for (int64_t c = 0; c < v.channels; ++c) {
+        AccType<T> d = AccType<T>(xp[at(o, c, i)]) - mean;
+        sq += d * d;
+      }
+      AccType<T> std = std::sqrt(sq / AccType<T>(v.channels) + a.eps);
+      for (int64_t c = 0; c < v.channels; ++c) {
+        AccType<T> xhat = (AccType<T>(xp[at(o, c, i)]) - mean) / std;
+        yp[at(o, c, i)] = static_cast<T>(xhat * AccType<T>(gp[c]) + AccType<T>(bp[c]));
+      }
+      mp[o * v.inner + i] = static_cast<T>(mean);
+      sp[o * v.inner + i] = static_cast<T>(std);
+    }
+}
+
+// ----- Dropout -----
+
+enum class DropoutMode { kTraining, kAlways };
+
+struct DropoutAttrs {
+  double p = 0.5;
+  DropoutMode mode = DropoutMode::kTraining;
+  std::vector<int64_t> axes;  // axes along which one draw is shared (variational dropout)
+  std::optional<bool> cudnn_off = false;  // accepted and ignored
+  static void Describe(AttrSchema<DropoutAttrs>& s) {
+    s.Field("p", &DropoutAttrs::p).Min(0).Max(1);
+    s.Enum("mode", &DropoutAttrs::mode,
+           {{"training", DropoutMode::kTraining}, {"always", DropoutMode::kAlways}});
+    s.Field("axes", &DropoutAttrs::axes);
+    s.Field("cudnn_off", &DropoutAttrs::cudnn_off);
+  }
+};
+
+void DropoutShape(ShapeInferCtx& ctx) {
+  const auto& a = ctx.attrs<DropoutAttrs>();
+  Shape data = UnifyDataAndOutput(ctx);
+  if (!data.rank_known() && ctx.out(1).rank_known()) data = Shape::UnknownDims(ctx.out(1).ndim());
+  if (!data.rank_known()) return;
+  Shape mask = data;
+  std::vector<bool> shared(size_t(data.ndim()), false);
+  for (int64_t axis : a.axes) {
+    int ax = NormalizeAxis(ctx, axis, data.ndim(), "axes");
+    mask[ax] = 1;
+    shared[size_t(ax)] = true;
+  }
+  // The mask tells the data's extent on every axis it is not shared along.
+  const Shape& m = ctx.out(1);
+  if (m.rank_known() && m.ndim() == data.ndim())
+    for (int i = 0; i < data.ndim(); ++i)
+      if (!shared[size_t(i)] && !data.dim_known(i)) data[i] = mask[i] = m[i];
+  ctx.SetIn(0, data);
+  ctx.SetOut(0, data);
+  ctx.SetOut(1, mask, "mask has the data's shape with axes of extent 1");
+}
+
+template <class T>
+void DropoutKernel(KernelCtx& ctx) {
+  const auto& a = ctx.Attr<DropoutAttrs>();
+  const Tensor &x = ctx.in[0], &y = ctx.out[0], &mask = ctx.out[1];
+  T* mp = mask.data<T>();
+  bool active = (ctx.is_train || a.mode == DropoutMode::kAlways) && a.p > 0;
+  if (!active) {
+    for (int64_t i = 0; i < mask.size(); ++i) mp[i] = static_cast<T>(1.0);
+  } else {
+    KILN_INTERNAL_CHECK(ctx.rng != nullptr, "Dropout run without a random generator");
+    std::bernoulli_distribution keep(1.0 - a.p);
+    double scale = a.p < 1 ? 1.0 / (1.0 - a.p) : 0.0;
+    for (int64_t i = 0; i < mask.size(); ++i) mp[i] = static_cast<T>(keep(*ctx.rng) ? scale : 0.0);
+  }
+  // output[i] = data[i] * mask[i with the shared axes at 0].
+  std::vector<int64_t> xs = Strides(x.shape()), ms = Strides(mask.shape());
+  const T* xp = x.data<T>();
+  T* yp = y.data<T>();
+  for (int64_t i = 0; i < x.size(); ++i) {
+    int64_t rest = i, mi = 0;
+    for (int d = 0; d < x.ndim(); ++d) {
+      int64_t coord = rest / xs[size_t(d)];
+      rest %= xs[size_t(d)];
+      if (mask.dim(d) != 1) mi += coord * ms[size_t(d)];
+    }
+    yp[i] = static_cast<T>(AccType<T>(xp[i]) * AccType<T>(mp[mi]));
+  }
+}
+
+std::vector<std::string> BatchNormOutputs(const Attrs&) {
+  return {"output", "mean", "var"};
+}
+
+}  // namespace
+
+void RegisterNormOps(OpRegistry& r) {
+  r.Register("BatchNorm")
+      .Describe(
+          "batch normalisation per channel of axis; batch statistics when training (updating "
+          "the moving statistics in place), moving statistics otherwise")
+      .SetAttrs<BatchNormAttrs>()
+      .Inputs({"data", "gamma", "beta", "moving_mean", "moving_var"})
+      .Outputs(BatchNormOutputs)
+      .VisibleOutputs(
+          [](const Attrs& a) { return a.Get<BatchNormAttrs>().output_mean_var ? 3 : 1; })
+      .AuxInputs([](const Attrs&) {
+        return std::vector<int>{3, 4};
+      })
+      .InferShape(BatchNormShape)
+      .InferType(BatchNormType)
+      .Pattern(FusionPattern::kOpaque)
+      .Reference([](KernelCtx& ctx) {
+        KILN_FLOAT_DTYPE_SWITCH(ctx.in[0].dtype(), T, BatchNormKernel<T>(ctx));
+      });
+
+  r.Register("LayerNorm")
+      .Describe("layer normalisation over axis: (x - mean) / sqrt(var + eps) * gamma + beta")
+      .SetAttrs<LayerNormAttrs>()
+      .Inputs({"data", "gamma", "beta"})
+      .Outputs({"output", "mean", "std"})
+      .VisibleOutputs(
+          [](const Attrs& a) { return a.Get<LayerNormAttrs>().output_mean_var ? 3 : 1; })
+      .InferShape(LayerNormShape)
+      .InferType(FloatTypeInfer)
+      .Pattern(FusionPattern::kOpaque)
+      .Reference([](KernelCtx& ctx) {
+        KILN_FLOAT_DTYPE_SWITCH(ctx.in[0].dtype(), T, LayerNormKernel<T>(ctx));
+      });
+
+  r.Register("Dropout")
+      .Describe(
+          "output = data * mask, mask 0 with probability p and 1/(1-p) otherwise, when training "
+          "or mode = always; identity otherwise")
+      .SetAttrs<DropoutAttrs>()
+      .Outputs({"output", "mask"})
+      .VisibleOutputs([](const Attrs&) { return 1; })
+      .InferShape(DropoutShape)
+      .InferType(FloatTypeInfer)
+      .Inplace(InplaceIdentity)
+      .Pattern(FusionPattern::kOpaque)
+      .Reference([](KernelCtx& ctx) {
+        KILN_FLOAT_DTYPE_SWITCH(ctx.in[0].dtype(), T, DropoutKernel<T>(ctx));
+      });
+}
 
 }  // namespace kiln::ops

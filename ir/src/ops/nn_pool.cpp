@@ -1,9 +1,250 @@
-// nn_pool.cpp - (to be written: see register.h for the ops this file defines).
-#include "ops/op_util.h"
+// nn_pool.cpp - Pooling: max, avg, sum and Lp pooling over 1, 2 or 3 spatial axes.
+//
+// Output extent of a spatial axis (in, kernel k, stride s, pad p), as MXNet's:
+//   valid  1 + floor((in + 2p - k) / s)
+//   full   1 + ceil((in + 2p - k) / s)       (Caffe's convention; the last window may overhang)
+//   same   ceil(in / s)                      (1-D only, pad must be 0)
+//   global_pool: kernel = the whole spatial extent, output extent 1, pad 0.
+// Windows, as MXNet's CPU kernels: a window starts at o*s - p; max pooling takes the maximum of
+// the elements inside the input; avg divides the sum by the window's size clipped to the padded
+// input (count_include_pad, the default) or to the input itself; sum and lp ignore padding; lp
+// is (sum x^p)^(1/p) for p_value 1, 2 or 3 (x^p signed, as MXNet's a_pow_p).
+// Layouts: channel-first (NCW, NCHW, NCDHW) and channel-last (NWC, NHWC, NDHWC).
+//
+// Fusion: opaque. A window op reads many inputs per output, so an elementwise producer would be
+// recomputed per window; and a consumer epilogue is not worth a special kernel here.
+#include <cmath>
+#include <limits>
+#include <optional>
+
+#include "ops/nn_util.h"
 #include "ops/register.h"
 
 namespace kiln::ops {
+namespace {
 
-void RegisterPoolOps(OpRegistry& r) {}
+enum class PoolType { kMax, kAvg, kSum, kLp };
+enum class PoolConvention { kValid, kFull, kSame };
+
+struct PoolingAttrs {
+  std::vector<int64_t> kernel;  // required unless global_pool
+  PoolType pool_type = PoolType::kMax;
+  bool global_pool = false;
+  bool cudnn_off = false;  // accepted and ignored
+  PoolConvention pooling_convention = PoolConvention::kValid;
+  std::vector<int64_t> stride;            // default: 1 per axis
+  std::vector<int64_t> pad;               // default: 0 per axis
+  std::optional<int64_t> p_value;         // required for lp: 1, 2 or 3
+  std::optional<bool> count_include_pad;  // None means True
+  std::optional<std::string> layout;      // None: channel-first
+  static void Describe(AttrSchema<PoolingAttrs>& s) {
+    s.Field("kernel", &PoolingAttrs::kernel).Min(1);
+    s.Enum("pool_type", &PoolingAttrs::pool_type,
+           {{"max", PoolType::kMax},
+            {"avg", PoolType::kAvg},
+            {"sum", PoolType::kSum},
+            {"lp", PoolType::kLp}});
+    s.Field("global_pool", &PoolingAttrs::global_pool);
+    s.Field("cudnn_off", &PoolingAttrs::cudnn_off);
+    s.Enum("pooling_convention", &PoolingAttrs::pooling_convention,
+           {{"valid", PoolConvention::kValid},
+            {"full", PoolConvention::kFull},
+            {"same", PoolConvention::kSame}});
+    s.Field("stride", &PoolingAttrs::stride).Min(1);
+    s.Field("pad", &PoolingAttrs::pad).Min(0);
+    s.Field("p_value", &PoolingAttrs::p_value).Min(1).Max(3);
+    s.Field("count_include_pad", &PoolingAttrs::count_include_pad);
+    s.Field("layout", &PoolingAttrs::layout)
+        .OneOf({"None", "NCW", "NCHW", "NCDHW", "NWC", "NHWC", "NDHWC"});
+    s.Check([](const PoolingAttrs& a) -> std::string {
+      size_t nd = a.kernel.size();
+      if (!a.global_pool && (nd < 1 || nd > 3))
+        return StrCat("kernel = ", attr_text::Print(a.kernel), " has ", nd,
+                      " axes; 1, 2 or 3 are needed unless global_pool");
+      if (nd > 0) {
+        if (auto e = CheckTupleLength("stride", a.stride, nd); !e.empty()) return e;
+        if (auto e = CheckTupleLength("pad", a.pad, nd); !e.empty()) return e;
+        if (auto e = CheckLayout(a.layout, nd); !e.empty()) return e;
+      }
+      if (a.pool_type == PoolType::kLp && !a.p_value) return "pool_type lp needs p_value";
+      if (a.pooling_convention == PoolConvention::kSame) {
+        if (nd != 1) return "pooling_convention same supports 1-D pooling only";
+        for (int64_t p : a.pad)
+          if (p != 0) return "pooling_convention same does not take pad";
+      }
+      return "";
+    });
+  }
+};
+
+// Where the channel and spatial axes of the data are, once its rank is known.
+struct PoolAxes {
+  int channel = 1;
+  int first_spatial = 2;
+  int num_spatial = 0;
+};
+PoolAxes AxesOf(const PoolingAttrs& a, int rank) {
+  PoolAxes ax;
+  ax.num_spatial = rank - 2;
+  if (a.layout && IsChannelLast(*a.layout)) {
+    ax.channel = rank - 1;
+    ax.first_spatial = 1;
+  }
+  return ax;
+}
+
+// Kernel, stride and pad of the spatial axes of data with these spatial extents.
+struct PoolGeom {
+  std::vector<int64_t> kernel, stride, pad;
+};
+PoolGeom Geom(const PoolingAttrs& a, const std::vector<int64_t>& spatial) {
+  size_t nd = spatial.size();
+  if (a.global_pool) return {spatial, std::vector<int64_t>(nd, 1), std::vector<int64_t>(nd, 0)};
+  return {a.kernel, TupleOr(a.stride, nd, 1), TupleOr(a.pad, nd, 0)};
+}
+
+void PoolingShape(ShapeInferCtx& ctx) {
+  const auto& a = ctx.attrs<PoolingAttrs>();
+  Shape data = ctx.in(0);
+  const Shape& out_known = ctx.out(0);
+  int rank = -1;
+  if (data.rank_known())
+    rank = data.ndim();
+  else if (!a.global_pool)
+    rank = int(a.kernel.size()) + 2;
+  else if (a.layout)
+    rank = int(a.layout->size());
+  else if (out_known.rank_known())
+    rank = out_known.ndim();
+  if (rank < 0) return;
+  if (rank < 3 || rank > 5)
+    ctx.Fail(StrCat("data ", data.ToString(), " has rank ", rank,
+                    " but Pooling takes 3-D, 4-D or 5-D data (batch, channel, spatial...)"));
+  if (!a.global_pool && rank != int(a.kernel.size()) + 2)
+    ctx.Fail(StrCat("data ", data.ToString(), " has rank ", rank, " but kernel ",
+                    attr_text::Print(a.kernel), " needs rank ", a.kernel.size() + 2));
+  if (a.layout && int(a.layout->size()) != rank)
+    ctx.Fail(StrCat("data ", data.ToString(), " has rank ", rank, " but layout is ", *a.layout));
+  if (!data.rank_known()) data = Shape::UnknownDims(rank);
+  PoolAxes ax = AxesOf(a, rank);
+  // Batch and channel pass through, both ways.
+  if (out_known.rank_known() && out_known.ndim() == rank)
+    for (int i : {0, ax.channel})
+      if (!data.dim_known(i)) data[i] = out_known[i];
+  ctx.SetIn(0, data);
+
+  Shape out = data;
+  std::vector<int64_t> spatial(size_t(ax.num_spatial));
+  for (int i = 0; i < ax.num_spatial; ++i) spatial[size_t(i)] = data[ax.first_spatial + i];
+  PoolGeom g = Geom(a, spatial);
+  for (int i = 0; i < ax.num_spatial; ++i) {
+    int axis = ax.first_spatial + i;
+    if (a.global_pool) {
+      out[axis] = 1;
+      continue;
+    }
+    if (!data.dim_known(axis)) continue;
+    int64_t padded = data[axis] + 2 * g.pad[size_t(i)];
+    int64_t k = g.kernel[size_t(i)], s = g.stride[size_t(i)];
+    if (k > padded)
+      ctx.Fail(StrCat("kernel ", attr_text::Print(a.kernel), " is ", k, " on axis ", axis,
+                      " but data ", data.ToString(), " is only ", padded, " there after padding ",
+                      g.pad[size_t(i)]));
+    switch (a.pooling_convention) {
+      case PoolConvention::kValid:
+        out[axis] = 1 + (padded - k) / s;
+        break;
+      case PoolConvention::kFull:
+        out[axis] = 1 + (padded - k + s - 1) / s;
+        break;
+      case PoolConvention::kSame:
+        out[axis] = (padded + s - 1) / s;
+        break;
+    }
+  }
+  ctx.SetOut(0, out);
+}
+
+template <class T>
+void PoolingKernel(const KernelCtx& ctx) {
+  const auto& a = ctx.Attr<PoolingAttrs>();
+  const Tensor &x = ctx.in[0], &y = ctx.out[0];
+  int rank = x.ndim();
+  PoolAxes ax = AxesOf(a, rank);
+  std::vector<int64_t> spatial(x.shape().begin() + ax.first_spatial,
+                               x.shape().begin() + ax.first_spatial + ax.num_spatial);
+  PoolGeom g = Geom(a, spatial);
+  Window3 win =
+      MakeWindow3(spatial,
+                  std::vector<int64_t>(y.shape().begin() + ax.first_spatial,
+                                       y.shape().begin() + ax.first_spatial + ax.num_spatial),
+                  g.kernel, g.stride, g.pad, std::vector<int64_t>(spatial.size(), 1));
+  int64_t N = x.dim(0), C = x.dim(ax.channel);
+  bool last = ax.channel == rank - 1;
+  // Flat index of (n, c, z, y, x) in a tensor with spatial extents e, in either layout.
+  auto index = [&](int64_t n, int64_t c, int64_t z, int64_t yy, int64_t xx,
+                   const std::array<int64_t, 3>& e) {
+    if (last) return (((n * e[0] + z) * e[1] + yy) * e[2] + xx) * C + c;
+    return (((n * C + c) * e[0] + z) * e[1] + yy) * e[2] + xx;
+  };
+  bool include_pad = a.count_include_pad.value_or(true);
+  int p = int(a.p_value.value_or(1));
+  const T* xp = x.data<T>();
+  T* yp = y.data<T>();
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t c = 0; c < C; ++c)
+      for (int64_t oz = 0; oz < win.out[0]; ++oz)
+        for (int64_t oy = 0; oy < win.out[1]; ++oy)
+          for (int64_t ox = 0; ox < win.out[2]; ++ox) {
+            std::array<int64_t, 3> o{oz, oy, ox}, lo{}, hi{};
+            int64_t padded_size = 1, inner_size = 1;
+            for (int d = 0; d < 3; ++d) {
+              int64_t start = o[d] * win.stride[d] - win.pad[d];
+              int64_t end = std::min(start + win.kernel[d], win.in[d] + win.pad[d]);
+              padded_size *= std::max<int64_t>(end - start, 0);
+              lo[d] = std::max<int64_t>(start, 0);
+              hi[d] = std::min(end, win.in[d]);
+              inner_size *= std::max<int64_t>(hi[d] - lo[d], 0);
+            }
+            AccType<T> acc = a.pool_type == PoolType::kMax
+                                 ? std::numeric_limits<AccType<T>>::lowest()
+                                 : AccType<T>(0);
+            for (int64_t iz = lo[0]; iz < hi[0]; ++iz)
+              for (int64_t iy = lo[1]; iy < hi[1]; ++iy)
+                for (int64_t ix = lo[2]; ix < hi[2]; ++ix) {
+                  AccType<T> v = AccType<T>(xp[index(n, c, iz, iy, ix, win.in)]);
+                  if (a.pool_type == PoolType::kMax)
+                    acc = std::max(acc, v);
+                  else if (a.pool_type == PoolType::kLp)
+                    acc += p == 1 ? v : p == 2 ? v * v : v * v * v;
+                  else
+                    acc += v;
+                }
+            if (a.pool_type == PoolType::kAvg) {
+              int64_t size = include_pad ? padded_size : inner_size;
+              acc =
+                  size > 0 ? acc / AccType<T>(size) : std::numeric_limits<AccType<T>>::quiet_NaN();
+            } else if (a.pool_type == PoolType::kLp) {
+              acc = p == 1 ? acc : p == 2 ? std::sqrt(acc) : std::cbrt(acc);
+            }
+            yp[index(n, c, oz, oy, ox, win.out)] = static_cast<T>(acc);
+          }
+}
+
+}  // namespace
+
+void RegisterPoolOps(OpRegistry& r) {
+  r.Register("Pooling")
+      .Describe(
+          "max / avg / sum / lp pooling over 1-3 spatial axes, with valid, full or same "
+          "output conventions, or over the whole extent (global_pool)")
+      .SetAttrs<PoolingAttrs>()
+      .InferShape(PoolingShape)
+      .InferType(FloatTypeInfer)
+      .Pattern(FusionPattern::kOpaque)
+      .Reference([](KernelCtx& ctx) {
+        KILN_FLOAT_DTYPE_SWITCH(ctx.out[0].dtype(), T, PoolingKernel<T>(ctx));
+      });
+}
 
 }  // namespace kiln::ops

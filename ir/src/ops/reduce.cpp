@@ -1,9 +1,289 @@
-// reduce.cpp - (to be written: see register.h for the ops this file defines).
-#include "ops/op_util.h"
+// reduce.cpp - reductions over axes: sum, mean, max, min, prod, and argmax.
+//
+// Shapes follow MXNet 1.x (ReduceAxesShapeImpl), which never makes a 0-d result: reducing every
+// axis without keepdims gives shape (1,). `axis` None or () reduces every axis; `exclude`
+// reduces the axes *not* listed; negative axes count from the end; a repeated axis is an error.
+//
+// Values: every dtype; accumulation in AccType (double, or int64 wrapping), the result in the
+// input's dtype (so mean of integers truncates toward zero, and for bool sum/max are "any",
+// prod/min "all"). Empty reductions: sum is 0, prod 1, mean nan (0/0; 0 for integers); max and
+// min of an empty input are errors, as in MXNet (ReduceMinMaxAxesShape: "Reduction input's
+// size should > 0"). max and min propagate nan.
+//
+// argmax: MXNet's ReduceAxisParam (axis None = over the flattened input; keepdims). As MXNet
+// (MSHADOW_REAL_TYPE_SWITCH) it takes floating dtypes only and returns the index in the input's
+// own dtype. Ties and nan: the first maximum wins, and nan counts as the maximum (NumPy). An
+// empty search is an error, as MXNet's.
+#include <cmath>
+
 #include "ops/register.h"
+#include "ops/tensor_util.h"
 
 namespace kiln::ops {
+namespace {
 
-void RegisterReduceOps(OpRegistry& r) {}
+struct ReduceAttrs {
+  std::optional<std::vector<int64_t>> axis;
+  bool keepdims = false;
+  bool exclude = false;
+  static void Describe(AttrSchema<ReduceAttrs>& s) {
+    s.Field("axis", &ReduceAttrs::axis);
+    s.Field("keepdims", &ReduceAttrs::keepdims);
+    s.Field("exclude", &ReduceAttrs::exclude);
+  }
+};
+
+enum class Reducer { kSum, kMean, kMax, kMin, kProd };
+
+// Which input axes are reduced. `fail` reports a bad axis list.
+template <class Fail>
+std::vector<bool> ReducedAxes(const ReduceAttrs& a, int ndim, Fail fail) {
+  if (!a.axis || a.axis->empty()) return std::vector<bool>(size_t(ndim), true);
+  std::vector<bool> listed(size_t(ndim), false);
+  for (int64_t ax : *a.axis) {
+    if (ax < -ndim || ax >= ndim)
+      fail(StrCat("axis = ", attr_text::Print(*a.axis), ": axis ", ax, " is out of range for rank ",
+                  ndim));
+    int n = int(ax < 0 ? ax + ndim : ax);
+    if (listed[size_t(n)])
+      fail(StrCat("axis = ", attr_text::Print(*a.axis), " names axis ", n, " twice"));
+    listed[size_t(n)] = true;
+  }
+  if (a.exclude) listed.flip();
+  return listed;
+}
+
+bool ReducesAll(const ReduceAttrs& a) {
+  return !a.axis || a.axis->empty();
+}
+
+Shape ReduceOutShape(const ShapeInferCtx& ctx, const Shape& in) {
+  const auto& a = ctx.attrs<ReduceAttrs>();
+  auto fail = [&](const std::string& m) { ctx.Fail(StrCat(m, " (input ", in.ToString(), ")")); };
+  std::vector<bool> red = ReducedAxes(a, in.ndim(), fail);
+  std::vector<int64_t> out;
+  for (int i = 0; i < in.ndim(); ++i) {
+    if (!red[size_t(i)])
+      out.push_back(in[i]);
+    else if (a.keepdims)
+      out.push_back(1);
+  }
+  if (out.empty() && !(a.keepdims && in.ndim() == 0)) out.push_back(1);  // MXNet: never 0-d
+  return Shape(out);
+}
+
+template <Reducer R>
+void ReduceShape(ShapeInferCtx& ctx) {
+  const Shape& in = ctx.in(0);
+  const auto& a = ctx.attrs<ReduceAttrs>();
+  if (!in.rank_known()) {
+    // Reducing everything without keepdims gives (1,) whatever the input.
+    if (ReducesAll(a) && !a.keepdims) ctx.SetOut(0, Shape{1});
+    return;
+  }
+  if constexpr (R == Reducer::kMax || R == Reducer::kMin) {
+    if (in.NumElements() == 0)
+      ctx.Fail(StrCat("input ", in.ToString(),
+                      " is empty: the maximum or minimum of nothing is undefined"));
+  }
+  ctx.SetOut(0, ReduceOutShape(ctx, in));
+  // Backward: axes kept without keepdims map one-to-one onto the output's.
+  const Shape& o = ctx.out(0);
+  if (!o.rank_known()) return;
+  std::vector<bool> red = ReducedAxes(a, in.ndim(), [](const std::string&) {});
+  std::vector<int64_t> dims = in.dims();
+  int k = 0;
+  bool changed = false;
+  for (int i = 0; i < in.ndim(); ++i) {
+    if (red[size_t(i)] && !a.keepdims) continue;
+    if (!red[size_t(i)] && k < o.ndim() && dims[size_t(i)] == Shape::kUnknownDim &&
+        o.dim_known(k)) {
+      dims[size_t(i)] = o[k];
+      changed = true;
+    }
+    ++k;
+  }
+  if (changed) ctx.SetIn(0, Shape(dims));
+}
+
+template <Reducer R, class T>
+void ReduceKernel(const KernelCtx& ctx) {
+  using A = AccType<T>;
+  const Tensor& in = ctx.in[0];
+  const Tensor& out = ctx.out[0];
+  std::vector<bool> red =
+      ReducedAxes(ctx.Attr<ReduceAttrs>(), in.ndim(), [&](const std::string& m) { ctx.Fail(m); });
+  // The output in the input's rank with reduced axes of extent 1 has the same layout as the
+  // real output; its strides with 0 on reduced axes map an input index to its output slot.
+  std::vector<int64_t> kept = in.shape();
+  for (size_t i = 0; i < kept.size(); ++i)
+    if (red[i]) kept[i] = 1;
+  std::vector<int64_t> os = Strides(kept);
+  for (size_t i = 0; i < kept.size(); ++i)
+    if (red[i]) os[i] = 0;
+
+  A init{};
+  if constexpr (R == Reducer::kProd) init = A(1);
+  if constexpr (R == Reducer::kMax) init = std::numeric_limits<A>::lowest();
+  if constexpr (R == Reducer::kMin) init = std::numeric_limits<A>::max();
+  std::vector<A> acc(size_t(out.size()), init);
+  const T* x = in.data<T>();
+  ForEachIndex<1>(in.shape(), {os}, [&](int64_t i, const std::array<int64_t, 1>& o) {
+    A v = ToAcc(x[i]);
+    A& s = acc[size_t(o[0])];
+    if constexpr (R == Reducer::kSum || R == Reducer::kMean) {
+      if constexpr (std::is_integral_v<A>)
+        s = WrapAdd(s, v);
+      else
+        s += v;
+    } else if constexpr (R == Reducer::kProd) {
+      if constexpr (std::is_integral_v<A>)
+        s = WrapMul(s, v);
+      else
+        s *= v;
+    } else if constexpr (R == Reducer::kMax) {
+      if constexpr (!std::is_integral_v<A>) {
+        if (std::isnan(s)) return;
+        if (std::isnan(v)) s = v;
+      }
+      if (v > s) s = v;
+    } else {
+      if constexpr (!std::is_integral_v<A>) {
+        if (std::isnan(s)) return;
+        if (std::isnan(v)) s = v;
+      }
+      if (v < s) s = v;
+    }
+  });
+  T* y = out.data<T>();
+  int64_t count = out.size() ? in.size() / out.size() : 0;
+  for (size_t k = 0; k < acc.size(); ++k) {
+    A v = acc[k];
+    if constexpr (R == Reducer::kMean) {
+      if constexpr (std::is_integral_v<A>)
+        v = count ? v / count : 0;
+      else
+        v = v / double(count);  // 0 / 0 is nan for an empty mean
+    }
+    y[k] = ConvertValue<T>(v);
+  }
+}
+
+template <Reducer R>
+void RegisterReduce(OpRegistry& r, const char* name, const char* alias, const char* doc) {
+  OpDef& op = r.Register(name);
+  if (alias) op.Alias(alias);
+  op.Describe(doc)
+      .SetAttrs<ReduceAttrs>()
+      .InferShape(ReduceShape<R>)
+      .InferType(SameTypeInfer)
+      .Pattern(FusionPattern::kCommReduce)
+      .Reference([](KernelCtx& ctx) {
+        KILN_DTYPE_SWITCH(ctx.out[0].dtype(), T, (ReduceKernel<R, T>(ctx)));
+      });
+}
+
+// --- argmax ---
+
+struct ArgmaxAttrs {
+  std::optional<int64_t> axis;
+  bool keepdims = false;
+  static void Describe(AttrSchema<ArgmaxAttrs>& s) {
+    s.Field("axis", &ArgmaxAttrs::axis);
+    s.Field("keepdims", &ArgmaxAttrs::keepdims);
+  }
+};
+
+void ArgmaxShape(ShapeInferCtx& ctx) {
+  const auto& a = ctx.attrs<ArgmaxAttrs>();
+  const Shape& in = ctx.in(0);
+  if (!a.axis && !a.keepdims) {
+    ctx.SetOut(0, Shape{1});
+  }
+  if (!in.rank_known()) return;
+  if (in.ndim() == 0) ctx.Fail("input is 0-d; argmax needs rank >= 1");
+  if (!a.axis) {
+    if (in.NumElements() == 0)
+      ctx.Fail(StrCat("input ", in.ToString(), " is empty: argmax of nothing is undefined"));
+    ctx.SetOut(0, a.keepdims ? Shape(std::vector<int64_t>(size_t(in.ndim()), 1)) : Shape{1});
+    return;
+  }
+  int axis = NormalizeAxis(ctx, *a.axis, in.ndim(), "axis");
+  if (in.dim_known(axis) && in[axis] == 0)
+    ctx.Fail(StrCat("input ", in.ToString(), " has no elements along axis ", axis,
+                    ": argmax of nothing is undefined"));
+  std::vector<int64_t> out;
+  for (int i = 0; i < in.ndim(); ++i) {
+    if (i != axis)
+      out.push_back(in[i]);
+    else if (a.keepdims)
+      out.push_back(1);
+  }
+  if (out.empty()) out.push_back(1);  // MXNet 1.x: a 1-D input gives (1,)
+  ctx.SetOut(0, Shape(out));
+  // Backward: the kept axes.
+  const Shape& o = ctx.out(0);
+  if (in.ndim() == 1 || !o.rank_known()) return;
+  std::vector<int64_t> dims = in.dims();
+  for (int i = 0, k = 0; i < in.ndim(); ++i) {
+    if (i == axis && !a.keepdims) continue;
+    if (i != axis && dims[size_t(i)] == Shape::kUnknownDim) dims[size_t(i)] = o[k];
+    ++k;
+  }
+  ctx.SetIn(0, Shape(dims));
+}
+
+template <class T>
+void ArgmaxKernel(const KernelCtx& ctx) {
+  const auto& a = ctx.Attr<ArgmaxAttrs>();
+  const Tensor& in = ctx.in[0];
+  int64_t outer = 1, len = in.size(), inner = 1;
+  if (a.axis) {
+    int nd = in.ndim();
+    int axis = int(*a.axis < 0 ? *a.axis + nd : *a.axis);
+    outer = NumElements(std::vector<int64_t>(in.shape().begin(), in.shape().begin() + axis));
+    len = in.dim(axis);
+    inner = NumElements(std::vector<int64_t>(in.shape().begin() + axis + 1, in.shape().end()));
+  }
+  const T* x = in.data<T>();
+  T* y = ctx.out[0].data<T>();
+  for (int64_t o = 0; o < outer; ++o)
+    for (int64_t i = 0; i < inner; ++i) {
+      int64_t best = 0;
+      double bv = ToAcc(x[o * len * inner + i]);
+      for (int64_t k = 1; k < len && !std::isnan(bv); ++k) {
+        double v = ToAcc(x[(o * len + k) * inner + i]);
+        if (std::isnan(v) || v > bv) {
+          bv = v;
+          best = k;
+        }
+      }
+      y[o * inner + i] = ConvertValue<T>(double(best));
+    }
+}
+
+}  // namespace
+
+void RegisterReduceOps(OpRegistry& r) {
+  RegisterReduce<Reducer::kSum>(r, "sum", "sum_axis", "sum over axes (empty sum: 0)");
+  RegisterReduce<Reducer::kMean>(r, "mean", nullptr, "mean over axes (empty mean: nan)");
+  RegisterReduce<Reducer::kMax>(r, "max", "max_axis",
+                                "maximum over axes (nan propagates; empty input: error)");
+  RegisterReduce<Reducer::kMin>(r, "min", "min_axis",
+                                "minimum over axes (nan propagates; empty input: error)");
+  RegisterReduce<Reducer::kProd>(r, "prod", nullptr, "product over axes (empty product: 1)");
+
+  r.Register("argmax")
+      .Describe(
+          "index of the maximum along axis (None: of the flattened input), in the input's "
+          "floating dtype; first maximum wins, nan counts as the maximum")
+      .SetAttrs<ArgmaxAttrs>()
+      .InferShape(ArgmaxShape)
+      .InferType(FloatTypeInfer)
+      .Pattern(FusionPattern::kCommReduce)
+      .Reference([](KernelCtx& ctx) {
+        KILN_FLOAT_DTYPE_SWITCH(ctx.out[0].dtype(), T, ArgmaxKernel<T>(ctx));
+      });
+}
 
 }  // namespace kiln::ops

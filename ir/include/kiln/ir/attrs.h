@@ -82,6 +82,8 @@ bool Parse(std::string_view text, float* out);
 bool Parse(std::string_view text, std::string* out);
 bool Parse(std::string_view text, std::vector<int64_t>* out);  // "(1, 2)", "[1,2]", "(1,)", "3"
 bool Parse(std::string_view text, std::vector<double>* out);
+// A tuple whose elements may be None: "(0, None, -1)" (slice's begin, end and step).
+bool Parse(std::string_view text, std::vector<std::optional<int64_t>>* out);
 template <class V>
 bool Parse(std::string_view text, std::optional<V>* out) {
   if (text == "None" || text == "none" || text.empty()) {
@@ -101,6 +103,7 @@ std::string Print(float v);
 std::string Print(const std::string& v);
 std::string Print(const std::vector<int64_t>& v);  // "(1, 2)"; "(1,)" for one element
 std::string Print(const std::vector<double>& v);
+std::string Print(const std::vector<std::optional<int64_t>>& v);  // "(0, None)"; "(None,)"
 template <class V>
 std::string Print(const std::optional<V>& v) {
   return v ? Print(*v) : std::string("None");
@@ -113,6 +116,7 @@ const char* TypeName(const float*);
 const char* TypeName(const std::string*);
 const char* TypeName(const std::vector<int64_t>*);
 const char* TypeName(const std::vector<double>*);
+const char* TypeName(const std::vector<std::optional<int64_t>>*);
 template <class V>
 const char* TypeName(const std::optional<V>*) {
   return TypeName(static_cast<const V*>(nullptr));
@@ -138,6 +142,10 @@ inline void Numbers(const std::vector<int64_t>& v, std::vector<double>* out) {
 }
 inline void Numbers(const std::vector<double>& v, std::vector<double>* out) {
   out->insert(out->end(), v.begin(), v.end());
+}
+inline void Numbers(const std::vector<std::optional<int64_t>>& v, std::vector<double>* out) {
+  for (const auto& x : v)
+    if (x) out->push_back(double(*x));
 }
 template <class V>
 void Numbers(const std::optional<V>& v, std::vector<double>* out) {

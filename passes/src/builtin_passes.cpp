@@ -1,0 +1,49 @@
+// builtin_passes.cpp - the one list of kiln's built-in passes, by name.
+//
+// Each pass is an exported function in its own .h/.cpp pair; this file only gives it a name and
+// a description (see pass_manager.h for how to add one).
+#include "kiln/ir/verifier.h"
+#include "kiln/passes/infer.h"
+#include "kiln/passes/pass_manager.h"
+
+namespace kiln {
+
+namespace {
+
+Graph InferShapePass(Graph g, const PassContext& ctx) {
+  InferShapes(g, ctx.infer);
+  return g;
+}
+
+Graph InferTypePass(Graph g, const PassContext& ctx) {
+  InferTypes(g, ctx.infer);
+  return g;
+}
+
+// An explicit `verify` checks the graph the user gave (or a pipeline built), so problems are
+// reported as the user's; verify-each failures after a pass are internal errors instead.
+Graph VerifyPass(Graph g, const PassContext&) {
+  std::vector<std::string> problems = VerifyGraph(g);
+  if (!problems.empty()) {
+    std::string text;
+    for (const std::string& p : problems) text += "\n  " + p;
+    throw UserError(StrCat("the graph is invalid (", problems.size(), " problem",
+                           problems.size() == 1 ? "" : "s", "):", text));
+  }
+  return g;
+}
+
+}  // namespace
+
+void RegisterBuiltinPasses(PassRegistry& r) {
+  r.Register("infer-shape",
+             "infers the shape of every entry from the known variable shapes (all must be found)",
+             InferShapePass);
+  r.Register("infer-type",
+             "infers the dtype of every entry (variables default to float32, as in MXNet)",
+             InferTypePass);
+  r.Register("verify", "checks the graph's structure and that its facts satisfy every op's rules",
+             VerifyPass);
+}
+
+}  // namespace kiln

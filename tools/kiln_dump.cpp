@@ -1,0 +1,142 @@
+// kiln-dump: load a graph, infer every shape and dtype, and print the typed IR as kiln text,
+// MXNet JSON or Graphviz dot.
+//
+// Inference must be complete: a variable whose shape cannot be found is an error naming it, so
+// the printed graph has a shape and a dtype on every entry.
+#include <iostream>
+
+#include "kiln/ir/mxnet_json.h"
+#include "kiln/ir/text.h"
+#include "kiln/passes/infer.h"
+#include "tool_util.h"
+
+namespace kiln::tools {
+namespace {
+
+constexpr const char* kUsage =
+    "usage: kiln-dump FILE [--format text|json|dot] [--shape NAME=D1xD2x...]...\n"
+    "                      [--dtype NAME=DTYPE]...\n"
+    "  FILE      kiln text IR, or MXNet symbol JSON if it ends in .json ('-': stdin)\n"
+    "  --format  text (default): kiln text IR with every entry's type\n"
+    "            json: MXNet symbol JSON\n"
+    "            dot: Graphviz (render with `dot -Tsvg`)\n"
+    "  --shape   the shape of a variable, e.g. data=100x784 (repeatable)\n"
+    "  --dtype   the dtype of a variable, e.g. data=float16 (repeatable)\n";
+
+// A dot string literal's contents: quotes and backslashes escaped; `\n` in the result (two
+// characters) is dot's line break, so callers join lines after escaping.
+std::string DotEscape(std::string_view s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '"' || c == '\\') out += '\\';
+    if (c == '\n') {
+      out += "\\n";
+      continue;
+    }
+    out += c;
+  }
+  return out;
+}
+
+// "float32[100, 784]", as the text IR writes an entry's type.
+std::string TypeText(const Graph& g, Entry e) {
+  const Shape& s = g.shape(e);
+  std::string out = StrCat(DTypeName(g.dtype(e)), "[");
+  for (int i = 0; i < s.ndim(); ++i) out += StrCat(i ? ", " : "", s[i]);
+  return out + "]";
+}
+
+// Nodes labelled with op, name and the attributes the op prints (the required ones and those
+// that differ from the default); variables drawn as ellipses, auxiliary states dashed; edges
+// labelled with the entry's dtype and shape.
+std::string PrintDot(const Graph& g) {
+  std::vector<bool> aux(g.num_nodes(), false);
+  for (uint32_t i : g.AuxiliaryNodes()) aux[i] = true;
+  std::string out =
+      "digraph kiln {\n"
+      "  rankdir=TB;\n"
+      "  node [fontname=\"Helvetica\", fontsize=10];\n"
+      "  edge [fontname=\"Helvetica\", fontsize=9];\n";
+  for (uint32_t i = 0; i < g.num_nodes(); ++i) {
+    const Node& n = g.node(i);
+    if (n.is_variable()) {
+      out += StrCat("  n", i, " [shape=ellipse, style=\"", aux[i] ? "filled,dashed" : "filled",
+                    "\", fillcolor=\"", aux[i] ? "#eeeeee" : "#dce8f7", "\", label=\"",
+                    DotEscape(n.name), "\\n", DotEscape(TypeText(g, Entry{i, 0})), "\"];\n");
+      continue;
+    }
+    std::string label = StrCat(DotEscape(n.op->name()), "\\n", DotEscape(n.name));
+    for (const auto& [key, value] : n.op->attrs.print(n.attrs)) {
+      // Long values (big tuples) would make the box unreadable; the text IR has them in full.
+      std::string v = value.size() > 40 ? value.substr(0, 37) + "..." : value;
+      label += "\\n" + DotEscape(key + "=" + v);
+    }
+    out +=
+        StrCat("  n", i, " [shape=box, style=\"rounded,filled\", fillcolor=\"#f7ecd4\", label=\"",
+               label, "\"];\n");
+    for (const Entry& in : n.inputs) {
+      const Node& src = g.node(in.node);
+      std::string label = TypeText(g, in);
+      if (src.num_outputs() > 1) label = StrCat("#", in.index, " ", label);
+      out += StrCat("  n", in.node, " -> n", i, " [label=\"", DotEscape(label), "\"];\n");
+    }
+  }
+  for (size_t k = 0; k < g.outputs().size(); ++k) {
+    Entry e = g.outputs()[k];
+    out += StrCat("  out", k, " [shape=plaintext, label=\"output ", k, "\"];\n");
+    std::string label = TypeText(g, e);
+    if (g.node(e.node).num_outputs() > 1) label = StrCat("#", e.index, " ", label);
+    out += StrCat("  n", e.node, " -> out", k, " [label=\"", DotEscape(label), "\"];\n");
+  }
+  return out + "}\n";
+}
+
+int Main(int argc, char** argv) {
+  ArgReader args(argc, argv);
+  std::string file, format = "text", value;
+  InferOptions infer;
+  while (!args.done()) {
+    if (args.Flag("-h") || args.Flag("--help")) {
+      std::cout << kUsage;
+      return 0;
+    } else if (args.Option("--format", &value)) {
+      if (value != "text" && value != "json" && value != "dot")
+        throw UsageError(StrCat("--format ", value, ": expected text, json or dot"));
+      format = value;
+    } else if (args.Option("--shape", &value)) {
+      auto [name, shape] = ParseShapeOption(value);
+      infer.shapes[name] = shape;
+    } else if (args.Option("--dtype", &value)) {
+      auto [name, dtype] = ParseDTypeOption(value);
+      infer.dtypes[name] = dtype;
+    } else if (args.peek().starts_with("-") && args.peek() != "-") {
+      throw UsageError(StrCat("unknown option ", args.peek()));
+    } else {
+      if (!file.empty())
+        throw UsageError(StrCat("more than one input file: ", file, ", ", args.peek()));
+      file = args.next();
+    }
+  }
+  if (file.empty()) throw UsageError("no input file");
+
+  Graph g = LoadGraph(file);
+  infer.require_complete = true;
+  InferShapes(g, infer);
+  InferTypes(g, infer);
+  if (format == "text")
+    std::cout << PrintGraph(g);
+  else if (format == "json")
+    std::cout << SaveMXNetJson(g);
+  else
+    std::cout << PrintDot(g);
+  std::cout.flush();
+  return 0;
+}
+
+}  // namespace
+}  // namespace kiln::tools
+
+int main(int argc, char** argv) {
+  return kiln::tools::RunTool("kiln-dump", kiln::tools::kUsage,
+                              [&] { return kiln::tools::Main(argc, argv); });
+}
