@@ -3,19 +3,13 @@
 #include <cmath>
 #include <random>
 
+#include "kiln/frontend/models.h"
 #include "kiln/frontend/ops.h"
 #include "kiln/frontend/symbol.h"
 #include "test_util.h"
 
 namespace kiln {
 namespace {
-
-std::vector<double> RandomValues(size_t n, std::mt19937& rng, double scale = 1.0) {
-  std::uniform_real_distribution<double> dist(-scale, scale);
-  std::vector<double> v(n);
-  for (auto& x : v) x = dist(rng);
-  return v;
-}
 
 // y = x W^T + b for row-major x (rows, k), W (m, k).
 std::vector<double> Dense(const std::vector<double>& x, const std::vector<double>& w,
@@ -30,14 +24,9 @@ std::vector<double> Dense(const std::vector<double>& x, const std::vector<double
   return y;
 }
 
+// The seed MLP, scaled down to 20-16-8-10.
 Symbol SeedMlp() {
-  Symbol data = Symbol::Variable("data");
-  Symbol fc1 = FullyConnected(data, 16, "fc1");
-  Symbol act1 = Activation(fc1, "relu", "relu1");
-  Symbol fc2 = FullyConnected(act1, 8, "fc2");
-  Symbol act2 = Activation(fc2, "relu", "relu2");
-  Symbol fc3 = FullyConnected(act2, 10, "fc3");
-  return SoftmaxOutput(fc3, "softmax");
+  return models::Mlp({16, 8}, 10);
 }
 
 // The seed MLP (scaled down) against an independent forward pass: dense, relu, dense, relu,
@@ -45,12 +34,12 @@ Symbol SeedMlp() {
 TEST(Interpreter, SeedMlpMatchesIndependentForwardPass) {
   const int64_t batch = 5, in = 20;
   Graph g = SeedMlp().ToGraph();
-  std::mt19937 rng(7);
+  uint32_t seed = 7;
   std::map<std::string, std::vector<double>> v;
   std::map<std::string, Tensor> feeds;
   auto shapes = SeedMlp().InferShape({{"data", {batch, in}}});
   for (const auto& [name, shape] : shapes.arguments) {
-    v[name] = RandomValues(size_t(shape.NumElements()), rng, 0.5);
+    v[name] = test::RandomValues(size_t(shape.NumElements()), seed++, -0.5, 0.5);
     if (name == "softmax_label")
       for (auto& l : v[name]) l = std::floor((l + 0.5) * 9.99);
     feeds[name] = test::F32(shape.dims(), v[name]);
@@ -81,10 +70,10 @@ TEST(Interpreter, SeedMlpMatchesIndependentForwardPass) {
 TEST(Interpreter, Float64GraphAgreesWithFloat32) {
   Graph g = SeedMlp().ToGraph();
   auto shapes = SeedMlp().InferShape({{"data", {3, 20}}});
-  std::mt19937 rng(11);
+  uint32_t seed = 11;
   std::map<std::string, Tensor> f32, f64;
   for (const auto& [name, shape] : shapes.arguments) {
-    Tensor t = test::F32(shape.dims(), RandomValues(size_t(shape.NumElements()), rng));
+    Tensor t = test::F32(shape.dims(), test::RandomValues(size_t(shape.NumElements()), seed++));
     f32[name] = t;
     f64[name] = t.CastTo(DType::kFloat64);
   }

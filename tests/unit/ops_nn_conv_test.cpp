@@ -14,28 +14,9 @@ using test::InferOpInputShapes;
 using test::InferOpShapes;
 using test::RunOp;
 
-// Shape inference on a one-op graph whose node is called `name`.
-void InferNamed(const std::string& op, const AttrMap& attrs, const std::string& name,
-                const std::vector<Shape>& in) {
-  Graph g = test::OneOpGraph(op, attrs, name);
-  InferOptions opt;
-  opt.require_complete = false;
-  auto vars = g.VariableNodes();
-  for (size_t i = 0; i < in.size(); ++i) opt.shapes[g.node(vars[i]).name] = in[i];
-  InferShapes(g, opt);
-}
-
-std::vector<double> Random(size_t n, uint32_t seed) {
-  std::mt19937 gen(seed);
-  std::uniform_real_distribution<double> u(-1, 1);
-  std::vector<double> v(n);
-  for (double& x : v) x = u(gen);
-  return v;
-}
-
 Tensor F64(std::vector<int64_t> shape, uint32_t seed) {
   int64_t n = NumElements(shape);
-  return Tensor::FromValues(std::move(shape), DType::kFloat64, Random(size_t(n), seed));
+  return Tensor::FromValues(std::move(shape), DType::kFloat64, test::RandomValues(size_t(n), seed));
 }
 
 double Dot(const Tensor& a, const Tensor& b) {
@@ -101,28 +82,30 @@ TEST(Convolution, InfersWeightAndBiasFromDataAndChannelsFromWeight) {
 TEST(Convolution, ShapeErrorsNameTheRule) {
   ExpectUserError(
       [] {
-        InferNamed("Convolution", {{"kernel", "(3, 3)"}, {"num_filter", "4"}, {"num_group", "2"}},
-                   "conv1", {Shape{1, 3, 32, 32}});
+        test::InferOneOp("Convolution",
+                         {{"kernel", "(3, 3)"}, {"num_filter", "4"}, {"num_group", "2"}},
+                         {Shape{1, 3, 32, 32}}, "conv1");
       },
       {"Convolution \"conv1\": data (1, 3, 32, 32) has 3 channels, which num_group 2 does not "
        "divide"});
   ExpectUserError(
       [] {
-        InferNamed("Convolution", {{"kernel", "(3, 3)"}, {"num_filter", "16"}}, "c2",
-                   {Shape{1, 3, 8, 8}, Shape{16, 4, 3, 3}});
+        test::InferOneOp("Convolution", {{"kernel", "(3, 3)"}, {"num_filter", "16"}},
+                         {Shape{1, 3, 8, 8}, Shape{16, 4, 3, 3}}, "c2");
       },
       {"Convolution \"c2\"", "weight has shape (16, 4, 3, 3) but shape (16, 3, 3, 3) was expected",
        "num_filter, channels / num_group"});
   ExpectUserError(
       [] {
-        InferNamed("Convolution", {{"kernel", "(3, 3)"}, {"num_filter", "1"}, {"dilate", "(2, 2)"}},
-                   "c3", {Shape{1, 1, 4, 4}});
+        test::InferOneOp("Convolution",
+                         {{"kernel", "(3, 3)"}, {"num_filter", "1"}, {"dilate", "(2, 2)"}},
+                         {Shape{1, 1, 4, 4}}, "c3");
       },
       {"Convolution \"c3\"", "data (1, 1, 4, 4)", "4 wide on axis 2", "dilated kernel 5"});
   ExpectUserError(
       [] {
-        InferNamed("Convolution", {{"kernel", "(3, 3)"}, {"num_filter", "1"}}, "c4",
-                   {Shape{1, 3, 32}});
+        test::InferOneOp("Convolution", {{"kernel", "(3, 3)"}, {"num_filter", "1"}},
+                         {Shape{1, 3, 32}}, "c4");
       },
       {"Convolution \"c4\": data (1, 3, 32) has rank 3 but kernel (3, 3) needs rank 4 (NCHW)"});
 }
@@ -294,23 +277,25 @@ TEST(Deconvolution, OutputShapesAndParameters) {
 TEST(Deconvolution, Errors) {
   ExpectUserError(
       [] {
-        InferNamed("Deconvolution",
-                   {{"kernel", "(3, 3)"}, {"num_filter", "5"}, {"target_shape", "(40, 40)"}}, "up1",
-                   {Shape{1, 3, 8, 8}});
+        test::InferOneOp("Deconvolution",
+                         {{"kernel", "(3, 3)"}, {"num_filter", "5"}, {"target_shape", "(40, 40)"}},
+                         {Shape{1, 3, 8, 8}}, "up1");
       },
       {"Deconvolution \"up1\"", "target_shape (40, 40)", "at most 10"});
   ExpectUserError(
       [] {
-        InferNamed("Deconvolution", {{"kernel", "(3, 3)"}, {"num_filter", "4"}, {"num_group", "2"}},
-                   "up2", {Shape{1, 5, 8, 8}});
+        test::InferOneOp("Deconvolution",
+                         {{"kernel", "(3, 3)"}, {"num_filter", "4"}, {"num_group", "2"}},
+                         {Shape{1, 5, 8, 8}}, "up2");
       },
       {"Deconvolution \"up2\": data (1, 5, 8, 8) has 5 channels, which num_group 2 does not "
        "divide"});
   // pad 2 on a 1-wide input with kernel 1: 0 + 1 - 4 < 1.
   ExpectUserError(
       [] {
-        InferNamed("Deconvolution", {{"kernel", "(1,)"}, {"num_filter", "1"}, {"pad", "(2,)"}},
-                   "up3", {Shape{1, 1, 1}});
+        test::InferOneOp("Deconvolution",
+                         {{"kernel", "(1,)"}, {"num_filter", "1"}, {"pad", "(2,)"}},
+                         {Shape{1, 1, 1}}, "up3");
       },
       {"Deconvolution \"up3\"", "output extent of -3"});
   const OpDef& op = OpRegistry::Global().Get("Deconvolution");
@@ -402,17 +387,17 @@ TEST(Pooling, OutputShapes) {
 TEST(Pooling, ErrorsAndAttributes) {
   ExpectUserError(
       [] {
-        InferNamed("Pooling", {{"kernel", "(3, 3)"}}, "pool1", {Shape{1, 1, 2, 2}});
+        test::InferOneOp("Pooling", {{"kernel", "(3, 3)"}}, {Shape{1, 1, 2, 2}}, "pool1");
       },
       {"Pooling \"pool1\": kernel (3, 3) is 3 on axis 2 but data (1, 1, 2, 2) is only 2 there"});
   ExpectUserError(
       [] {
-        InferNamed("Pooling", {{"kernel", "(3, 3)"}}, "pool2", {Shape{1, 1, 8}});
+        test::InferOneOp("Pooling", {{"kernel", "(3, 3)"}}, {Shape{1, 1, 8}}, "pool2");
       },
       {"Pooling \"pool2\": data (1, 1, 8) has rank 3 but kernel (3, 3) needs rank 4"});
   ExpectUserError(
       [] {
-        InferNamed("Pooling", {{"global_pool", "True"}}, "pool3", {Shape{4, 8}});
+        test::InferOneOp("Pooling", {{"global_pool", "True"}}, {Shape{4, 8}}, "pool3");
       },
       {"Pooling \"pool3\"", "rank 2", "3-D, 4-D or 5-D"});
   const OpDef& op = OpRegistry::Global().Get("Pooling");

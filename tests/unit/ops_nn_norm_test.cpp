@@ -15,24 +15,6 @@ using test::InferOpShapes;
 using test::InferOpTypes;
 using test::RunOp;
 
-void InferNamed(const std::string& op, const AttrMap& attrs, const std::string& name,
-                const std::vector<Shape>& in) {
-  Graph g = test::OneOpGraph(op, attrs, name);
-  InferOptions opt;
-  opt.require_complete = false;
-  auto vars = g.VariableNodes();
-  for (size_t i = 0; i < in.size(); ++i) opt.shapes[g.node(vars[i]).name] = in[i];
-  InferShapes(g, opt);
-}
-
-std::vector<double> Random(size_t n, uint32_t seed, double lo = -1, double hi = 1) {
-  std::mt19937 gen(seed);
-  std::uniform_real_distribution<double> u(lo, hi);
-  std::vector<double> v(n);
-  for (double& x : v) x = u(gen);
-  return v;
-}
-
 std::string S(const Shape& s) {
   return s.ToString();
 }
@@ -65,13 +47,13 @@ TEST(BatchNorm, ShapesBothWaysAuxAndVisibleOutputs) {
 TEST(BatchNorm, ShapeAndAttributeErrors) {
   ExpectUserError(
       [] {
-        InferNamed("BatchNorm", {}, "bn1", {Shape{2, 3, 5, 5}, Shape{4}});
+        test::InferOneOp("BatchNorm", {}, {Shape{2, 3, 5, 5}, Shape{4}}, "bn1");
       },
       {"BatchNorm \"bn1\": gamma has shape (4) but shape (3) was expected",
        "data (2, 3, 5, 5) has 3 channels on axis 1"});
   ExpectUserError(
       [] {
-        InferNamed("BatchNorm", {{"axis", "4"}}, "bn2", {Shape{2, 3, 5, 5}});
+        test::InferOneOp("BatchNorm", {{"axis", "4"}}, {Shape{2, 3, 5, 5}}, "bn2");
       },
       {"BatchNorm \"bn2\": axis = 4 is out of range for rank 4"});
   const OpDef& op = OpRegistry::Global().Get("BatchNorm");
@@ -142,7 +124,7 @@ TEST(BatchNorm, TrainingUsesBatchStatisticsAndUpdatesMovingOnes) {
 
 TEST(BatchNorm, TrainingNormalisesEachChannelOfLargerData) {
   const int64_t N = 4, C = 3, W = 5;
-  std::vector<double> x = Random(size_t(N * C * W), 7, -3, 5);
+  std::vector<double> x = test::RandomValues(size_t(N * C * W), 7, -3, 5);
   std::vector<Tensor> in = {F32({N, C, W}, x), F32({C}, {1, 1, 1}), F32({C}, {0, 0, 0}),
                             F32({C}, {0, 0, 0}), F32({C}, {1, 1, 1})};
   auto out = RunOp("BatchNorm", {{"eps", "1e-8"}}, in, true);
@@ -193,7 +175,7 @@ TEST(LayerNorm, Shapes) {
   EXPECT_EQ(op.NumVisibleOutputs(op.attrs.parse({})), 1);
   ExpectUserError(
       [] {
-        InferNamed("LayerNorm", {}, "ln1", {Shape{2, 5}, Shape{4}});
+        test::InferOneOp("LayerNorm", {}, {Shape{2, 5}, Shape{4}}, "ln1");
       },
       {"LayerNorm \"ln1\": gamma has shape (4) but shape (5) was expected",
        "5 channels on axis 1"});
@@ -218,7 +200,7 @@ TEST(LayerNorm, RowsHaveMeanZeroAndVarianceOne) {
   // Columns (1, 3), (5, 1), (0, 4): normalised to (-1, 1), (1, -1), (-1, 1).
   ExpectTensorNear(out[0], {2, 3}, {8, 12, 8, 23, 17, 23});
   // Random float64 rows: mean 0, variance 1 (up to eps).
-  std::vector<double> x = Random(60, 3, -4, 9);
+  std::vector<double> x = test::RandomValues(60, 3, -4, 9);
   out = RunOp("LayerNorm", {{"eps", "1e-12"}},
               {Tensor::FromValues({6, 10}, DType::kFloat64, x),
                Tensor::FromValues({10}, DType::kFloat64, std::vector<double>(10, 1)),
@@ -251,7 +233,7 @@ TEST(Dropout, ShapesTypesAndAttributes) {
   ExpectUserError([&] { op.attrs.parse({{"mode", "sometimes"}}); }, {"mode", "not one of"});
   ExpectUserError(
       [] {
-        InferNamed("Dropout", {{"axes", "(3,)"}}, "d1", {Shape{2, 3, 4}});
+        test::InferOneOp("Dropout", {{"axes", "(3,)"}}, {Shape{2, 3, 4}}, "d1");
       },
       {"Dropout \"d1\": axes = 3 is out of range for rank 3"});
   ExpectUserError([] { InferOpTypes("Dropout", {}, {DType::kInt32}); }, {"Dropout \"n\"", "int32"});
@@ -259,7 +241,7 @@ TEST(Dropout, ShapesTypesAndAttributes) {
 }
 
 TEST(Dropout, InferenceIsIdentity) {
-  std::vector<double> x = Random(100, 1);
+  std::vector<double> x = test::RandomValues(100, 1);
   auto out = RunOp("Dropout", {{"p", "0.7"}}, {F32({10, 10}, x)});
   ExpectTensorNear(out[0], {10, 10}, x);
   ExpectTensorNear(out[1], {10, 10}, std::vector<double>(100, 1));
@@ -296,7 +278,7 @@ TEST(Dropout, TrainingKeepsAboutOneMinusPScaledAndIsDeterministicPerSeed) {
 
 TEST(Dropout, AxesShareOneDrawAlongThem) {
   // (50, 40): axes (1,) draws one mask value per row.
-  std::vector<double> x = Random(2000, 5, 1, 2);  // never 0
+  std::vector<double> x = test::RandomValues(2000, 5, 1, 2);  // never 0
   auto out = RunOp("Dropout", {{"p", "0.5"}, {"axes", "(1,)"}}, {F32({50, 40}, x)}, true, 9);
   ASSERT_EQ(ShapeString(out[1].shape()), "(50, 1)");
   auto y = out[0].ToDoubles(), m = out[1].ToDoubles();

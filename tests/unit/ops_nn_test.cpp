@@ -17,24 +17,6 @@ using test::InferOpShapes;
 using test::InferOpTypes;
 using test::RunOp;
 
-void InferNamed(const std::string& op, const AttrMap& attrs, const std::string& name,
-                const std::vector<Shape>& in) {
-  Graph g = test::OneOpGraph(op, attrs, name);
-  InferOptions opt;
-  opt.require_complete = false;
-  auto vars = g.VariableNodes();
-  for (size_t i = 0; i < in.size(); ++i) opt.shapes[g.node(vars[i]).name] = in[i];
-  InferShapes(g, opt);
-}
-
-std::vector<double> Random(size_t n, uint32_t seed, double lo = -1, double hi = 1) {
-  std::mt19937 gen(seed);
-  std::uniform_real_distribution<double> u(lo, hi);
-  std::vector<double> v(n);
-  for (double& x : v) x = u(gen);
-  return v;
-}
-
 std::string S(const Shape& s) {
   return s.ToString();
 }
@@ -61,8 +43,8 @@ TEST(Embedding, ShapesBothWays) {
   EXPECT_EQ(S(ins[1]), "(10, 4)");
   ExpectUserError(
       [] {
-        InferNamed("Embedding", {{"input_dim", "4"}, {"output_dim", "2"}}, "emb",
-                   {Shape{3}, Shape{5, 2}});
+        test::InferOneOp("Embedding", {{"input_dim", "4"}, {"output_dim", "2"}},
+                         {Shape{3}, Shape{5, 2}}, "emb");
       },
       {"Embedding \"emb\": weight has shape (5, 2) but shape (4, 2) was expected"});
   const OpDef& op = OpRegistry::Global().Get("Embedding");
@@ -149,7 +131,7 @@ TEST(LeakyReLU, PReluBroadcastsGammaOverChannels) {
             "(2, 3)");
   ExpectUserError(
       [] {
-        InferNamed("LeakyReLU", {{"act_type", "prelu"}}, "act1", {Shape{2, 3, 5}, Shape{4}});
+        test::InferOneOp("LeakyReLU", {{"act_type", "prelu"}}, {Shape{2, 3, 5}, Shape{4}}, "act1");
       },
       {"LeakyReLU \"act1\": gamma (4) has 4 values but data (2, 3, 5) has 3 channels on axis 1"});
   // data (2, 3, 2): channel c scales negatives by gamma[c].
@@ -210,7 +192,7 @@ TEST(Softmax, HandValuesRowsSumToOneAndShiftInvariance) {
   out = RunOp("log_softmax", {}, {F32({1, 3}, {0, std::log(2.0), std::log(3.0)})});
   ExpectTensorNear(out[0], {1, 3}, {std::log(1 / 6.0), std::log(2 / 6.0), std::log(3 / 6.0)});
   // Random float64 rows: sums of 1, invariance to adding a constant, log_softmax = log(softmax).
-  std::vector<double> x = Random(4 * 7, 1, -5, 5), shifted = x;
+  std::vector<double> x = test::RandomValues(4 * 7, 1, -5, 5), shifted = x;
   for (double& v : shifted) v += 100;
   auto F64 = [](std::vector<double> v) { return Tensor::FromValues({4, 7}, DType::kFloat64, v); };
   auto p = RunOp("softmax", {}, {F64(x)})[0].ToDoubles();
@@ -258,7 +240,7 @@ TEST(Softmax, AxisTemperatureDtypeAndLength) {
   ExpectTensorNear(out[0], {2, 3}, {0.5, 0.5, 0, 1 / 8.0, 2 / 8.0, 5 / 8.0});
   ExpectUserError(
       [] {
-        InferNamed("softmax", {{"axis", "2"}}, "sm", {Shape{4, 5}});
+        test::InferOneOp("softmax", {{"axis", "2"}}, {Shape{4, 5}}, "sm");
       },
       {"softmax \"sm\": axis = 2 is out of range for rank 2"});
   const OpDef& op = OpRegistry::Global().Get("softmax");
@@ -290,13 +272,13 @@ TEST(SoftmaxOutput, LabelShapesBothWays) {
             "(2, 3, 4, 5)");
   ExpectUserError(
       [&] {
-        InferNamed("SoftmaxOutput", multi, "sm1", {Shape{2, 3, 4, 5}, Shape{2, 7}});
+        test::InferOneOp("SoftmaxOutput", multi, {Shape{2, 3, 4, 5}, Shape{2, 7}}, "sm1");
       },
       {"SoftmaxOutput \"sm1\": label (2, 7) does not fit data (2, 3, 4, 5)",
        "(2, 4, 5), (2, 20) or (2, 1, 4, 5)"});
   ExpectUserError(
       [] {
-        InferNamed("SoftmaxOutput", {}, "sm2", {Shape{4, 10}, Shape{5}});
+        test::InferOneOp("SoftmaxOutput", {}, {Shape{4, 10}, Shape{5}}, "sm2");
       },
       {"SoftmaxOutput \"sm2\": label (5) does not fit data (4, 10)"});
   EXPECT_EQ(InferOpTypes("SoftmaxOutput", {}, {DType::kFloat32, DType::kInt32})[0],
@@ -338,7 +320,7 @@ TEST(LinearRegressionOutput, LabelShapeAndIdentityForward) {
             "(4, 2)");
   ExpectUserError(
       [] {
-        InferNamed("LinearRegressionOutput", {}, "lr", {Shape{2, 3}, Shape{3, 2, 1}});
+        test::InferOneOp("LinearRegressionOutput", {}, {Shape{2, 3}, Shape{3, 2, 1}}, "lr");
       },
       {"LinearRegressionOutput \"lr\": label (3, 2, 1) does not fit data (2, 3)"});
   auto out = RunOp("LinearRegressionOutput", {{"grad_scale", "2"}},

@@ -15,30 +15,6 @@ using test::RunOp;
 
 const int64_t kU = Shape::kUnknownDim;
 
-Tensor T(DType t, std::vector<int64_t> shape, std::vector<double> v) {
-  return Tensor::FromValues(std::move(shape), t, v);
-}
-
-std::string OutShape(const std::string& op, const AttrMap& attrs, const std::vector<Shape>& in) {
-  return test::InferOpShapes(op, attrs, in)[0].ToString();
-}
-
-// Input shapes after inference with the output's shape given too (backward inference).
-std::vector<Shape> InputsGivenOutput(const std::string& op, const AttrMap& attrs,
-                                     const std::vector<Shape>& in, const Shape& out) {
-  Graph g = test::OneOpGraph(op, attrs);
-  g.shapes.assign(g.num_entries(), Shape());
-  g.shapes[g.entry_id(g.outputs()[0])] = out;
-  InferOptions opt;
-  opt.require_complete = false;
-  auto vars = g.VariableNodes();
-  for (size_t i = 0; i < in.size(); ++i) opt.shapes[g.node(vars[i]).name] = in[i];
-  InferShapes(g, opt);
-  std::vector<Shape> shapes;
-  for (uint32_t v : vars) shapes.push_back(g.shape(Entry{v, 0}));
-  return shapes;
-}
-
 TEST(TensorOps, AliasesFindTheSameOp) {
   const OpRegistry& r = OpRegistry::Global();
   const std::vector<std::pair<const char*, const char*>> aliases = {
@@ -144,20 +120,22 @@ TEST(Unary, InfAndNanBehaviour) {
 
 TEST(Unary, HalfPrecisionRoundsTheDoubleResult) {
   // e = 2.71828...; float16 spacing at 2 is 2^-9, so it rounds to 1392 * 2^-9 = 2.71875.
-  auto out = RunOp("exp", {}, {T(DType::kFloat16, {1}, {1})})[0];
+  auto out = RunOp("exp", {}, {test::Values(DType::kFloat16, {1}, {1})})[0];
   EXPECT_EQ(out.dtype(), DType::kFloat16);
   EXPECT_EQ(out.At(0), 2.71875);
-  auto bf = RunOp("square", {}, {T(DType::kBFloat16, {1}, {3})})[0];
+  auto bf = RunOp("square", {}, {test::Values(DType::kBFloat16, {1}, {3})})[0];
   EXPECT_EQ(bf.At(0), 9.0);
 }
 
 TEST(Unary, IntegerOpsWrapLikeNumPy) {
-  ExpectTensorNear(RunOp("abs", {}, {T(DType::kInt8, {3}, {-128, -3, 5})})[0], {3}, {-128, 3, 5});
-  ExpectTensorNear(RunOp("negative", {}, {T(DType::kUInt8, {2}, {5, 0})})[0], {2}, {251, 0});
-  ExpectTensorNear(RunOp("square", {}, {T(DType::kInt32, {2}, {-7, 46341})})[0], {2},
+  ExpectTensorNear(RunOp("abs", {}, {test::Values(DType::kInt8, {3}, {-128, -3, 5})})[0], {3},
+                   {-128, 3, 5});
+  ExpectTensorNear(RunOp("negative", {}, {test::Values(DType::kUInt8, {2}, {5, 0})})[0], {2},
+                   {251, 0});
+  ExpectTensorNear(RunOp("square", {}, {test::Values(DType::kInt32, {2}, {-7, 46341})})[0], {2},
                    {49, -2147479015});  // 46341^2 = 2147488281 wraps by 2^32
-  ExpectTensorNear(RunOp("relu", {}, {T(DType::kInt64, {2}, {-5, 7})})[0], {2}, {0, 7});
-  auto b = RunOp("abs", {}, {T(DType::kBool, {2}, {1, 0})})[0];
+  ExpectTensorNear(RunOp("relu", {}, {test::Values(DType::kInt64, {2}, {-5, 7})})[0], {2}, {0, 7});
+  auto b = RunOp("abs", {}, {test::Values(DType::kBool, {2}, {1, 0})})[0];
   EXPECT_EQ(b.dtype(), DType::kBool);
   ExpectTensorNear(b, {2}, {1, 0});
 }
@@ -182,12 +160,12 @@ TEST(Unary, TypeRules) {
 }
 
 TEST(Unary, ShapesFlowBothWays) {
-  EXPECT_EQ(OutShape("exp", {}, {Shape{2, kU}}), "(2, ?)");
-  auto in = InputsGivenOutput("sigmoid", {}, {}, Shape{4, 5});
+  EXPECT_EQ(test::OutShape("exp", {}, {Shape{2, kU}}), "(2, ?)");
+  auto in = test::InferOpInputShapes("sigmoid", {}, {}, Shape{4, 5});
   EXPECT_EQ(in[0].ToString(), "(4, 5)");
   ExpectUserError(
       [] {
-        InputsGivenOutput("exp", {}, {Shape{2, 3}}, Shape{3, 2});
+        test::InferOpInputShapes("exp", {}, {Shape{2, 3}}, Shape{3, 2});
       },
       {"exp \"n\"", "(2, 3)", "(3, 2)"});
 }
@@ -197,9 +175,9 @@ TEST(Unary, ClipClampsAndKeepsNan) {
       RunOp("clip", {{"a_min", "-1"}, {"a_max", "1"}}, {F32({4}, {-2, 0.5, 3, NAN})})[0], {4},
       {-1, 0.5, 1, NAN});
   // Integer data: the bounds are converted to the dtype first (truncation), as MXNet.
-  ExpectTensorNear(
-      RunOp("clip", {{"a_min", "-1.5"}, {"a_max", "2.9"}}, {T(DType::kInt32, {3}, {-5, 0, 9})})[0],
-      {3}, {-1, 0, 2});
+  ExpectTensorNear(RunOp("clip", {{"a_min", "-1.5"}, {"a_max", "2.9"}},
+                         {test::Values(DType::kInt32, {3}, {-5, 0, 9})})[0],
+                   {3}, {-1, 0, 2});
   ExpectUserError(
       [] {
         test::OneOpGraph("clip", {{"a_min", "2"}, {"a_max", "1"}});
@@ -213,8 +191,9 @@ TEST(Unary, ClipClampsAndKeepsNan) {
 }
 
 TEST(Unary, ZerosAndOnesLike) {
-  ExpectTensorNear(RunOp("zeros_like", {}, {T(DType::kInt32, {2}, {5, -3})})[0], {2}, {0, 0});
-  auto ones = RunOp("ones_like", {}, {T(DType::kBool, {2}, {0, 0})})[0];
+  ExpectTensorNear(RunOp("zeros_like", {}, {test::Values(DType::kInt32, {2}, {5, -3})})[0], {2},
+                   {0, 0});
+  auto ones = RunOp("ones_like", {}, {test::Values(DType::kBool, {2}, {0, 0})})[0];
   EXPECT_EQ(ones.dtype(), DType::kBool);
   ExpectTensorNear(ones, {2}, {1, 1});
 }
@@ -228,19 +207,21 @@ TEST(Cast, ConversionsAreDefinedEverywhere) {
   ExpectTensorNear(RunOp("Cast", {{"dtype", "uint8"}}, {F32({2}, {-1.5, 255.9})})[0], {2},
                    {0, 255});
   // int -> int wraps modulo 2^bits: 300 = 256 + 44.
-  ExpectTensorNear(RunOp("cast", {{"dtype", "uint8"}}, {T(DType::kInt32, {2}, {300, -1})})[0], {2},
-                   {44, 255});
+  ExpectTensorNear(
+      RunOp("cast", {{"dtype", "uint8"}}, {test::Values(DType::kInt32, {2}, {300, -1})})[0], {2},
+      {44, 255});
   // -> bool: nonzero (nan included) is true.
   ExpectTensorNear(RunOp("Cast", {{"dtype", "bool"}}, {F32({3}, {0, 0.1, NAN})})[0], {3},
                    {0, 1, 1});
-  ExpectTensorNear(RunOp("Cast", {{"dtype", "float32"}}, {T(DType::kBool, {2}, {1, 0})})[0], {2},
-                   {1, 0});
+  ExpectTensorNear(
+      RunOp("Cast", {{"dtype", "float32"}}, {test::Values(DType::kBool, {2}, {1, 0})})[0], {2},
+      {1, 0});
   // 65520 is past float16's largest finite value (65504) by more than half a step: inf.
-  auto h = RunOp("Cast", {{"dtype", "float16"}}, {T(DType::kFloat64, {1}, {65520})})[0];
+  auto h = RunOp("Cast", {{"dtype", "float16"}}, {test::Values(DType::kFloat64, {1}, {65520})})[0];
   EXPECT_EQ(h.At(0), INFINITY);
   // int64 -> float64 -> int64 is exact below 2^53.
-  auto big =
-      RunOp("Cast", {{"dtype", "int64"}}, {T(DType::kFloat64, {1}, {9007199254740992.0})})[0];
+  auto big = RunOp("Cast", {{"dtype", "int64"}},
+                   {test::Values(DType::kFloat64, {1}, {9007199254740992.0})})[0];
   EXPECT_EQ(big.data<int64_t>()[0], int64_t(1) << 53);
 }
 
@@ -257,7 +238,7 @@ TEST(Cast, TypeRulesAndAttributes) {
       },
       {"dtype", "\"float\" is not one of", "bfloat16"});
   ExpectUserError([] { test::OneOpGraph("Cast", {}); }, {"missing required attribute dtype"});
-  EXPECT_EQ(OutShape("Cast", {{"dtype", "int8"}}, {Shape{2, 3}}), "(2, 3)");
+  EXPECT_EQ(test::OutShape("Cast", {{"dtype", "int8"}}, {Shape{2, 3}}), "(2, 3)");
 }
 
 // --- Binary ops with one shape. ---
@@ -280,10 +261,10 @@ TEST(Elemwise, ValuesAndShapes) {
   EXPECT_EQ(div0.At(1), -INFINITY);
   EXPECT_TRUE(std::isnan(div0.At(2)));
 
-  EXPECT_EQ(OutShape("elemwise_mul", {}, {Shape{2, kU}, Shape{kU, 3}}), "(2, 3)");
+  EXPECT_EQ(test::OutShape("elemwise_mul", {}, {Shape{2, kU}, Shape{kU, 3}}), "(2, 3)");
   auto ins = test::InferOpInputShapes("elemwise_add", {}, {Shape{2, 3}});
   EXPECT_EQ(ins[1].ToString(), "(2, 3)");  // rhs from lhs
-  auto back = InputsGivenOutput("elemwise_sub", {}, {}, Shape{7});
+  auto back = test::InferOpInputShapes("elemwise_sub", {}, {}, Shape{7});
   EXPECT_EQ(back[0].ToString(), "(7)");
   EXPECT_EQ(back[1].ToString(), "(7)");
   ExpectUserError(
@@ -296,36 +277,41 @@ TEST(Elemwise, ValuesAndShapes) {
 TEST(Elemwise, IntegerDivisionTruncatesAndDivisionByZeroIsZero) {
   // C truncation (MXNet's integer kernels), not NumPy's floor: -7 / 2 = -3.
   ExpectTensorNear(RunOp("elemwise_div", {},
-                         {T(DType::kInt32, {5}, {-7, 7, 7, 5, -8}),
-                          T(DType::kInt32, {5}, {2, -2, 0, 5, -3})})[0],
+                         {test::Values(DType::kInt32, {5}, {-7, 7, 7, 5, -8}),
+                          test::Values(DType::kInt32, {5}, {2, -2, 0, 5, -3})})[0],
                    {5}, {-3, -3, 0, 1, 2});
   auto m = RunOp("elemwise_div", {},
-                 {T(DType::kInt64, {1}, {-9223372036854775808.0}), T(DType::kInt64, {1}, {-1})})[0];
+                 {test::Values(DType::kInt64, {1}, {-9223372036854775808.0}),
+                  test::Values(DType::kInt64, {1}, {-1})})[0];
   EXPECT_EQ(m.data<int64_t>()[0], std::numeric_limits<int64_t>::min());  // wraps
-  ExpectTensorNear(RunOp("_div_scalar", {{"scalar", "2"}}, {T(DType::kInt32, {2}, {7, -7})})[0],
-                   {2}, {3, -3});
+  ExpectTensorNear(
+      RunOp("_div_scalar", {{"scalar", "2"}}, {test::Values(DType::kInt32, {2}, {7, -7})})[0], {2},
+      {3, -3});
 }
 
 TEST(Elemwise, IntegerAndBoolArithmetic) {
   ExpectTensorNear(RunOp("_power", {},
-                         {T(DType::kInt32, {7}, {2, 3, -2, 2, 1, -1, 0}),
-                          T(DType::kInt32, {7}, {10, 0, 3, -1, -5, -3, -1})})[0],
+                         {test::Values(DType::kInt32, {7}, {2, 3, -2, 2, 1, -1, 0}),
+                          test::Values(DType::kInt32, {7}, {10, 0, 3, -1, -5, -3, -1})})[0],
                    {7}, {1024, 1, -8, 0, 1, -1, 0});
   ExpectTensorNear(
-      RunOp("elemwise_add", {}, {T(DType::kInt8, {1}, {100}), T(DType::kInt8, {1}, {100})})[0], {1},
-      {-56});  // 200 - 256
+      RunOp("elemwise_add", {},
+            {test::Values(DType::kInt8, {1}, {100}), test::Values(DType::kInt8, {1}, {100})})[0],
+      {1}, {-56});  // 200 - 256
   ExpectTensorNear(
-      RunOp("elemwise_sub", {}, {T(DType::kUInt8, {1}, {3}), T(DType::kUInt8, {1}, {5})})[0], {1},
-      {254});
-  Tensor p = T(DType::kBool, {4}, {1, 1, 0, 0}), q = T(DType::kBool, {4}, {1, 0, 1, 0});
+      RunOp("elemwise_sub", {},
+            {test::Values(DType::kUInt8, {1}, {3}), test::Values(DType::kUInt8, {1}, {5})})[0],
+      {1}, {254});
+  Tensor p = test::Values(DType::kBool, {4}, {1, 1, 0, 0}),
+         q = test::Values(DType::kBool, {4}, {1, 0, 1, 0});
   ExpectTensorNear(RunOp("elemwise_add", {}, {p, q})[0], {4}, {1, 1, 1, 0});  // or
   ExpectTensorNear(RunOp("elemwise_mul", {}, {p, q})[0], {4}, {1, 0, 0, 0});  // and
   ExpectTensorNear(RunOp("elemwise_sub", {}, {p, q})[0], {4}, {0, 1, 1, 0});  // xor
   ExpectTensorNear(RunOp("_maximum", {}, {p, q})[0], {4}, {1, 1, 1, 0});
   // float16: 1 + 2^-11 lies halfway between 1 and the next half, 1 + 2^-10: ties to even (1).
-  auto h =
-      RunOp("elemwise_add", {},
-            {T(DType::kFloat16, {1}, {1}), T(DType::kFloat16, {1}, {std::ldexp(1.0, -11)})})[0];
+  auto h = RunOp("elemwise_add", {},
+                 {test::Values(DType::kFloat16, {1}, {1}),
+                  test::Values(DType::kFloat16, {1}, {std::ldexp(1.0, -11)})})[0];
   EXPECT_EQ(h.At(0), 1.0);
 }
 
@@ -345,17 +331,17 @@ TEST(Elemwise, TypeRules) {
 // --- Broadcasting. ---
 
 TEST(Broadcast, ShapesAlignRightAndMergePartialKnowledge) {
-  EXPECT_EQ(OutShape("broadcast_add", {}, {Shape{2, 1, 4}, Shape{3, 1}}), "(2, 3, 4)");
-  EXPECT_EQ(OutShape("broadcast_mul", {}, {Shape{2, 1}, Shape{5}}), "(2, 5)");
-  EXPECT_EQ(OutShape("broadcast_sub", {}, {Shape::Scalar(), Shape{2, 3}}), "(2, 3)");
-  EXPECT_EQ(OutShape("broadcast_div", {}, {Shape{0, 3}, Shape{1, 3}}), "(0, 3)");
-  EXPECT_EQ(OutShape("broadcast_maximum", {}, {Shape{2, kU}, Shape{1, 3}}), "(2, 3)");
-  EXPECT_EQ(OutShape("broadcast_minimum", {}, {Shape{kU, 1}, Shape{4}}), "(?, 4)");
-  EXPECT_EQ(OutShape("broadcast_power", {}, {Shape{kU, 5}, Shape{kU}}), "(?, 5)");
+  EXPECT_EQ(test::OutShape("broadcast_add", {}, {Shape{2, 1, 4}, Shape{3, 1}}), "(2, 3, 4)");
+  EXPECT_EQ(test::OutShape("broadcast_mul", {}, {Shape{2, 1}, Shape{5}}), "(2, 5)");
+  EXPECT_EQ(test::OutShape("broadcast_sub", {}, {Shape::Scalar(), Shape{2, 3}}), "(2, 3)");
+  EXPECT_EQ(test::OutShape("broadcast_div", {}, {Shape{0, 3}, Shape{1, 3}}), "(0, 3)");
+  EXPECT_EQ(test::OutShape("broadcast_maximum", {}, {Shape{2, kU}, Shape{1, 3}}), "(2, 3)");
+  EXPECT_EQ(test::OutShape("broadcast_minimum", {}, {Shape{kU, 1}, Shape{4}}), "(?, 4)");
+  EXPECT_EQ(test::OutShape("broadcast_power", {}, {Shape{kU, 5}, Shape{kU}}), "(?, 5)");
   // Backward: lhs's 1 means rhs's extent is the output's.
-  auto in = InputsGivenOutput("broadcast_add", {}, {Shape{1, 3}, Shape{kU, 3}}, Shape{4, 3});
+  auto in = test::InferOpInputShapes("broadcast_add", {}, {Shape{1, 3}, Shape{kU, 3}}, Shape{4, 3});
   EXPECT_EQ(in[1].ToString(), "(4, 3)");
-  auto in1 = InputsGivenOutput("broadcast_add", {}, {Shape{kU, kU}, Shape{kU}}, Shape{1, 6});
+  auto in1 = test::InferOpInputShapes("broadcast_add", {}, {Shape{kU, kU}, Shape{kU}}, Shape{1, 6});
   EXPECT_EQ(in1[0].ToString(), "(1, ?)");  // an output extent of 1 forces 1
   ExpectUserError(
       [] {
@@ -364,7 +350,7 @@ TEST(Broadcast, ShapesAlignRightAndMergePartialKnowledge) {
       {"broadcast_add \"n\"", "(2, 3)", "(4, 3)", "axis 0"});
   ExpectUserError(
       [] {
-        InputsGivenOutput("broadcast_mul", {}, {Shape{3}, Shape{3}}, Shape{4});
+        test::InferOpInputShapes("broadcast_mul", {}, {Shape{3}, Shape{3}}, Shape{4});
       },
       {"broadcast_mul \"n\"", "(3)", "(4)"});
 }
@@ -377,7 +363,8 @@ TEST(Broadcast, ValuesByHand) {
                    {2, 3}, {1, 2, 3, 2, 4, 6});
   ExpectTensorNear(RunOp("broadcast_minus", {}, {F32({}, {10}), F32({2}, {1, 2})})[0], {2}, {9, 8});
   ExpectTensorNear(RunOp("broadcast_div", {},
-                         {T(DType::kInt32, {2, 1}, {-7, 9}), T(DType::kInt32, {2}, {2, 0})})[0],
+                         {test::Values(DType::kInt32, {2, 1}, {-7, 9}),
+                          test::Values(DType::kInt32, {2}, {2, 0})})[0],
                    {2, 2}, {-3, 0, 4, 0});
 }
 
@@ -420,11 +407,12 @@ TEST(Scalar, ValuesByHand) {
   ExpectTensorNear(RunOp("_RMinusScalar", {{"scalar", "1"}, {"is_int", "False"}}, {x})[0], {2},
                    {0, -3});
   // The scalar is converted to the data's dtype first: int32 + 2.7 adds 2.
-  ExpectTensorNear(RunOp("_plus_scalar", {{"scalar", "2.7"}}, {T(DType::kInt32, {1}, {1})})[0], {1},
-                   {3});
+  ExpectTensorNear(
+      RunOp("_plus_scalar", {{"scalar", "2.7"}}, {test::Values(DType::kInt32, {1}, {1})})[0], {1},
+      {3});
   ExpectUserError([] { test::OneOpGraph("_plus_scalar", {}); },
                   {"missing required attribute scalar"});
-  EXPECT_EQ(OutShape("_mul_scalar", {{"scalar", "3"}}, {Shape{2, kU}}), "(2, ?)");
+  EXPECT_EQ(test::OutShape("_mul_scalar", {{"scalar", "3"}}, {Shape{2, kU}}), "(2, ?)");
 }
 
 // --- where. ---
@@ -435,12 +423,12 @@ TEST(Where, SelectsElementsOrRows) {
       {3}, {1, 20, 3});
   // A 1-D condition selects rows; any dtype; nonzero (nan included) is true.
   ExpectTensorNear(RunOp("where", {},
-                         {T(DType::kInt32, {2}, {0, 5}), F32({2, 2}, {1, 2, 3, 4}),
+                         {test::Values(DType::kInt32, {2}, {0, 5}), F32({2, 2}, {1, 2, 3, 4}),
                           F32({2, 2}, {-1, -2, -3, -4})})[0],
                    {2, 2}, {-1, -2, 3, 4});
   ExpectTensorNear(RunOp("where", {},
-                         {F32({2}, {NAN, 0}), T(DType::kInt64, {2}, {7, 8}),
-                          T(DType::kInt64, {2}, {70, 80})})[0],
+                         {F32({2}, {NAN, 0}), test::Values(DType::kInt64, {2}, {7, 8}),
+                          test::Values(DType::kInt64, {2}, {70, 80})})[0],
                    {2}, {7, 80});
   auto t = test::InferOpTypes("where", {}, {DType::kBool, DType::kFloat16});
   EXPECT_EQ(t[0], DType::kFloat16);
@@ -452,8 +440,8 @@ TEST(Where, SelectsElementsOrRows) {
 }
 
 TEST(Where, Shapes) {
-  EXPECT_EQ(OutShape("where", {}, {Shape{2, 3}, Shape{2, kU}, Shape{kU, 3}}), "(2, 3)");
-  EXPECT_EQ(OutShape("where", {}, {Shape{2}, Shape{kU, 3}, Shape()}), "(2, 3)");
+  EXPECT_EQ(test::OutShape("where", {}, {Shape{2, 3}, Shape{2, kU}, Shape{kU, 3}}), "(2, 3)");
+  EXPECT_EQ(test::OutShape("where", {}, {Shape{2}, Shape{kU, 3}, Shape()}), "(2, 3)");
   auto in = test::InferOpInputShapes("where", {}, {Shape{4, 5}});
   EXPECT_EQ(in[1].ToString(), "(4, 5)");  // a condition of rank 2 is x's shape
   ExpectUserError(

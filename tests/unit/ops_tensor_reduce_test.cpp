@@ -14,14 +14,6 @@ using test::RunOp;
 
 const int64_t kU = Shape::kUnknownDim;
 
-Tensor T(DType t, std::vector<int64_t> shape, std::vector<double> v) {
-  return Tensor::FromValues(std::move(shape), t, v);
-}
-
-std::string OutShape(const std::string& op, const AttrMap& attrs, const std::vector<Shape>& in) {
-  return test::InferOpShapes(op, attrs, in)[0].ToString();
-}
-
 // Infers with a named node and, optionally, a known output shape; returns all input shapes.
 std::vector<Shape> Infer(const std::string& op, const AttrMap& attrs, const std::vector<Shape>& in,
                          const Shape& out = Shape(), const std::string& name = "n") {
@@ -43,19 +35,19 @@ std::vector<Shape> Infer(const std::string& op, const AttrMap& attrs, const std:
 
 TEST(Reduce, OutputShapesFollowMXNet) {
   const Shape x{2, 3, 4};
-  EXPECT_EQ(OutShape("sum", {}, {x}), "(1)");  // MXNet 1.x: never 0-d
-  EXPECT_EQ(OutShape("sum", {{"axis", "()"}}, {x}), "(1)");
-  EXPECT_EQ(OutShape("sum", {{"keepdims", "True"}}, {x}), "(1, 1, 1)");
-  EXPECT_EQ(OutShape("sum", {{"axis", "1"}}, {x}), "(2, 4)");
-  EXPECT_EQ(OutShape("mean", {{"axis", "(0, 2)"}, {"keepdims", "1"}}, {x}), "(1, 3, 1)");
-  EXPECT_EQ(OutShape("max", {{"axis", "-1"}}, {x}), "(2, 3)");
-  EXPECT_EQ(OutShape("min", {{"axis", "(1,)"}, {"exclude", "True"}}, {x}), "(3)");
-  EXPECT_EQ(OutShape("prod", {{"axis", "1"}, {"exclude", "True"}, {"keepdims", "True"}}, {x}),
+  EXPECT_EQ(test::OutShape("sum", {}, {x}), "(1)");  // MXNet 1.x: never 0-d
+  EXPECT_EQ(test::OutShape("sum", {{"axis", "()"}}, {x}), "(1)");
+  EXPECT_EQ(test::OutShape("sum", {{"keepdims", "True"}}, {x}), "(1, 1, 1)");
+  EXPECT_EQ(test::OutShape("sum", {{"axis", "1"}}, {x}), "(2, 4)");
+  EXPECT_EQ(test::OutShape("mean", {{"axis", "(0, 2)"}, {"keepdims", "1"}}, {x}), "(1, 3, 1)");
+  EXPECT_EQ(test::OutShape("max", {{"axis", "-1"}}, {x}), "(2, 3)");
+  EXPECT_EQ(test::OutShape("min", {{"axis", "(1,)"}, {"exclude", "True"}}, {x}), "(3)");
+  EXPECT_EQ(test::OutShape("prod", {{"axis", "1"}, {"exclude", "True"}, {"keepdims", "True"}}, {x}),
             "(1, 3, 1)");
-  EXPECT_EQ(OutShape("sum", {{"axis", "(0, 1, 2)"}}, {x}), "(1)");
-  EXPECT_EQ(OutShape("sum_axis", {{"axis", "(2, 0)"}}, {x}), "(3)");
-  EXPECT_EQ(OutShape("sum", {{"axis", "0"}}, {Shape{kU, 5}}), "(5)");
-  EXPECT_EQ(OutShape("sum", {}, {Shape()}), "(1)");  // whatever the input
+  EXPECT_EQ(test::OutShape("sum", {{"axis", "(0, 1, 2)"}}, {x}), "(1)");
+  EXPECT_EQ(test::OutShape("sum_axis", {{"axis", "(2, 0)"}}, {x}), "(3)");
+  EXPECT_EQ(test::OutShape("sum", {{"axis", "0"}}, {Shape{kU, 5}}), "(5)");
+  EXPECT_EQ(test::OutShape("sum", {}, {Shape()}), "(1)");  // whatever the input
   // Backward: kept axes come from the output.
   auto in = Infer("sum", {{"axis", "1"}}, {Shape{kU, 3}}, Shape{5});
   EXPECT_EQ(in[0].ToString(), "(5, 3)");
@@ -97,7 +89,7 @@ TEST(Reduce, SumOverAllAxesIsTheSumOfTheElements) {
     v.push_back((i * 7) % 11 - 5);
     total += v.back();
   }
-  auto x = T(DType::kFloat64, {3, 4, 5}, v);
+  auto x = test::Values(DType::kFloat64, {3, 4, 5}, v);
   ExpectTensorNear(RunOp("sum", {}, {x})[0], {1}, {total}, 0);
   ExpectTensorNear(RunOp("sum", {{"axis", "(0, 1, 2)"}}, {x})[0], {1}, {total}, 0);
   // Summing axis by axis gives the same.
@@ -109,20 +101,24 @@ TEST(Reduce, SumOverAllAxesIsTheSumOfTheElements) {
 }
 
 TEST(Reduce, IntegerAndBoolDtypes) {
-  ExpectTensorNear(RunOp("sum", {}, {T(DType::kInt8, {2}, {100, 100})})[0], {1}, {-56});  // wraps
+  ExpectTensorNear(RunOp("sum", {}, {test::Values(DType::kInt8, {2}, {100, 100})})[0], {1},
+                   {-56});  // wraps
   // mean of integers truncates toward zero: 3/2 -> 1, -3/2 -> -1.
-  ExpectTensorNear(RunOp("mean", {{"axis", "1"}}, {T(DType::kInt32, {2, 2}, {1, 2, -1, -2})})[0],
-                   {2}, {1, -1});
-  ExpectTensorNear(RunOp("max", {}, {T(DType::kUInt8, {3}, {7, 255, 0})})[0], {1}, {255});
-  ExpectTensorNear(RunOp("min", {}, {T(DType::kInt64, {3}, {7, -9, 0})})[0], {1}, {-9});
-  auto b = T(DType::kBool, {2, 2}, {0, 0, 0, 1});
+  ExpectTensorNear(
+      RunOp("mean", {{"axis", "1"}}, {test::Values(DType::kInt32, {2, 2}, {1, 2, -1, -2})})[0], {2},
+      {1, -1});
+  ExpectTensorNear(RunOp("max", {}, {test::Values(DType::kUInt8, {3}, {7, 255, 0})})[0], {1},
+                   {255});
+  ExpectTensorNear(RunOp("min", {}, {test::Values(DType::kInt64, {3}, {7, -9, 0})})[0], {1}, {-9});
+  auto b = test::Values(DType::kBool, {2, 2}, {0, 0, 0, 1});
   ExpectTensorNear(RunOp("sum", {{"axis", "1"}}, {b})[0], {2}, {0, 1});   // any
   ExpectTensorNear(RunOp("max", {{"axis", "1"}}, {b})[0], {2}, {0, 1});   // any
   ExpectTensorNear(RunOp("prod", {{"axis", "0"}}, {b})[0], {2}, {0, 0});  // all
-  ExpectTensorNear(RunOp("min", {}, {T(DType::kBool, {2}, {1, 1})})[0], {1}, {1});
+  ExpectTensorNear(RunOp("min", {}, {test::Values(DType::kBool, {2}, {1, 1})})[0], {1}, {1});
   for (DType t : kAllDTypes) EXPECT_EQ(test::InferOpTypes("prod", {}, {t})[0], t);
   // float16 sums in double: 2048 + 1 + 1 = 2050 (a float16 accumulator would stay at 2048).
-  ExpectTensorNear(RunOp("sum", {}, {T(DType::kFloat16, {3}, {2048, 1, 1})})[0], {1}, {2050}, 0);
+  ExpectTensorNear(RunOp("sum", {}, {test::Values(DType::kFloat16, {3}, {2048, 1, 1})})[0], {1},
+                   {2050}, 0);
 }
 
 TEST(Reduce, EmptyReductionsAndNan) {
@@ -147,19 +143,19 @@ TEST(Reduce, EmptyReductionsAndNan) {
 // --- argmax. ---
 
 TEST(Argmax, ShapesAndValues) {
-  EXPECT_EQ(OutShape("argmax", {{"axis", "-1"}}, {Shape{2, 3, 4}}), "(2, 3)");
-  EXPECT_EQ(OutShape("argmax", {{"axis", "1"}, {"keepdims", "True"}}, {Shape{2, 3, 4}}),
+  EXPECT_EQ(test::OutShape("argmax", {{"axis", "-1"}}, {Shape{2, 3, 4}}), "(2, 3)");
+  EXPECT_EQ(test::OutShape("argmax", {{"axis", "1"}, {"keepdims", "True"}}, {Shape{2, 3, 4}}),
             "(2, 1, 4)");
-  EXPECT_EQ(OutShape("argmax", {}, {Shape{2, 3, 4}}), "(1)");
-  EXPECT_EQ(OutShape("argmax", {{"keepdims", "True"}}, {Shape{2, 3, 4}}), "(1, 1, 1)");
-  EXPECT_EQ(OutShape("argmax", {{"axis", "0"}}, {Shape{5}}), "(1)");
+  EXPECT_EQ(test::OutShape("argmax", {}, {Shape{2, 3, 4}}), "(1)");
+  EXPECT_EQ(test::OutShape("argmax", {{"keepdims", "True"}}, {Shape{2, 3, 4}}), "(1, 1, 1)");
+  EXPECT_EQ(test::OutShape("argmax", {{"axis", "0"}}, {Shape{5}}), "(1)");
   auto x = F32({2, 3}, {1, 5, 3, 7, 2, 7});
   ExpectTensorNear(RunOp("argmax", {{"axis", "1"}}, {x})[0], {2}, {1, 0});  // first of ties
   ExpectTensorNear(RunOp("argmax", {{"axis", "0"}}, {x})[0], {3}, {1, 0, 1});
   ExpectTensorNear(RunOp("argmax", {}, {x})[0], {1}, {3});  // flattened
   ExpectTensorNear(RunOp("argmax", {{"axis", "1"}, {"keepdims", "True"}}, {x})[0], {2, 1}, {1, 0});
   ExpectTensorNear(RunOp("argmax", {{"axis", "0"}}, {F32({4}, {1, NAN, 5, NAN})})[0], {1}, {1});
-  auto h = RunOp("argmax", {{"axis", "0"}}, {T(DType::kFloat16, {3}, {0, 2, 1})})[0];
+  auto h = RunOp("argmax", {{"axis", "0"}}, {test::Values(DType::kFloat16, {3}, {0, 2, 1})})[0];
   EXPECT_EQ(h.dtype(), DType::kFloat16);  // MXNet: the index in the input's dtype
   EXPECT_EQ(h.At(0), 1);
 }
@@ -185,7 +181,9 @@ TEST(Argmax, Errors) {
 // --- dot. ---
 
 TEST(Dot, ShapesWithTransposesAndNDOperands) {
-  auto dot = [](std::vector<Shape> in, AttrMap attrs = {}) { return OutShape("dot", attrs, in); };
+  auto dot = [](std::vector<Shape> in, AttrMap attrs = {}) {
+    return test::OutShape("dot", attrs, in);
+  };
   const AttrMap ta{{"transpose_a", "True"}}, tb{{"transpose_b", "True"}};
   const AttrMap both{{"transpose_a", "True"}, {"transpose_b", "True"}};
   EXPECT_EQ(dot({Shape{2, 3}, Shape{3, 4}}), "(2, 4)");
@@ -242,9 +240,10 @@ TEST(Dot, ValuesByHand) {
   ExpectTensorNear(RunOp("dot", {}, {F32({3}, {1, 2, 3}), F32({3}, {4, 5, 6})})[0], {1}, {32});
   ExpectTensorNear(RunOp("dot", {}, {F32({2, 1, 2}, {1, 2, 3, 4}), F32({2}, {1, 1})})[0], {2, 1},
                    {3, 7});
-  ExpectTensorNear(
-      RunOp("dot", {}, {T(DType::kInt32, {1, 2}, {1, 2}), T(DType::kInt32, {2, 1}, {3, 4})})[0],
-      {1, 1}, {11});
+  ExpectTensorNear(RunOp("dot", {},
+                         {test::Values(DType::kInt32, {1, 2}, {1, 2}),
+                          test::Values(DType::kInt32, {2, 1}, {3, 4})})[0],
+                   {1, 1}, {11});
   // K = 0: an empty sum.
   ExpectTensorNear(RunOp("dot", {}, {F32({2, 0}, {}), F32({0, 3}, {})})[0], {2, 3},
                    {0, 0, 0, 0, 0, 0});
@@ -256,7 +255,7 @@ TEST(Dot, TransposedOperandsAgree) {
   std::vector<double> av, bv;
   for (int i = 0; i < 12; ++i) av.push_back((i * 5) % 7 - 3);
   for (int i = 0; i < 20; ++i) bv.push_back((i * 3) % 8 - 4);
-  auto a = T(DType::kFloat64, {3, 4}, av), b = T(DType::kFloat64, {4, 5}, bv);
+  auto a = test::Values(DType::kFloat64, {3, 4}, av), b = test::Values(DType::kFloat64, {4, 5}, bv);
   auto ab = RunOp("dot", {}, {a, b})[0];
   auto at = RunOp("transpose", {}, {a})[0];
   auto bt = RunOp("transpose", {}, {b})[0];
@@ -275,13 +274,16 @@ TEST(Dot, TransposedOperandsAgree) {
 // --- batch_dot. ---
 
 TEST(BatchDot, ShapesAndErrors) {
-  EXPECT_EQ(OutShape("batch_dot", {}, {Shape{5, 2, 3}, Shape{5, 3, 4}}), "(5, 2, 4)");
-  EXPECT_EQ(OutShape("batch_dot", {{"transpose_a", "True"}}, {Shape{5, 3, 2}, Shape{5, 3, 4}}),
-            "(5, 2, 4)");
-  EXPECT_EQ(OutShape("batch_dot", {{"transpose_b", "True"}}, {Shape{5, 2, 3}, Shape{5, 4, 3}}),
-            "(5, 2, 4)");
-  EXPECT_EQ(OutShape("batch_dot", {}, {Shape{2, 5, 2, 3}, Shape{2, 5, 3, 4}}), "(2, 5, 2, 4)");
-  EXPECT_EQ(OutShape("batch_dot", {}, {Shape{kU, 2, 3}, Shape{5, kU, 4}}), "(5, 2, 4)");
+  EXPECT_EQ(test::OutShape("batch_dot", {}, {Shape{5, 2, 3}, Shape{5, 3, 4}}), "(5, 2, 4)");
+  EXPECT_EQ(
+      test::OutShape("batch_dot", {{"transpose_a", "True"}}, {Shape{5, 3, 2}, Shape{5, 3, 4}}),
+      "(5, 2, 4)");
+  EXPECT_EQ(
+      test::OutShape("batch_dot", {{"transpose_b", "True"}}, {Shape{5, 2, 3}, Shape{5, 4, 3}}),
+      "(5, 2, 4)");
+  EXPECT_EQ(test::OutShape("batch_dot", {}, {Shape{2, 5, 2, 3}, Shape{2, 5, 3, 4}}),
+            "(2, 5, 2, 4)");
+  EXPECT_EQ(test::OutShape("batch_dot", {}, {Shape{kU, 2, 3}, Shape{5, kU, 4}}), "(5, 2, 4)");
   auto in = Infer("batch_dot", {}, {Shape{5, 2, 3}, Shape()}, Shape{5, 2, 7});
   EXPECT_EQ(in[1].ToString(), "(5, 3, 7)");
   ExpectUserError(

@@ -13,10 +13,6 @@ using test::RunOp;
 
 const int64_t kU = Shape::kUnknownDim;
 
-Tensor T(DType t, std::vector<int64_t> shape, std::vector<double> v) {
-  return Tensor::FromValues(std::move(shape), t, v);
-}
-
 // 0, 1, ..., n-1 as float32 of the given shape.
 Tensor Iota(std::vector<int64_t> shape) {
   std::vector<double> v;
@@ -24,30 +20,10 @@ Tensor Iota(std::vector<int64_t> shape) {
   return F32(std::move(shape), v);
 }
 
-std::string OutShape(const std::string& op, const AttrMap& attrs, const std::vector<Shape>& in) {
-  return test::InferOpShapes(op, attrs, in)[0].ToString();
-}
-
 std::string Reshape(const std::string& shape, const Shape& in, bool reverse = false) {
   AttrMap a{{"shape", shape}};
   if (reverse) a["reverse"] = "True";
-  return OutShape("Reshape", a, {in});
-}
-
-// Input shapes after inference with the output's shape known too.
-std::vector<Shape> InputsGivenOutput(const std::string& op, const AttrMap& attrs,
-                                     const std::vector<Shape>& in, const Shape& out) {
-  Graph g = test::OneOpGraph(op, attrs);
-  g.shapes.assign(g.num_entries(), Shape());
-  g.shapes[g.entry_id(g.outputs()[0])] = out;
-  InferOptions opt;
-  opt.require_complete = false;
-  auto vars = g.VariableNodes();
-  for (size_t i = 0; i < in.size(); ++i) opt.shapes[g.node(vars[i]).name] = in[i];
-  InferShapes(g, opt);
-  std::vector<Shape> shapes;
-  for (uint32_t v : vars) shapes.push_back(g.shape(Entry{v, 0}));
-  return shapes;
+  return test::OutShape("Reshape", a, {in});
 }
 
 TEST(AttrText, TuplesWithNone) {
@@ -83,16 +59,16 @@ TEST(AttrText, TuplesWithNone) {
 // --- Flatten. ---
 
 TEST(Flatten, Shapes) {
-  EXPECT_EQ(OutShape("Flatten", {}, {Shape{2, 3, 4}}), "(2, 12)");
-  EXPECT_EQ(OutShape("flatten", {}, {Shape{5}}), "(5, 1)");
-  EXPECT_EQ(OutShape("Flatten", {}, {Shape{2, kU, 4}}), "(2, ?)");
-  EXPECT_EQ(InputsGivenOutput("Flatten", {}, {Shape{kU, 3, kU}}, Shape{2, 12})[0].ToString(),
+  EXPECT_EQ(test::OutShape("Flatten", {}, {Shape{2, 3, 4}}), "(2, 12)");
+  EXPECT_EQ(test::OutShape("flatten", {}, {Shape{5}}), "(5, 1)");
+  EXPECT_EQ(test::OutShape("Flatten", {}, {Shape{2, kU, 4}}), "(2, ?)");
+  EXPECT_EQ(test::InferOpInputShapes("Flatten", {}, {Shape{kU, 3, kU}}, Shape{2, 12})[0].ToString(),
             "(2, 3, 4)");
   ExpectUserError([] { test::InferOpShapes("Flatten", {}, {Shape::Scalar()}); },
                   {"Flatten \"n\"", "()", "rank >= 1"});
   ExpectUserError(
       [] {
-        InputsGivenOutput("Flatten", {}, {Shape{2, 3, 4}}, Shape{2, 10});
+        test::InferOpInputShapes("Flatten", {}, {Shape{2, 3, 4}}, Shape{2, 10});
       },
       {"Flatten \"n\"", "(2, 10)", "(2, 12)"});
   ExpectTensorNear(RunOp("Flatten", {}, {Iota({2, 1, 2})})[0], {2, 2}, {0, 1, 2, 3});
@@ -134,13 +110,14 @@ TEST(Reshape, PartialKnowledgeAndBackward) {
   EXPECT_EQ(Reshape("(0, -1)", Shape{2, kU, 4}), "(2, ?)");
   EXPECT_EQ(Reshape("(-3, 0)", Shape{kU, 3, 4}), "(?, 4)");
   EXPECT_EQ(Reshape("(2, -1)", Shape()), "(2, ?)");  // plain extents need no input rank
-  EXPECT_EQ(InputsGivenOutput("Reshape", {{"shape", "(6, 4)"}}, {Shape{2, kU, 4}}, Shape{6, 4})[0]
-                .ToString(),
-            "(2, 3, 4)");
+  EXPECT_EQ(
+      test::InferOpInputShapes("Reshape", {{"shape", "(6, 4)"}}, {Shape{2, kU, 4}}, Shape{6, 4})[0]
+          .ToString(),
+      "(2, 3, 4)");
   // The deprecated target_shape: 0 is the inferred extent; keep_highest keeps the first.
-  EXPECT_EQ(OutShape("Reshape", {{"target_shape", "(0, 4)"}}, {Shape{2, 3, 4}}), "(6, 4)");
-  EXPECT_EQ(OutShape("Reshape", {{"target_shape", "(1, 0, 4)"}, {"keep_highest", "True"}},
-                     {Shape{2, 3, 4}}),
+  EXPECT_EQ(test::OutShape("Reshape", {{"target_shape", "(0, 4)"}}, {Shape{2, 3, 4}}), "(6, 4)");
+  EXPECT_EQ(test::OutShape("Reshape", {{"target_shape", "(1, 0, 4)"}, {"keep_highest", "True"}},
+                           {Shape{2, 3, 4}}),
             "(2, 3, 4)");
 }
 
@@ -183,7 +160,7 @@ TEST(Reshape, KeepsElementOrderForEveryDtype) {
   ExpectTensorNear(RunOp("Reshape", {{"shape", "(3, -1)"}}, {Iota({2, 3})})[0], {3, 2},
                    {0, 1, 2, 3, 4, 5});
   for (DType t : kAllDTypes) {
-    auto x = T(t, {2, 2}, {1, 0, 1, 1});
+    auto x = test::Values(t, {2, 2}, {1, 0, 1, 1});
     auto y = RunOp("reshape", {{"shape", "(-1,)"}}, {x})[0];
     EXPECT_EQ(y.dtype(), t);
     ExpectTensorNear(y, {4}, {1, 0, 1, 1});
@@ -194,12 +171,12 @@ TEST(Reshape, KeepsElementOrderForEveryDtype) {
 // --- transpose. ---
 
 TEST(Transpose, ShapesAndErrors) {
-  EXPECT_EQ(OutShape("transpose", {}, {Shape{2, 3, 4}}), "(4, 3, 2)");
-  EXPECT_EQ(OutShape("transpose", {{"axes", "(1, 0, 2)"}}, {Shape{2, 3, 4}}), "(3, 2, 4)");
-  EXPECT_EQ(OutShape("transpose", {{"axes", "(-1, 0, 1)"}}, {Shape{2, 3, 4}}), "(4, 2, 3)");
-  EXPECT_EQ(
-      InputsGivenOutput("transpose", {{"axes", "(1, 2, 0)"}}, {}, Shape{3, 4, 2})[0].ToString(),
-      "(2, 3, 4)");
+  EXPECT_EQ(test::OutShape("transpose", {}, {Shape{2, 3, 4}}), "(4, 3, 2)");
+  EXPECT_EQ(test::OutShape("transpose", {{"axes", "(1, 0, 2)"}}, {Shape{2, 3, 4}}), "(3, 2, 4)");
+  EXPECT_EQ(test::OutShape("transpose", {{"axes", "(-1, 0, 1)"}}, {Shape{2, 3, 4}}), "(4, 2, 3)");
+  EXPECT_EQ(test::InferOpInputShapes("transpose", {{"axes", "(1, 2, 0)"}}, {}, Shape{3, 4, 2})[0]
+                .ToString(),
+            "(2, 3, 4)");
   ExpectUserError(
       [] {
         test::InferOpShapes("transpose", {{"axes", "(0, 0, 1)"}}, {Shape{2, 3, 4}});
@@ -228,21 +205,22 @@ TEST(Transpose, ValuesAndInverse) {
   auto back = RunOp("transpose", {{"axes", "(2, 0, 1)"}}, {y})[0];
   ExpectTensorNear(back, {2, 3, 4}, Iota({2, 3, 4}).ToDoubles(), 0);
   // 8-byte and 1-byte elements move whole.
-  auto i64 = RunOp("transpose", {}, {T(DType::kInt64, {2, 2}, {1e15, 2, 3, -4e15})})[0];
+  auto i64 = RunOp("transpose", {}, {test::Values(DType::kInt64, {2, 2}, {1e15, 2, 3, -4e15})})[0];
   ExpectTensorNear(i64, {2, 2}, {1e15, 3, 2, -4e15}, 0);
-  auto b = RunOp("transpose", {}, {T(DType::kBool, {1, 3}, {1, 0, 1})})[0];
+  auto b = RunOp("transpose", {}, {test::Values(DType::kBool, {1, 3}, {1, 0, 1})})[0];
   ExpectTensorNear(b, {3, 1}, {1, 0, 1});
 }
 
 // --- expand_dims and squeeze. ---
 
 TEST(ExpandDimsSqueeze, Shapes) {
-  EXPECT_EQ(OutShape("expand_dims", {{"axis", "0"}}, {Shape{2, 3}}), "(1, 2, 3)");
-  EXPECT_EQ(OutShape("expand_dims", {{"axis", "2"}}, {Shape{2, 3}}), "(2, 3, 1)");
-  EXPECT_EQ(OutShape("expand_dims", {{"axis", "-1"}}, {Shape{2, 3}}), "(2, 3, 1)");
-  EXPECT_EQ(OutShape("expand_dims", {{"axis", "-3"}}, {Shape{2, 3}}), "(1, 2, 3)");
-  EXPECT_EQ(InputsGivenOutput("expand_dims", {{"axis", "1"}}, {}, Shape{2, 1, 3})[0].ToString(),
-            "(2, 3)");
+  EXPECT_EQ(test::OutShape("expand_dims", {{"axis", "0"}}, {Shape{2, 3}}), "(1, 2, 3)");
+  EXPECT_EQ(test::OutShape("expand_dims", {{"axis", "2"}}, {Shape{2, 3}}), "(2, 3, 1)");
+  EXPECT_EQ(test::OutShape("expand_dims", {{"axis", "-1"}}, {Shape{2, 3}}), "(2, 3, 1)");
+  EXPECT_EQ(test::OutShape("expand_dims", {{"axis", "-3"}}, {Shape{2, 3}}), "(1, 2, 3)");
+  EXPECT_EQ(
+      test::InferOpInputShapes("expand_dims", {{"axis", "1"}}, {}, Shape{2, 1, 3})[0].ToString(),
+      "(2, 3)");
   ExpectUserError(
       [] {
         test::InferOpShapes("expand_dims", {{"axis", "3"}}, {Shape{2, 3}});
@@ -250,14 +228,15 @@ TEST(ExpandDimsSqueeze, Shapes) {
       {"expand_dims \"n\"", "axis = 3", "(2, 3)"});
   ExpectUserError([] { test::OneOpGraph("expand_dims", {}); }, {"missing required attribute axis"});
 
-  EXPECT_EQ(OutShape("squeeze", {}, {Shape{1, 3, 1}}), "(3)");
-  EXPECT_EQ(OutShape("squeeze", {{"axis", "(0,)"}}, {Shape{1, 3, 1}}), "(3, 1)");
-  EXPECT_EQ(OutShape("squeeze", {{"axis", "-1"}}, {Shape{1, 3, 1}}), "(1, 3)");
-  EXPECT_EQ(OutShape("squeeze", {}, {Shape{1, 1}}), "(1)");  // MXNet: never 0-d
-  EXPECT_EQ(OutShape("squeeze", {}, {Shape{1, kU}}), "?");   // unknown extent may be 1
-  EXPECT_EQ(OutShape("squeeze", {{"axis", "0"}}, {Shape{1, kU}}), "(?)");
-  EXPECT_EQ(InputsGivenOutput("squeeze", {{"axis", "1"}}, {Shape{kU, kU}}, Shape{4})[0].ToString(),
-            "(4, 1)");
+  EXPECT_EQ(test::OutShape("squeeze", {}, {Shape{1, 3, 1}}), "(3)");
+  EXPECT_EQ(test::OutShape("squeeze", {{"axis", "(0,)"}}, {Shape{1, 3, 1}}), "(3, 1)");
+  EXPECT_EQ(test::OutShape("squeeze", {{"axis", "-1"}}, {Shape{1, 3, 1}}), "(1, 3)");
+  EXPECT_EQ(test::OutShape("squeeze", {}, {Shape{1, 1}}), "(1)");  // MXNet: never 0-d
+  EXPECT_EQ(test::OutShape("squeeze", {}, {Shape{1, kU}}), "?");   // unknown extent may be 1
+  EXPECT_EQ(test::OutShape("squeeze", {{"axis", "0"}}, {Shape{1, kU}}), "(?)");
+  EXPECT_EQ(
+      test::InferOpInputShapes("squeeze", {{"axis", "1"}}, {Shape{kU, kU}}, Shape{4})[0].ToString(),
+      "(4, 1)");
   ExpectUserError(
       [] {
         test::InferOpShapes("squeeze", {{"axis", "1"}}, {Shape{1, 3, 1}});
@@ -270,9 +249,9 @@ TEST(ExpandDimsSqueeze, Shapes) {
 // --- broadcast_to. ---
 
 TEST(BroadcastTo, ShapesValuesErrors) {
-  EXPECT_EQ(OutShape("broadcast_to", {{"shape", "(2, 3)"}}, {Shape{1, 3}}), "(2, 3)");
-  EXPECT_EQ(OutShape("broadcast_to", {{"shape", "(0, 4)"}}, {Shape{2, 1}}), "(2, 4)");
-  EXPECT_EQ(OutShape("broadcast_to", {{"shape", "(2, 0)"}}, {Shape()}), "(2, ?)");
+  EXPECT_EQ(test::OutShape("broadcast_to", {{"shape", "(2, 3)"}}, {Shape{1, 3}}), "(2, 3)");
+  EXPECT_EQ(test::OutShape("broadcast_to", {{"shape", "(0, 4)"}}, {Shape{2, 1}}), "(2, 4)");
+  EXPECT_EQ(test::OutShape("broadcast_to", {{"shape", "(2, 0)"}}, {Shape()}), "(2, ?)");
   ExpectTensorNear(RunOp("broadcast_to", {{"shape", "(2, 3)"}}, {F32({2, 1}, {1, 2})})[0], {2, 3},
                    {1, 1, 1, 2, 2, 2});
   ExpectTensorNear(RunOp("broadcast_to", {{"shape", "(2, 2)"}}, {F32({1, 2}, {5, 6})})[0], {2, 2},
@@ -302,18 +281,19 @@ TEST(OneHot, RowsShapesTypes) {
                    {0, 1, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1});
   auto y =
       RunOp("one_hot", {{"depth", "2"}, {"on_value", "5"}, {"off_value", "-1"}, {"dtype", "int32"}},
-            {T(DType::kInt64, {2}, {1, 0})})[0];
+            {test::Values(DType::kInt64, {2}, {1, 0})})[0];
   EXPECT_EQ(y.dtype(), DType::kInt32);
   ExpectTensorNear(y, {2, 2}, {-1, 5, 5, -1});
-  EXPECT_EQ(OutShape("one_hot", {{"depth", "4"}}, {Shape{2, 3}}), "(2, 3, 4)");
+  EXPECT_EQ(test::OutShape("one_hot", {{"depth", "4"}}, {Shape{2, 3}}), "(2, 3, 4)");
   EXPECT_EQ(test::InferOpTypes("one_hot", {{"depth", "4"}}, {DType::kInt32})[0], DType::kFloat32);
   EXPECT_EQ(
       test::InferOpTypes("one_hot", {{"depth", "4"}, {"dtype", "int64"}}, {DType::kFloat32})[0],
       DType::kInt64);
-  EXPECT_EQ(InputsGivenOutput("one_hot", {{"depth", "4"}}, {}, Shape{7, 4})[0].ToString(), "(7)");
+  EXPECT_EQ(test::InferOpInputShapes("one_hot", {{"depth", "4"}}, {}, Shape{7, 4})[0].ToString(),
+            "(7)");
   ExpectUserError(
       [] {
-        InputsGivenOutput("one_hot", {{"depth", "4"}}, {Shape{7}}, Shape{7, 5});
+        test::InferOpInputShapes("one_hot", {{"depth", "4"}}, {Shape{7}}, Shape{7, 5});
       },
       {"one_hot \"n\"", "(7, 5)", "depth = 4"});
   ExpectUserError([] { test::OneOpGraph("one_hot", {{"depth", "0"}}); }, {"below the minimum 1"});
@@ -322,14 +302,14 @@ TEST(OneHot, RowsShapesTypes) {
 // --- Concat and SliceChannel. ---
 
 TEST(Concat, ShapesBothWaysAndErrors) {
-  EXPECT_EQ(OutShape("Concat", {{"num_args", "2"}}, {Shape{2, 3}, Shape{2, 4}}), "(2, 7)");
-  EXPECT_EQ(OutShape("concat", {{"num_args", "2"}, {"dim", "0"}}, {Shape{2, 3}, Shape{5, 3}}),
+  EXPECT_EQ(test::OutShape("Concat", {{"num_args", "2"}}, {Shape{2, 3}, Shape{2, 4}}), "(2, 7)");
+  EXPECT_EQ(test::OutShape("concat", {{"num_args", "2"}, {"dim", "0"}}, {Shape{2, 3}, Shape{5, 3}}),
             "(7, 3)");
-  EXPECT_EQ(OutShape("Concat", {{"num_args", "3"}, {"dim", "-1"}},
-                     {Shape{2, 1}, Shape{2, 2}, Shape{2, 3}}),
+  EXPECT_EQ(test::OutShape("Concat", {{"num_args", "3"}, {"dim", "-1"}},
+                           {Shape{2, 1}, Shape{2, 2}, Shape{2, 3}}),
             "(2, 6)");
-  EXPECT_EQ(OutShape("Concat", {{"num_args", "2"}}, {Shape{2, kU}, Shape{kU, 4}}), "(2, ?)");
-  auto in = InputsGivenOutput("Concat", {{"num_args", "2"}}, {Shape{2, 3}}, Shape{2, 7});
+  EXPECT_EQ(test::OutShape("Concat", {{"num_args", "2"}}, {Shape{2, kU}, Shape{kU, 4}}), "(2, ?)");
+  auto in = test::InferOpInputShapes("Concat", {{"num_args", "2"}}, {Shape{2, 3}}, Shape{2, 7});
   EXPECT_EQ(in[1].ToString(), "(2, 4)");
   const OpDef& c = OpRegistry::Global().Get("Concat");
   Attrs a = c.attrs.parse({{"num_args", "3"}});
@@ -358,7 +338,8 @@ TEST(Concat, Values) {
       RunOp("Concat", {{"num_args", "2"}}, {F32({2, 2}, {1, 2, 3, 4}), F32({2, 1}, {5, 6})})[0],
       {2, 3}, {1, 2, 5, 3, 4, 6});
   ExpectTensorNear(RunOp("Concat", {{"num_args", "2"}, {"dim", "0"}},
-                         {T(DType::kInt8, {1, 2}, {1, 2}), T(DType::kInt8, {1, 2}, {3, 4})})[0],
+                         {test::Values(DType::kInt8, {1, 2}, {1, 2}),
+                          test::Values(DType::kInt8, {1, 2}, {3, 4})})[0],
                    {2, 2}, {1, 2, 3, 4});
 }
 
@@ -366,11 +347,12 @@ TEST(SliceChannel, ShapesAndErrors) {
   auto outs = test::InferOpShapes("SliceChannel", {{"num_outputs", "3"}}, {Shape{2, 6}});
   ASSERT_EQ(outs.size(), 3u);
   for (const Shape& s : outs) EXPECT_EQ(s.ToString(), "(2, 2)");
-  EXPECT_EQ(OutShape("split", {{"num_outputs", "2"}, {"axis", "0"}}, {Shape{4, 3}}), "(2, 3)");
-  EXPECT_EQ(
-      OutShape("SliceChannel", {{"num_outputs", "3"}, {"squeeze_axis", "True"}}, {Shape{2, 3}}),
-      "(2)");
-  EXPECT_EQ(OutShape("SliceChannel", {{"num_outputs", "2"}, {"axis", "-1"}}, {Shape{kU, 4}}),
+  EXPECT_EQ(test::OutShape("split", {{"num_outputs", "2"}, {"axis", "0"}}, {Shape{4, 3}}),
+            "(2, 3)");
+  EXPECT_EQ(test::OutShape("SliceChannel", {{"num_outputs", "3"}, {"squeeze_axis", "True"}},
+                           {Shape{2, 3}}),
+            "(2)");
+  EXPECT_EQ(test::OutShape("SliceChannel", {{"num_outputs", "2"}, {"axis", "-1"}}, {Shape{kU, 4}}),
             "(?, 2)");
   const OpDef& sc = OpRegistry::Global().Get("SliceChannel");
   EXPECT_EQ(sc.OutputNames(sc.attrs.parse({{"num_outputs", "3"}})),
@@ -414,7 +396,7 @@ TEST(Slice, ShapesWithNegativesNoneAndSteps) {
   auto s = [](const std::string& b, const std::string& e, const std::string& st = "") {
     AttrMap a{{"begin", b}, {"end", e}};
     if (!st.empty()) a["step"] = st;
-    return OutShape("slice", a, {Shape{5, 6}});
+    return test::OutShape("slice", a, {Shape{5, 6}});
   };
   EXPECT_EQ(s("(1, 2)", "(4, 5)"), "(3, 3)");
   EXPECT_EQ(s("(None,)", "(None,)", "(-1,)"), "(5, 6)");
@@ -426,9 +408,10 @@ TEST(Slice, ShapesWithNegativesNoneAndSteps) {
   EXPECT_EQ(s("(None,)", "(-10,)", "(-1,)"), "(5, 6)");         // 4 .. 0
   EXPECT_EQ(s("(1,)", "(5,)", "(3,)"), "(2, 6)");               // 1 4
   EXPECT_EQ(s("(4,)", "(1,)"), "(0, 6)");
-  EXPECT_EQ(OutShape("slice", {{"begin", "(1,)"}, {"end", "(3,)"}}, {Shape{kU, 7}}), "(?, 7)");
-  EXPECT_EQ(InputsGivenOutput("slice", {{"begin", "(1,)"}, {"end", "(3,)"}}, {Shape{4, kU}},
-                              Shape{2, 7})[0]
+  EXPECT_EQ(test::OutShape("slice", {{"begin", "(1,)"}, {"end", "(3,)"}}, {Shape{kU, 7}}),
+            "(?, 7)");
+  EXPECT_EQ(test::InferOpInputShapes("slice", {{"begin", "(1,)"}, {"end", "(3,)"}}, {Shape{4, kU}},
+                                     Shape{2, 7})[0]
                 .ToString(),
             "(4, 7)");
   ExpectUserError(
@@ -463,7 +446,7 @@ TEST(Slice, ValuesByHand) {
 
 TEST(SliceAxis, ShapesValuesErrors) {
   auto s = [](const std::string& axis, const std::string& b, const std::string& e) {
-    return OutShape("slice_axis", {{"axis", axis}, {"begin", b}, {"end", e}}, {Shape{5, 6}});
+    return test::OutShape("slice_axis", {{"axis", axis}, {"begin", b}, {"end", e}}, {Shape{5, 6}});
   };
   EXPECT_EQ(s("1", "1", "4"), "(5, 3)");
   EXPECT_EQ(s("1", "1", "None"), "(5, 5)");

@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <map>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -32,34 +33,49 @@ inline Graph OneOpGraph(const std::string& op, const AttrMap& attrs, std::string
   return g;
 }
 
-// Infers the output shapes of one op from its input shapes (by position). Throws UserError.
-inline std::vector<Shape> InferOpShapes(const std::string& op, const AttrMap& attrs,
-                                        const std::vector<Shape>& in) {
-  Graph g = OneOpGraph(op, attrs);
+// Infers the shapes of a one-op graph (partially: unknowns stay unknown) from its input shapes
+// (by position) and, when `out` has a known rank, its first output's shape (backward inference).
+// The node is named `name`, so error messages can be checked. Throws UserError.
+inline Graph InferOneOp(const std::string& op, const AttrMap& attrs, const std::vector<Shape>& in,
+                        const std::string& name = "n", const Shape& out = Shape()) {
+  Graph g = OneOpGraph(op, attrs, name);
+  if (out.rank_known()) {
+    g.shapes.assign(g.num_entries(), Shape());
+    g.shapes[g.entry_id(g.outputs()[0])] = out;
+  }
   InferOptions opt;
   opt.require_complete = false;
   auto vars = g.VariableNodes();
   for (size_t i = 0; i < in.size() && i < vars.size(); ++i)
     opt.shapes[g.node(vars[i]).name] = in[i];
   InferShapes(g, opt);
+  return g;
+}
+
+// The output shapes of one op inferred from its input shapes (by position).
+inline std::vector<Shape> InferOpShapes(const std::string& op, const AttrMap& attrs,
+                                        const std::vector<Shape>& in) {
+  Graph g = InferOneOp(op, attrs, in);
   std::vector<Shape> out;
   for (const Entry& e : g.outputs()) out.push_back(g.shape(e));
   return out;
 }
 
-// Infers the shapes of every input (after backward inference) of one op.
+// The first output shape of one op, printed: "(2, 3)".
+inline std::string OutShape(const std::string& op, const AttrMap& attrs,
+                            const std::vector<Shape>& in) {
+  return InferOpShapes(op, attrs, in)[0].ToString();
+}
+
+// Every input's shape after inference (backward included), given some input shapes and
+// optionally the output's shape.
 inline std::vector<Shape> InferOpInputShapes(const std::string& op, const AttrMap& attrs,
-                                             const std::vector<Shape>& in) {
-  Graph g = OneOpGraph(op, attrs);
-  InferOptions opt;
-  opt.require_complete = false;
-  auto vars = g.VariableNodes();
-  for (size_t i = 0; i < in.size() && i < vars.size(); ++i)
-    opt.shapes[g.node(vars[i]).name] = in[i];
-  InferShapes(g, opt);
-  std::vector<Shape> out;
-  for (uint32_t v : vars) out.push_back(g.shape(Entry{v, 0}));
-  return out;
+                                             const std::vector<Shape>& in,
+                                             const Shape& out = Shape()) {
+  Graph g = InferOneOp(op, attrs, in, "n", out);
+  std::vector<Shape> shapes;
+  for (uint32_t v : g.VariableNodes()) shapes.push_back(g.shape(Entry{v, 0}));
+  return shapes;
 }
 
 // Infers the output dtypes of one op from its input dtypes (by position).
@@ -95,6 +111,20 @@ inline std::vector<Tensor> RunOp(const std::string& op, const AttrMap& attrs,
 // A float32 tensor from values.
 inline Tensor F32(std::vector<int64_t> shape, std::vector<double> values) {
   return Tensor::FromValues(std::move(shape), DType::kFloat32, values);
+}
+
+// A tensor of any dtype from values (converted as static_cast from double).
+inline Tensor Values(DType dtype, std::vector<int64_t> shape, std::vector<double> values) {
+  return Tensor::FromValues(std::move(shape), dtype, values);
+}
+
+// `n` values uniform in [lo, hi), reproducible from `seed`.
+inline std::vector<double> RandomValues(size_t n, uint32_t seed, double lo = -1, double hi = 1) {
+  std::mt19937 gen(seed);
+  std::uniform_real_distribution<double> u(lo, hi);
+  std::vector<double> v(n);
+  for (double& x : v) x = u(gen);
+  return v;
 }
 
 // Expects `t` to have `shape` and values within `tol` (absolute + relative) of `expected`.
