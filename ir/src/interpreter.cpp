@@ -5,11 +5,13 @@
 
 namespace kiln {
 
-std::vector<Tensor> InterpretAll(const Graph& g, const std::map<std::string, Tensor>& vars,
-                                 const InterpretOptions& options) {
-  std::vector<Tensor> values(g.num_entries());
-  std::mt19937_64 rng(options.seed);
-  for (uint32_t i = 0; i < g.num_nodes(); ++i) {
+void InterpretNodes(const Graph& g, const std::map<std::string, Tensor>& vars,
+                    std::vector<Tensor>& values, uint32_t begin, uint32_t end,
+                    const InterpretOptions& options) {
+  if (values.size() < g.num_entries()) values.resize(g.num_entries());
+  // Each range draws from its own stream, so a backward range never shifts the forward's.
+  std::mt19937_64 rng(options.seed + begin);
+  for (uint32_t i = begin; i < end && i < g.num_nodes(); ++i) {
     const Node& n = g.node(i);
     if (n.is_variable()) {
       auto it = vars.find(n.name);
@@ -23,6 +25,8 @@ std::vector<Tensor> InterpretAll(const Graph& g, const std::map<std::string, Ten
     std::vector<DType> in_types, out_types(size_t(n.num_outputs()), DType::kUnknown);
     for (const Entry& e : n.inputs) {
       const Tensor& t = values[g.entry_id(e)];
+      KILN_INTERNAL_CHECK(t.defined(), n.op->name(), " \"", n.name, "\" reads entry (", e.node,
+                          ", ", e.index, "), which has no value yet");
       ctx.in.push_back(t);
       in_shapes.push_back(Shape(t.shape()));
       in_types.push_back(t.dtype());
@@ -42,6 +46,12 @@ std::vector<Tensor> InterpretAll(const Graph& g, const std::map<std::string, Ten
     n.op->reference()(ctx);
     for (size_t k = 0; k < ctx.out.size(); ++k) values[g.entry_id(i, uint32_t(k))] = ctx.out[k];
   }
+}
+
+std::vector<Tensor> InterpretAll(const Graph& g, const std::map<std::string, Tensor>& vars,
+                                 const InterpretOptions& options) {
+  std::vector<Tensor> values(g.num_entries());
+  InterpretNodes(g, vars, values, 0, g.num_nodes(), options);
   return values;
 }
 

@@ -47,6 +47,8 @@ int64_t IntPow(int64_t base, int64_t exp) {
 struct AddFn {
   static double F(double a, double b) { return a + b; }
   static int64_t I(int64_t a, int64_t b) { return WrapAdd(a, b); }
+  static double Apply(double a, double b) { return F(a, b); }
+  static int64_t Apply(int64_t a, int64_t b) { return I(a, b); }
 };
 struct SubFn {
   static double F(double a, double b) { return a - b; }
@@ -342,9 +344,41 @@ void RegisterScalar(OpRegistry& r, const Names& n, const char* doc) {
       .Reference(ScalarReference<Fn>());
 }
 
+// add_n: the sum of num_args same-shaped operands (the gradient pass sums with it).
+struct AddNAttrs {
+  int64_t num_args = 1;
+  static void Describe(AttrSchema<AddNAttrs>& s) {
+    s.Field("num_args", &AddNAttrs::num_args).Required().Min(1).Max(65536);
+  }
+};
+
+template <class T>
+void AddNKernel(const KernelCtx& ctx) {
+  T* y = ctx.out[0].data<T>();
+  int64_t n = ctx.out[0].size();
+  for (int64_t i = 0; i < n; ++i) {
+    AccType<T> acc = 0;
+    for (const Tensor& t : ctx.in) acc = AddFn::Apply(acc, ToAcc(t.data<T>()[i]));
+    y[i] = ConvertValue<T>(acc);
+  }
+}
+
 }  // namespace
 
 void RegisterBinaryOps(OpRegistry& r) {
+  r.Register("add_n")
+      .Alias("ElementWiseSum")
+      .Alias("_grad_add")
+      .Describe("elementwise sum of num_args operands of one shape")
+      .SetAttrs<AddNAttrs>()
+      .VariadicInputs("num_args", [](const Attrs& a) { return int(a.Get<AddNAttrs>().num_args); })
+      .InferShape(SameShapeInfer)
+      .InferType(SameTypeInfer)
+      .Pattern(FusionPattern::kElemwise)
+      .Inplace(InplaceIdentity)
+      .Reference(
+          [](KernelCtx& ctx) { KILN_DTYPE_SWITCH(ctx.out[0].dtype(), T, AddNKernel<T>(ctx)); });
+
   RegisterElemwise<AddFn>(r, {"elemwise_add", {"_plus", "_add", "_Plus"}}, "lhs + rhs");
   RegisterElemwise<SubFn>(r, {"elemwise_sub", {"_minus", "_sub", "_Minus"}}, "lhs - rhs");
   RegisterElemwise<MulFn>(r, {"elemwise_mul", {"_mul", "_Mul"}}, "lhs * rhs");

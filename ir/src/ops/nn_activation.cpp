@@ -17,6 +17,7 @@
 #include <optional>
 #include <random>
 
+#include "kiln/ir/grad.h"
 #include "ops/nn_util.h"
 #include "ops/register.h"
 
@@ -259,6 +260,38 @@ void RegisterSoftmax(OpRegistry& r, const char* name, bool log) {
       .Reference([log](KernelCtx& ctx) { SoftmaxReference(ctx, log); });
 }
 
+// d data = d out * f'(x), with f' written through the output y = f(x), as MXNet does:
+// relu 1[y > 0], sigmoid y (1 - y), tanh 1 - y^2, softrelu 1 - e^-y (= sigmoid(x)),
+// softsign (1 - |y|)^2 (= 1 / (1 + |x|)^2).
+template <class T>
+void ActivationBackwardKernel(const KernelCtx& ctx) {
+  const T* dy = ctx.in[0].data<T>();
+  const T* y = ctx.in[1].data<T>();
+  T* dx = ctx.out[0].data<T>();
+  ActType act = ctx.Attr<ActivationAttrs>().act_type;
+  for (int64_t i = 0; i < ctx.out[0].size(); ++i) {
+    double o = double(y[i]), d = 0;
+    switch (act) {
+      case ActType::kRelu:
+        d = o > 0 ? 1 : 0;
+        break;
+      case ActType::kSigmoid:
+        d = o * (1 - o);
+        break;
+      case ActType::kTanh:
+        d = 1 - o * o;
+        break;
+      case ActType::kSoftrelu:
+        d = -std::expm1(-o);
+        break;
+      case ActType::kSoftsign:
+        d = (1 - std::fabs(o)) * (1 - std::fabs(o));
+        break;
+    }
+    dx[i] = static_cast<T>(double(dy[i]) * d);
+  }
+}
+
 }  // namespace
 
 void RegisterActivationOps(OpRegistry& r) {
@@ -273,6 +306,21 @@ void RegisterActivationOps(OpRegistry& r) {
       .Inplace(InplaceIdentity)
       .Reference([](KernelCtx& ctx) {
         KILN_FLOAT_DTYPE_SWITCH(ctx.out[0].dtype(), T, ActivationKernel<T>(ctx));
+      })
+      .Gradient([](GradCtx& g) -> GradList {
+        return {g.EmitWithAttrs("_backward_Activation", {g.ograd(0), g.output(0)})[0]};
+      });
+
+  r.Register("_backward_Activation")
+      .Describe("gradient of Activation: d data from (d output, output)")
+      .SetAttrs<ActivationAttrs>()
+      .Inputs({"ograd", "output"})
+      .InferShape(SameShapeInfer)
+      .InferType(FloatTypeInfer)
+      .Pattern(FusionPattern::kElemwise)
+      .Inplace(InplaceIdentity)
+      .Reference([](KernelCtx& ctx) {
+        KILN_FLOAT_DTYPE_SWITCH(ctx.out[0].dtype(), T, ActivationBackwardKernel<T>(ctx));
       });
 
   r.Register("LeakyReLU")

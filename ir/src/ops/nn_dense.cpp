@@ -6,6 +6,7 @@
 // output (data..., output_dim) of that dtype. sparse_grad only changes the gradient's storage.
 #include <cmath>
 
+#include "kiln/ir/grad.h"
 #include "ops/nn_util.h"
 #include "ops/register.h"
 
@@ -149,6 +150,51 @@ void EmbeddingKernel(const KernelCtx& ctx) {
   }
 }
 
+// Gradients of FullyConnected, with rows and features as in the forward kernel:
+//   d data[r, i] = sum_j dy[r, j] * w[j, i],  d w[j, i] = sum_r dy[r, j] * x[r, i],
+//   d bias[j] = sum_r dy[r, j].
+template <class T>
+void FullyConnectedBackwardKernel(const KernelCtx& ctx) {
+  const auto& a = ctx.Attr<FullyConnectedAttrs>();
+  const T* dy = ctx.in[0].data<T>();
+  const T* x = ctx.in[1].data<T>();
+  const T* w = ctx.in[2].data<T>();
+  int64_t k = ctx.in[2].dim(1), m = a.num_hidden;
+  int64_t rows = ctx.in[0].size() / m;
+  T* dx = ctx.out[0].data<T>();
+  T* dw = ctx.out[1].data<T>();
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t i = 0; i < k; ++i) {
+      AccType<T> acc = 0;
+      for (int64_t j = 0; j < m; ++j) acc += AccType<T>(dy[r * m + j]) * AccType<T>(w[j * k + i]);
+      dx[r * k + i] = static_cast<T>(acc);
+    }
+  for (int64_t j = 0; j < m; ++j)
+    for (int64_t i = 0; i < k; ++i) {
+      AccType<T> acc = 0;
+      for (int64_t r = 0; r < rows; ++r)
+        acc += AccType<T>(dy[r * m + j]) * AccType<T>(x[r * k + i]);
+      dw[j * k + i] = static_cast<T>(acc);
+    }
+  if (a.no_bias) return;
+  T* db = ctx.out[2].data<T>();
+  for (int64_t j = 0; j < m; ++j) {
+    AccType<T> acc = 0;
+    for (int64_t r = 0; r < rows; ++r) acc += AccType<T>(dy[r * m + j]);
+    db[j] = static_cast<T>(acc);
+  }
+}
+
+// Outputs have the shapes of data, weight and bias.
+void FullyConnectedBackwardShape(ShapeInferCtx& ctx) {
+  const auto& a = ctx.attrs<FullyConnectedAttrs>();
+  ctx.SetOut(0, ctx.in(1));
+  ctx.SetIn(1, ctx.out(0));
+  ctx.SetOut(1, ctx.in(2));
+  ctx.SetIn(2, ctx.out(1));
+  if (!a.no_bias) ctx.SetOut(2, Shape{a.num_hidden});
+}
+
 }  // namespace
 
 void RegisterDenseOps(OpRegistry& r) {
@@ -167,6 +213,30 @@ void RegisterDenseOps(OpRegistry& r) {
       .Pattern(FusionPattern::kOutElemwiseFusable)
       .Reference([](KernelCtx& ctx) {
         KILN_FLOAT_DTYPE_SWITCH(ctx.out[0].dtype(), T, FullyConnectedKernel<T>(ctx));
+      })
+      .Gradient([](GradCtx& g) -> GradList {
+        auto d = g.EmitWithAttrs("_backward_FullyConnected", {g.ograd(0), g.input(0), g.input(1)});
+        GradList grads = {d[0], d[1]};
+        if (d.size() > 2) grads.push_back(d[2]);
+        return grads;
+      });
+
+  r.Register("_backward_FullyConnected")
+      .Describe(
+          "gradients of FullyConnected: (d data, d weight[, d bias]) from (d output, data, "
+          "weight)")
+      .SetAttrs<FullyConnectedAttrs>()
+      .Inputs({"ograd", "data", "weight"})
+      .Outputs([](const Attrs& a) {
+        return a.Get<FullyConnectedAttrs>().no_bias
+                   ? std::vector<std::string>{"data_grad", "weight_grad"}
+                   : std::vector<std::string>{"data_grad", "weight_grad", "bias_grad"};
+      })
+      .InferShape(FullyConnectedBackwardShape)
+      .InferType(FloatTypeInfer)
+      .Pattern(FusionPattern::kOpaque)
+      .Reference([](KernelCtx& ctx) {
+        KILN_FLOAT_DTYPE_SWITCH(ctx.out[0].dtype(), T, FullyConnectedBackwardKernel<T>(ctx));
       });
 
   r.Register("Embedding")

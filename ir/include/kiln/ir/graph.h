@@ -26,18 +26,12 @@
 #include <vector>
 
 #include "kiln/ir/attrs.h"
+#include "kiln/ir/entry.h"
 #include "kiln/ir/op.h"
 #include "kiln/ir/shape.h"
 #include "kiln/runtime/dtype.h"
 
 namespace kiln {
-
-struct Entry {
-  uint32_t node = 0;
-  uint32_t index = 0;
-  bool operator==(const Entry&) const = default;
-  auto operator<=>(const Entry&) const = default;
-};
 
 struct Node {
   const OpDef* op = nullptr;  // nullptr: a variable

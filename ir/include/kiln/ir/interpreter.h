@@ -28,6 +28,14 @@ struct InterpretOptions {
 std::vector<Tensor> InterpretAll(const Graph& g, const std::map<std::string, Tensor>& vars,
                                  const InterpretOptions& options = {});
 
+// Runs nodes [begin, end) only, reading and writing `values` (one per entry id; resized to
+// num_entries() if smaller). Variables in the range take their values from `vars`; entries of
+// nodes before `begin` must already be in `values`. Executors run a training graph's forward
+// part and its backward part in two calls.
+void InterpretNodes(const Graph& g, const std::map<std::string, Tensor>& vars,
+                    std::vector<Tensor>& values, uint32_t begin, uint32_t end,
+                    const InterpretOptions& options = {});
+
 // As InterpretAll, returning the graph's outputs only.
 std::vector<Tensor> Interpret(const Graph& g, const std::map<std::string, Tensor>& vars,
                               const InterpretOptions& options = {});

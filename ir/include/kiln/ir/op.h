@@ -25,12 +25,14 @@
 // Rules are functions of the node's typed attributes. Shape and type rules work both ways
 // (forward from inputs to outputs, backward to fill unknown inputs such as weights) and are
 // called repeatedly until nothing changes, so they must accept partial knowledge and fail only
-// on a contradiction. A later issue adds each op's gradient, another its compute definition
-// for code generation; both are further members of OpDef set the same way.
+// on a contradiction. An op's gradient (FGradient, see kiln/ir/grad.h) builds the nodes that
+// compute its inputs' gradients from its outputs' gradients. A later issue adds the compute
+// definition for code generation, a further member of OpDef set the same way.
 #pragma once
 
 #include <deque>
 #include <functional>
+#include <optional>
 #include <random>
 #include <string>
 #include <string_view>
@@ -39,6 +41,7 @@
 #include <vector>
 
 #include "kiln/ir/attrs.h"
+#include "kiln/ir/entry.h"
 #include "kiln/ir/shape.h"
 #include "kiln/runtime/dtype.h"
 #include "kiln/runtime/tensor.h"
@@ -127,6 +130,11 @@ using FReference = std::function<void(KernelCtx&)>;
 
 using FNames = std::function<std::vector<std::string>(const Attrs&)>;
 
+class GradCtx;
+// Builds the gradient of one node: for each input, the entry holding d(loss)/d(input), or
+// nullopt where the input has no gradient (labels, indices, auxiliary states). See grad.h.
+using FGradient = std::function<std::vector<std::optional<Entry>>(GradCtx&)>;
+
 // Everything kiln knows about one operator.
 class OpDef {
  public:
@@ -163,6 +171,8 @@ class OpDef {
   const FInferShape& infer_shape() const { return infer_shape_; }
   const FInferType& infer_type() const { return infer_type_; }
   const FReference& reference() const { return reference_; }
+  // Null for ops without a mathematical gradient (argmax, one_hot, ...).
+  const FGradient& gradient() const { return gradient_; }
 
   // --- Registration (builder style). ---
   OpDef& Describe(std::string text) {
@@ -220,6 +230,10 @@ class OpDef {
     infer_type_ = std::move(f);
     return *this;
   }
+  OpDef& Gradient(FGradient f) {
+    gradient_ = std::move(f);
+    return *this;
+  }
   OpDef& Reference(FReference f) {
     reference_ = std::move(f);
     return *this;
@@ -239,6 +253,7 @@ class OpDef {
   FInferShape infer_shape_;
   FInferType infer_type_;
   FReference reference_;
+  FGradient gradient_;
 };
 
 class OpRegistry {
