@@ -41,7 +41,7 @@ case "${1:-}" in
   build) setup; build ;;
   demo)
     setup; build
-    "$BUILD_DIR/examples/mlp_demo" ;;
+    "$BUILD_DIR/examples/fashion_mnist_demo" ;;
   test)
     setup; build
     ctest --test-dir "$BUILD_DIR" --output-on-failure -j "$JOBS" ;;

@@ -42,6 +42,25 @@ const std::map<std::string, OpSample>& Samples() {
     t["SoftmaxOutput"] = {{{"grad_scale", "0.5"}}, {Shape{2, 5}, Shape{2}}};
     t["LinearRegressionOutput"] = {{}, {Shape{2, 1}, Shape{2, 1}}};
     t["MakeLoss"] = {{}, {m}};
+    // Their backward ops (inputs: the output gradient first, then what the op reads).
+    t["_backward_FullyConnected"] = {{{"num_hidden", "4"}}, {Shape{2, 4}, m, Shape{4, 3}}};
+    t["_backward_Activation"] = {{{"act_type", "tanh"}}, {m, m}};
+    t["_backward_Embedding"] = {{{"input_dim", "10"}, {"output_dim", "4"}}, {Shape{2, 3, 4}, m}};
+    t["_backward_LeakyReLU"] = {{{"act_type", "prelu"}}, {m, m, Shape{3}}};
+    t["_backward_softmax"] = {{{"axis", "-1"}}, {m, m}};
+    t["_backward_log_softmax"] = {{{"axis", "1"}}, {m, m}};
+    t["_backward_Convolution"] = {{{"kernel", "(3, 3)"}, {"num_filter", "4"}, {"pad", "(1, 1)"}},
+                                  {Shape{1, 4, 4, 4}, img}};
+    t["_backward_Deconvolution"] = {
+        {{"kernel", "(2, 2)"}, {"num_filter", "3"}, {"stride", "(2, 2)"}},
+        {Shape{1, 3, 8, 8}, img}};
+    t["_backward_Pooling"] = {{{"kernel", "(2, 2)"}, {"pool_type", "max"}, {"stride", "(2, 2)"}},
+                              {Shape{1, 2, 2, 2}, img}};
+    t["_backward_BatchNorm"] = {{{"eps", "0.001"}, {"fix_gamma", "False"}}, {img, img}};
+    t["_backward_LayerNorm"] = {{{"axis", "-1"}, {"eps", "1e-05"}}, {m, m}};
+    t["_backward_SoftmaxOutput"] = {{{"grad_scale", "0.5"}}, {Shape{2, 5}, Shape{2}}};
+    t["_backward_LinearRegressionOutput"] = {{}, {Shape{2, 1}, Shape{2, 1}}};
+    t["_backward_MakeLoss"] = {{}, {m}};
     // Shapes and slices.
     t["Flatten"] = {{}, {Shape{2, 3, 4}}};
     t["Reshape"] = {{{"shape", "(0, -1)"}}, {Shape{2, 3, 4}}};
@@ -80,6 +99,26 @@ const std::map<std::string, OpSample>& Samples() {
     t["argmax"] = {{{"axis", "1"}}, {m}};
     t["dot"] = {{{"transpose_b", "True"}}, {m, Shape{4, 3}}};
     t["batch_dot"] = {{}, {Shape{2, 3, 4}, Shape{2, 4, 5}}};
+    // Tensor-op gradients and their helpers.
+    t["sign"] = {{}, {m}};
+    t["reshape_like"] = {{{"lhs_begin", "1"}, {"rhs_begin", "-2"}}, {Shape{2, 6}, Shape{4, 2, 3}}};
+    t["add_n"] = {{{"num_args", "3"}}, {m, m, m}};
+    t["_reduce_sum_like"] = {{}, {m, row}};
+    t["_backward_clip"] = {{{"a_min", "-1"}, {"a_max", "1"}}, {m, m}};
+    t["_backward_Cast"] = {{}, {m, m}};
+    for (const char* op : {"_backward_maximum", "_backward_minimum", "_backward_power"})
+      t[op] = {{}, {m, m, row}};
+    for (const char* op : {"_backward_maximum_scalar", "_backward_minimum_scalar"})
+      t[op] = {{{"scalar", "0.5"}}, {m, m}};
+    for (const char* op : {"_backward_sum", "_backward_mean", "_backward_prod"})
+      t[op] = {{{"axis", "(1,)"}}, {Shape{2}, m}};
+    t["_backward_max"] = {{{"axis", "(0,)"}, {"keepdims", "True"}}, {row, m, row}};
+    t["_backward_min"] = {{{"axis", "(1,)"}, {"exclude", "True"}}, {Shape{3}, m, Shape{3}}};
+    t["_backward_dot"] = {{{"transpose_b", "True"}}, {Shape{2, 4}, m, Shape{4, 3}}};
+    t["_backward_Concat"] = {{{"num_args", "2"}, {"dim", "1"}}, {Shape{2, 7}, m, Shape{2, 4}}};
+    t["_backward_slice"] = {{{"begin", "(0, 1)"}, {"end", "(2, 3)"}}, {Shape{2, 2}, Shape{2, 4}}};
+    t["_backward_slice_axis"] = {{{"axis", "1"}, {"begin", "0"}, {"end", "2"}},
+                                 {Shape{2, 2}, Shape{2, 4}}};
     return t;
   }();
   return table;

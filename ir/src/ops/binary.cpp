@@ -13,6 +13,20 @@
 // - maximum/minimum propagate nan (NumPy's maximum), whichever side it is on.
 // - Scalar ops convert `scalar` to the operand's dtype first, as MXNet's DType(scalar):
 //   _plus_scalar(int32 x, 2.7) adds 2.
+//
+// Gradients (MXNet's). add, sub, mul and div compose existing ops (d lhs = dy / rhs, d rhs =
+// -dy * out / rhs for div); the broadcast_* forms then sum each gradient back to its operand's
+// shape with _reduce_sum_like (like.cpp), since the broadcast axes are known only after shape
+// inference. maximum, minimum and power (both forms) use one backward op each, which does that
+// sum itself:
+//   maximum: lhs gets dy where lhs >= rhs, rhs where lhs < rhs (ties go to lhs, as MXNet);
+//   minimum: lhs where lhs <= rhs, rhs where lhs > rhs;
+//   power:   d lhs = dy * rhs * lhs^(rhs-1), d rhs = dy * lhs^rhs * ln(lhs) (nan for lhs < 0,
+//            as MXNet: the derivative in the exponent exists for positive bases only).
+// Scalar forms: _maximum_scalar passes dy where x >= scalar, _minimum_scalar where x <= scalar
+// (MXNet's ge / le); _power_scalar gives dy * s * x^(s-1), _rpower_scalar dy * out * ln(s),
+// _rdiv_scalar -dy * out / x. where: x gets dy where condition is nonzero, y elsewhere; the
+// condition gets none. add_n gives each operand dy. The backward ops take floating types.
 #include <cmath>
 
 #include "ops/register.h"
@@ -295,6 +309,195 @@ FReference ScalarReference() {
       [](KernelCtx& ctx) { KILN_DTYPE_SWITCH(ctx.out[0].dtype(), T, (ScalarKernel<Fn, T>(ctx))); };
 }
 
+// --- Gradients. ---
+
+enum class BinOp { kAdd, kSub, kMul, kDiv, kMax, kMin, kPow };
+
+// Gradients of lhs OP rhs. With `broadcast`, each is summed back to its operand's shape.
+FGradient BinaryGradient(BinOp op, bool broadcast) {
+  return [op, broadcast](GradCtx& g) -> GradList {
+    Entry dy = g.ograd(0), a = g.input(0), b = g.input(1);
+    if (op == BinOp::kMax || op == BinOp::kMin || op == BinOp::kPow) {
+      const char* name = op == BinOp::kMax   ? "_backward_maximum"
+                         : op == BinOp::kMin ? "_backward_minimum"
+                                             : "_backward_power";
+      std::vector<Entry> d = g.Emit(name, {dy, a, b});
+      return {d[0], d[1]};
+    }
+    auto reduce = [&](Entry e, Entry like) {
+      return broadcast ? EmitBinary(g, "_reduce_sum_like", e, like) : e;
+    };
+    const char* mul = broadcast ? "broadcast_mul" : "elemwise_mul";
+    const char* div = broadcast ? "broadcast_div" : "elemwise_div";
+    GradList d(2);
+    if (g.wants(0)) {
+      Entry e = dy;
+      if (op == BinOp::kMul) e = EmitBinary(g, mul, dy, b);
+      if (op == BinOp::kDiv) e = EmitBinary(g, div, dy, b);
+      d[0] = reduce(e, a);
+    }
+    if (g.wants(1)) {
+      Entry e = dy;
+      if (op == BinOp::kMul) e = EmitBinary(g, mul, dy, a);
+      // d(a/b)/db = -a/b^2 = -out/b; out has dy's shape, so their product is elementwise.
+      if (op == BinOp::kDiv)
+        e = EmitBinary(g, div, EmitBinary(g, "elemwise_mul", dy, g.output(0)), b);
+      e = reduce(e, b);
+      if (op == BinOp::kSub || op == BinOp::kDiv) e = EmitUnary(g, "negative", e);
+      d[1] = e;
+    }
+    return d;
+  };
+}
+
+// The partial derivatives of max, min and pow with respect to each operand, at (a, b).
+struct MaxGrad {
+  static std::pair<double, double> D(double a, double b) { return {double(a >= b), double(a < b)}; }
+};
+struct MinGrad {
+  static std::pair<double, double> D(double a, double b) { return {double(a <= b), double(a > b)}; }
+};
+struct PowGrad {
+  static std::pair<double, double> D(double a, double b) {
+    return {b * std::pow(a, b - 1), std::pow(a, b) * std::log(a)};
+  }
+};
+
+// (dy, lhs, rhs) -> (d lhs, d rhs): each output element adds dy times the partial derivative
+// into the operand elements it read, which sums over broadcast axes.
+template <class G, class T>
+void BinaryBackwardKernel(const KernelCtx& ctx) {
+  const Tensor& dy = ctx.in[0];
+  const T* g = dy.data<T>();
+  const T* a = ctx.in[1].data<T>();
+  const T* b = ctx.in[2].data<T>();
+  std::vector<double> da(size_t(ctx.out[0].size()), 0.0), db(size_t(ctx.out[1].size()), 0.0);
+  int nd = dy.ndim();
+  ForEachIndex<2>(
+      dy.shape(),
+      {BroadcastStrides(ctx.in[1].shape(), nd), BroadcastStrides(ctx.in[2].shape(), nd)},
+      [&](int64_t i, const std::array<int64_t, 2>& o) {
+        auto [pa, pb] = G::D(ToAcc(a[o[0]]), ToAcc(b[o[1]]));
+        double gi = ToAcc(g[i]);
+        // Skip zero partials so that dy * 0 stays 0 when dy is inf.
+        if (pa != 0) da[size_t(o[0])] += gi * pa;
+        if (pb != 0) db[size_t(o[1])] += gi * pb;
+      });
+  for (size_t k = 0; k < da.size(); ++k) ctx.out[0].data<T>()[k] = ConvertValue<T>(da[k]);
+  for (size_t k = 0; k < db.size(); ++k) ctx.out[1].data<T>()[k] = ConvertValue<T>(db[k]);
+}
+
+// The gradients have the operands' shapes, and dy their broadcast shape: checked, since the
+// kernel indexes the operands by dy's index.
+void BinaryBackwardShape(ShapeInferCtx& ctx) {
+  for (int k = 0; k < 2; ++k) {
+    ctx.SetOut(k, ctx.in(k + 1));
+    ctx.SetIn(k + 1, ctx.out(k));
+  }
+  const Shape& a = ctx.in(1);
+  const Shape& b = ctx.in(2);
+  if (!a.rank_known() || !b.rank_known()) return;
+  const int n = std::max(a.ndim(), b.ndim());
+  const int64_t kU = Shape::kUnknownDim;
+  std::vector<int64_t> dy(size_t(n), kU);
+  for (int i = 0; i < n; ++i) {
+    int64_t da = AlignedDim(a, i, n), db = AlignedDim(b, i, n);
+    if (da != kU && db != kU && da != db && da != 1 && db != 1)
+      ctx.Fail(StrCat("lhs ", a.ToString(), " and rhs ", b.ToString(),
+                      " cannot be broadcast together at axis ", i));
+    if (da != kU && da != 1)
+      dy[size_t(i)] = da;
+    else if (db != kU && db != 1)
+      dy[size_t(i)] = db;
+    else if (da == 1 && db == 1)
+      dy[size_t(i)] = 1;
+  }
+  ctx.SetIn(0, Shape(dy), "d output has the operands' broadcast shape");
+}
+
+template <class G>
+void RegisterBinaryBackward(OpRegistry& r, const char* name, const char* doc) {
+  r.Register(name)
+      .Describe(StrCat("gradient of ", doc, " (elementwise or broadcast): (d lhs, d rhs) from ",
+                       "(d output, lhs, rhs), each summed to its operand's shape"))
+      .SetAttrs<NoAttrs>()
+      .Inputs({"ograd", "lhs", "rhs"})
+      .Outputs({"lhs_grad", "rhs_grad"})
+      .InferShape(BinaryBackwardShape)
+      .InferType(FloatTypeInfer)
+      .Pattern(FusionPattern::kOpaque)
+      .Reference([](KernelCtx& ctx) {
+        KILN_FLOAT_DTYPE_SWITCH(ctx.out[0].dtype(), T, (BinaryBackwardKernel<G, T>(ctx)));
+      });
+}
+
+// _backward_maximum_scalar / _backward_minimum_scalar: dy where x >= s (x <= s), else 0, with
+// the scalar converted to the data's dtype as in the forward op.
+template <bool kMax, class T>
+void ExtremumScalarBackwardKernel(const KernelCtx& ctx) {
+  const double s = ToAcc(ConvertValue<T>(ctx.Attr<ScalarAttrs>().scalar));
+  const T* dy = ctx.in[0].data<T>();
+  const T* x = ctx.in[1].data<T>();
+  T* dx = ctx.out[0].data<T>();
+  for (int64_t i = 0; i < ctx.out[0].size(); ++i) {
+    double v = ToAcc(x[i]);
+    dx[i] = (kMax ? v >= s : v <= s) ? dy[i] : ConvertValue<T>(0.0);
+  }
+}
+
+template <bool kMax>
+void RegisterExtremumScalarBackward(OpRegistry& r, const char* name) {
+  r.Register(name)
+      .Describe(kMax ? "gradient of _maximum_scalar: d output where data >= scalar, else 0"
+                     : "gradient of _minimum_scalar: d output where data <= scalar, else 0")
+      .SetAttrs<ScalarAttrs>()
+      .Inputs({"ograd", "data"})
+      .InferShape(SameShapeInfer)
+      .InferType(FloatTypeInfer)
+      .Pattern(FusionPattern::kElemwise)
+      .Inplace(InplaceIdentity)
+      .Reference([](KernelCtx& ctx) {
+        KILN_FLOAT_DTYPE_SWITCH(ctx.out[0].dtype(), T,
+                                (ExtremumScalarBackwardKernel<kMax, T>(ctx)));
+      });
+}
+
+// Gradients of the scalar forms, by op.
+GradList PassThrough(GradCtx& g) {
+  return {g.ograd(0)};
+}
+GradList Negate(GradCtx& g) {
+  return {EmitUnary(g, "negative", g.ograd(0))};
+}
+// The same scalar op applied to dy: d(x * s) = dy * s, d(x / s) = dy / s.
+template <const char* kOp>
+GradList SameScalarOp(GradCtx& g) {
+  return {g.EmitWithAttrs(kOp, {g.ograd(0)})[0]};
+}
+constexpr char kMulScalar[] = "_mul_scalar";
+constexpr char kDivScalar[] = "_div_scalar";
+constexpr char kMaxScalarGrad[] = "_backward_maximum_scalar";
+constexpr char kMinScalarGrad[] = "_backward_minimum_scalar";
+template <const char* kOp>
+GradList ExtremumScalarGrad(GradCtx& g) {
+  return {g.EmitWithAttrs(kOp, {g.ograd(0), g.input(0)})[0]};
+}
+GradList RDivScalarGrad(GradCtx& g) {
+  // d(s/x)/dx = -s/x^2 = -out/x.
+  Entry e = EmitBinary(g, "elemwise_mul", g.ograd(0), g.output(0));
+  return {EmitUnary(g, "negative", EmitBinary(g, "elemwise_div", e, g.input(0)))};
+}
+GradList PowerScalarGrad(GradCtx& g) {
+  double s = g.attrs<ScalarAttrs>().scalar;
+  Entry p = EmitScalar(g, "_power_scalar", g.input(0), s - 1);
+  return {EmitBinary(g, "elemwise_mul", g.ograd(0), EmitScalar(g, "_mul_scalar", p, s))};
+}
+GradList RPowerScalarGrad(GradCtx& g) {
+  double s = g.attrs<ScalarAttrs>().scalar;
+  Entry e = EmitBinary(g, "elemwise_mul", g.ograd(0), g.output(0));
+  return {EmitScalar(g, "_mul_scalar", e, std::log(s))};
+}
+
 std::vector<std::pair<int, int>> InplaceEither(const Attrs&) {
   return {{0, 0}, {1, 0}};
 }
@@ -305,7 +508,7 @@ struct Names {
 };
 
 template <class Fn>
-void RegisterElemwise(OpRegistry& r, const Names& n, const char* doc) {
+void RegisterElemwise(OpRegistry& r, const Names& n, const char* doc, BinOp grad) {
   OpDef& op = r.Register(n.name);
   for (const char* a : n.aliases) op.Alias(a);
   op.Describe(StrCat("elementwise ", doc, " of two operands of one shape"))
@@ -315,11 +518,12 @@ void RegisterElemwise(OpRegistry& r, const Names& n, const char* doc) {
       .InferType(SameTypeInfer)
       .Pattern(FusionPattern::kElemwise)
       .Inplace(InplaceEither)
-      .Reference(BinaryReference<Fn>());
+      .Reference(BinaryReference<Fn>())
+      .Gradient(BinaryGradient(grad, false));
 }
 
 template <class Fn>
-void RegisterBroadcast(OpRegistry& r, const Names& n, const char* doc) {
+void RegisterBroadcast(OpRegistry& r, const Names& n, const char* doc, BinOp grad) {
   OpDef& op = r.Register(n.name);
   for (const char* a : n.aliases) op.Alias(a);
   op.Describe(StrCat("elementwise ", doc, " with NumPy broadcasting (right-aligned)"))
@@ -328,11 +532,12 @@ void RegisterBroadcast(OpRegistry& r, const Names& n, const char* doc) {
       .InferShape(BroadcastShape)
       .InferType(SameTypeInfer)
       .Pattern(FusionPattern::kBroadcast)
-      .Reference(BinaryReference<Fn>());
+      .Reference(BinaryReference<Fn>())
+      .Gradient(BinaryGradient(grad, true));
 }
 
 template <class Fn>
-void RegisterScalar(OpRegistry& r, const Names& n, const char* doc) {
+void RegisterScalar(OpRegistry& r, const Names& n, const char* doc, FGradient grad) {
   OpDef& op = r.Register(n.name);
   for (const char* a : n.aliases) op.Alias(a);
   op.Describe(StrCat("elementwise ", doc, "; scalar is first converted to the data's dtype"))
@@ -341,7 +546,8 @@ void RegisterScalar(OpRegistry& r, const Names& n, const char* doc) {
       .InferType(SameTypeInfer)
       .Pattern(FusionPattern::kElemwise)
       .Inplace(InplaceIdentity)
-      .Reference(ScalarReference<Fn>());
+      .Reference(ScalarReference<Fn>())
+      .Gradient(std::move(grad));
 }
 
 // add_n: the sum of num_args same-shaped operands (the gradient pass sums with it).
@@ -377,35 +583,54 @@ void RegisterBinaryOps(OpRegistry& r) {
       .Pattern(FusionPattern::kElemwise)
       .Inplace(InplaceIdentity)
       .Reference(
-          [](KernelCtx& ctx) { KILN_DTYPE_SWITCH(ctx.out[0].dtype(), T, AddNKernel<T>(ctx)); });
+          [](KernelCtx& ctx) { KILN_DTYPE_SWITCH(ctx.out[0].dtype(), T, AddNKernel<T>(ctx)); })
+      .Gradient(
+          [](GradCtx& g) -> GradList { return GradList(size_t(g.num_inputs()), g.ograd(0)); });
 
-  RegisterElemwise<AddFn>(r, {"elemwise_add", {"_plus", "_add", "_Plus"}}, "lhs + rhs");
-  RegisterElemwise<SubFn>(r, {"elemwise_sub", {"_minus", "_sub", "_Minus"}}, "lhs - rhs");
-  RegisterElemwise<MulFn>(r, {"elemwise_mul", {"_mul", "_Mul"}}, "lhs * rhs");
+  RegisterElemwise<AddFn>(r, {"elemwise_add", {"_plus", "_add", "_Plus"}}, "lhs + rhs",
+                          BinOp::kAdd);
+  RegisterElemwise<SubFn>(r, {"elemwise_sub", {"_minus", "_sub", "_Minus"}}, "lhs - rhs",
+                          BinOp::kSub);
+  RegisterElemwise<MulFn>(r, {"elemwise_mul", {"_mul", "_Mul"}}, "lhs * rhs", BinOp::kMul);
   RegisterElemwise<DivFn>(r, {"elemwise_div", {"_div", "_Div"}},
-                          "lhs / rhs (integers: truncating, x / 0 = 0)");
-  RegisterElemwise<MaxFn>(r, {"_maximum", {"_Maximum"}}, "max(lhs, rhs) (nan propagates)");
-  RegisterElemwise<MinFn>(r, {"_minimum", {"_Minimum"}}, "min(lhs, rhs) (nan propagates)");
-  RegisterElemwise<PowFn>(r, {"_power", {"_Power"}}, "lhs ^ rhs");
+                          "lhs / rhs (integers: truncating, x / 0 = 0)", BinOp::kDiv);
+  RegisterElemwise<MaxFn>(r, {"_maximum", {"_Maximum"}}, "max(lhs, rhs) (nan propagates)",
+                          BinOp::kMax);
+  RegisterElemwise<MinFn>(r, {"_minimum", {"_Minimum"}}, "min(lhs, rhs) (nan propagates)",
+                          BinOp::kMin);
+  RegisterElemwise<PowFn>(r, {"_power", {"_Power"}}, "lhs ^ rhs", BinOp::kPow);
 
-  RegisterBroadcast<AddFn>(r, {"broadcast_add", {"broadcast_plus"}}, "lhs + rhs");
-  RegisterBroadcast<SubFn>(r, {"broadcast_sub", {"broadcast_minus"}}, "lhs - rhs");
-  RegisterBroadcast<MulFn>(r, {"broadcast_mul", {}}, "lhs * rhs");
-  RegisterBroadcast<DivFn>(r, {"broadcast_div", {}}, "lhs / rhs (integers: truncating, x / 0 = 0)");
-  RegisterBroadcast<MaxFn>(r, {"broadcast_maximum", {}}, "max(lhs, rhs) (nan propagates)");
-  RegisterBroadcast<MinFn>(r, {"broadcast_minimum", {}}, "min(lhs, rhs) (nan propagates)");
-  RegisterBroadcast<PowFn>(r, {"broadcast_power", {}}, "lhs ^ rhs");
+  RegisterBroadcast<AddFn>(r, {"broadcast_add", {"broadcast_plus"}}, "lhs + rhs", BinOp::kAdd);
+  RegisterBroadcast<SubFn>(r, {"broadcast_sub", {"broadcast_minus"}}, "lhs - rhs", BinOp::kSub);
+  RegisterBroadcast<MulFn>(r, {"broadcast_mul", {}}, "lhs * rhs", BinOp::kMul);
+  RegisterBroadcast<DivFn>(r, {"broadcast_div", {}}, "lhs / rhs (integers: truncating, x / 0 = 0)",
+                           BinOp::kDiv);
+  RegisterBroadcast<MaxFn>(r, {"broadcast_maximum", {}}, "max(lhs, rhs) (nan propagates)",
+                           BinOp::kMax);
+  RegisterBroadcast<MinFn>(r, {"broadcast_minimum", {}}, "min(lhs, rhs) (nan propagates)",
+                           BinOp::kMin);
+  RegisterBroadcast<PowFn>(r, {"broadcast_power", {}}, "lhs ^ rhs", BinOp::kPow);
+  RegisterBinaryBackward<MaxGrad>(r, "_backward_maximum", "maximum");
+  RegisterBinaryBackward<MinGrad>(r, "_backward_minimum", "minimum");
+  RegisterBinaryBackward<PowGrad>(r, "_backward_power", "power");
 
-  RegisterScalar<AddFn>(r, {"_plus_scalar", {"_PlusScalar"}}, "data + scalar");
-  RegisterScalar<SubFn>(r, {"_minus_scalar", {"_MinusScalar"}}, "data - scalar");
-  RegisterScalar<Rev<SubFn>>(r, {"_rminus_scalar", {"_RMinusScalar"}}, "scalar - data");
-  RegisterScalar<MulFn>(r, {"_mul_scalar", {"_MulScalar"}}, "data * scalar");
-  RegisterScalar<DivFn>(r, {"_div_scalar", {"_DivScalar"}}, "data / scalar");
-  RegisterScalar<Rev<DivFn>>(r, {"_rdiv_scalar", {"_RDivScalar"}}, "scalar / data");
-  RegisterScalar<MaxFn>(r, {"_maximum_scalar", {"_MaximumScalar"}}, "max(data, scalar)");
-  RegisterScalar<MinFn>(r, {"_minimum_scalar", {"_MinimumScalar"}}, "min(data, scalar)");
-  RegisterScalar<PowFn>(r, {"_power_scalar", {"_PowerScalar"}}, "data ^ scalar");
-  RegisterScalar<Rev<PowFn>>(r, {"_rpower_scalar", {"_RPowerScalar"}}, "scalar ^ data");
+  RegisterScalar<AddFn>(r, {"_plus_scalar", {"_PlusScalar"}}, "data + scalar", PassThrough);
+  RegisterScalar<SubFn>(r, {"_minus_scalar", {"_MinusScalar"}}, "data - scalar", PassThrough);
+  RegisterScalar<Rev<SubFn>>(r, {"_rminus_scalar", {"_RMinusScalar"}}, "scalar - data", Negate);
+  RegisterScalar<MulFn>(r, {"_mul_scalar", {"_MulScalar"}}, "data * scalar",
+                        SameScalarOp<kMulScalar>);
+  RegisterScalar<DivFn>(r, {"_div_scalar", {"_DivScalar"}}, "data / scalar",
+                        SameScalarOp<kDivScalar>);
+  RegisterScalar<Rev<DivFn>>(r, {"_rdiv_scalar", {"_RDivScalar"}}, "scalar / data", RDivScalarGrad);
+  RegisterScalar<MaxFn>(r, {"_maximum_scalar", {"_MaximumScalar"}}, "max(data, scalar)",
+                        ExtremumScalarGrad<kMaxScalarGrad>);
+  RegisterScalar<MinFn>(r, {"_minimum_scalar", {"_MinimumScalar"}}, "min(data, scalar)",
+                        ExtremumScalarGrad<kMinScalarGrad>);
+  RegisterScalar<PowFn>(r, {"_power_scalar", {"_PowerScalar"}}, "data ^ scalar", PowerScalarGrad);
+  RegisterScalar<Rev<PowFn>>(r, {"_rpower_scalar", {"_RPowerScalar"}}, "scalar ^ data",
+                             RPowerScalarGrad);
+  RegisterExtremumScalarBackward<true>(r, "_backward_maximum_scalar");
+  RegisterExtremumScalarBackward<false>(r, "_backward_minimum_scalar");
 
   r.Register("where")
       .Describe(
@@ -419,7 +644,15 @@ void RegisterBinaryOps(OpRegistry& r) {
       .Inplace([](const Attrs&) {
         return std::vector<std::pair<int, int>>{{1, 0}, {2, 0}};
       })
-      .Reference(WhereKernel);
+      .Reference(WhereKernel)
+      .Gradient([](GradCtx& g) -> GradList {
+        Entry dy = g.ograd(0), c = g.input(0);
+        Entry zeros = EmitUnary(g, "zeros_like", dy);
+        GradList d = {std::nullopt, std::nullopt, std::nullopt};
+        if (g.wants(1)) d[1] = g.Emit1("where", {c, dy, zeros});
+        if (g.wants(2)) d[2] = g.Emit1("where", {c, zeros, dy});
+        return d;
+      });
 }
 
 }  // namespace kiln::ops

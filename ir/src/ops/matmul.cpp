@@ -11,6 +11,18 @@
 //
 // Both are defined for all nine dtypes, accumulating in AccType. forward_stype is accepted and
 // ignored: kiln's tensors are dense.
+//
+// Gradients. With op(a) the (M, K) matrix dot reads from a and op(b) the (K, N) one from b,
+// d op(a) = dy op(b)^T and d op(b) = op(a)^T dy, stored back transposed where the operand was
+// read transposed. dot uses one backward op, _backward_dot, because dy of N-D operands has
+// a's and b's remaining axes, which only a flattening view (known after shape inference) turns
+// into the (M, N) matrix; batch_dot composes batch_dot itself, since its last two axes are
+// always the matrices:
+//   (ta, tb) = (0, 0): da = dy b^T,     db = a^T dy
+//              (1, 0): da = b dy^T,     db = a dy
+//              (0, 1): da = dy b,       db = dy^T a
+//              (1, 1): da = b^T dy^T,   db = dy^T a^T
+#include "kiln/ir/grad.h"
 #include "ops/register.h"
 #include "ops/tensor_util.h"
 
@@ -203,6 +215,74 @@ void BatchDotKernel(const KernelCtx& ctx) {
     Gemm(ap + i * m * k, bp + i * k * n, cp + i * m * n, m, n, k, at.transpose_a, at.transpose_b);
 }
 
+// --- Gradients ---
+
+// (dy, a, b) -> (da, db) for dot, with M, K, N as the forward kernel sees them.
+template <class T>
+void DotBackwardKernel(const KernelCtx& ctx) {
+  const auto& at = ctx.Attr<DotAttrs>();
+  const bool ta = at.transpose_a, tb = at.transpose_b;
+  const Tensor& a = ctx.in[1];
+  const Tensor& b = ctx.in[2];
+  DotPlan p = PlanDot(a.ndim(), b.ndim(), ta, tb);
+  int64_t k = a.dim(p.ca);
+  int64_t m = k ? a.size() / k : 0, n = k ? b.size() / k : 0;
+  if (k == 0) {
+    // Nothing is contracted: both gradients are empty or zero-sized along K.
+    return;
+  }
+  const T* dy = ctx.in[0].data<T>();
+  // Gemm(A, B, C, rows, cols, inner, transpose A, transpose B): C = op(A) op(B).
+  if (!ta)
+    Gemm(dy, b.data<T>(), ctx.out[0].data<T>(), m, k, n, false, !tb);  // (M,N)(N,K)
+  else
+    Gemm(b.data<T>(), dy, ctx.out[0].data<T>(), k, m, n, tb, true);  // (K,N)(N,M)
+  if (!tb)
+    Gemm(a.data<T>(), dy, ctx.out[1].data<T>(), k, n, m, !ta, false);  // (K,M)(M,N)
+  else
+    Gemm(dy, a.data<T>(), ctx.out[1].data<T>(), n, k, m, true, ta);  // (N,M)(M,K)
+}
+
+// The gradients have the operands' shapes, and dy dot's output shape: checked, since the
+// kernel reads dy as the (M, N) matrix.
+void DotBackwardShape(ShapeInferCtx& ctx) {
+  const auto& at = ctx.attrs<DotAttrs>();
+  for (int k = 0; k < 2; ++k) {
+    ctx.SetOut(k, ctx.in(k + 1));
+    ctx.SetIn(k + 1, ctx.out(k));
+  }
+  const Shape& a = ctx.in(1);
+  const Shape& b = ctx.in(2);
+  if (!a.rank_known() || !b.rank_known() || a.ndim() == 0 || b.ndim() == 0) return;
+  DotPlan p = PlanDot(a.ndim(), b.ndim(), at.transpose_a, at.transpose_b);
+  if (a.dim_known(p.ca) && b.dim_known(p.cb) && a[p.ca] != b[p.cb])
+    ctx.Fail(StrCat("lhs ", a.ToString(), " and rhs ", b.ToString(),
+                    " do not agree on the contracted axis"));
+  std::vector<int64_t> dy;
+  for (auto [which, axis] : p.out) dy.push_back(which == 0 ? a[axis] : b[axis]);
+  if (p.out.empty()) dy.push_back(1);
+  ctx.SetIn(0, Shape(dy), "d output has dot's output shape");
+}
+
+GradList DotGrad(GradCtx& g) {
+  std::vector<Entry> d = g.EmitWithAttrs("_backward_dot", {g.ograd(0), g.input(0), g.input(1)});
+  return {d[0], d[1]};
+}
+
+GradList BatchDotGrad(GradCtx& g) {
+  const auto& at = g.attrs<DotAttrs>();
+  const bool ta = at.transpose_a, tb = at.transpose_b;
+  Entry dy = g.ograd(0), a = g.input(0), b = g.input(1);
+  auto bd = [&](Entry x, Entry y, bool tx, bool ty) {
+    return g.Emit1("batch_dot", {x, y},
+                   {{"transpose_a", attr_text::Print(tx)}, {"transpose_b", attr_text::Print(ty)}});
+  };
+  GradList d(2);
+  if (g.wants(0)) d[0] = ta ? bd(b, dy, tb, true) : bd(dy, b, false, !tb);
+  if (g.wants(1)) d[1] = tb ? bd(dy, a, true, ta) : bd(a, dy, !ta, false);
+  return d;
+}
+
 }  // namespace
 
 void RegisterMatmulOps(OpRegistry& r) {
@@ -216,7 +296,20 @@ void RegisterMatmulOps(OpRegistry& r) {
       .InferType(SameTypeInfer)
       .Pattern(FusionPattern::kOutElemwiseFusable)
       .Reference(
-          [](KernelCtx& ctx) { KILN_DTYPE_SWITCH(ctx.out[0].dtype(), T, DotKernel<T>(ctx)); });
+          [](KernelCtx& ctx) { KILN_DTYPE_SWITCH(ctx.out[0].dtype(), T, DotKernel<T>(ctx)); })
+      .Gradient(DotGrad);
+
+  r.Register("_backward_dot")
+      .Describe("gradient of dot: (d lhs, d rhs) from (d output, lhs, rhs)")
+      .SetAttrs<DotAttrs>()
+      .Inputs({"ograd", "lhs", "rhs"})
+      .Outputs({"lhs_grad", "rhs_grad"})
+      .InferShape(DotBackwardShape)
+      .InferType(FloatTypeInfer)
+      .Pattern(FusionPattern::kOpaque)
+      .Reference([](KernelCtx& ctx) {
+        KILN_FLOAT_DTYPE_SWITCH(ctx.out[0].dtype(), T, DotBackwardKernel<T>(ctx));
+      });
 
   r.Register("batch_dot")
       .Describe("batched matrix product (B..., M, K) x (B..., K, N) -> (B..., M, N)")
@@ -226,7 +319,8 @@ void RegisterMatmulOps(OpRegistry& r) {
       .InferType(SameTypeInfer)
       .Pattern(FusionPattern::kOutElemwiseFusable)
       .Reference(
-          [](KernelCtx& ctx) { KILN_DTYPE_SWITCH(ctx.out[0].dtype(), T, BatchDotKernel<T>(ctx)); });
+          [](KernelCtx& ctx) { KILN_DTYPE_SWITCH(ctx.out[0].dtype(), T, BatchDotKernel<T>(ctx)); })
+      .Gradient(BatchDotGrad);
 }
 
 }  // namespace kiln::ops

@@ -13,6 +13,16 @@
 // first). dtype, when given, is the output's dtype. With use_length, input "length" (the data's
 // shape without `axis`) limits each row to its first length elements; the rest of the row
 // outputs 0 (for log_softmax too), as MXNet.
+//
+// Gradients (backward ops _backward_LeakyReLU, _backward_softmax, _backward_log_softmax):
+//   LeakyReLU  d data = d out * f'(x), from the data (exact in double, x <= 0 taking the negative
+//              branch as MXNet's kernels do); prelu also d gamma[c] = sum over x <= 0 of d out * x
+//              (over every element for a single gamma); rrelu's slope is its mask output, so the
+//              gradient matches the slopes drawn in the forward pass.
+//   softmax      d x = (d y - sum(d y * y)) * y / temperature        (sums over the row)
+//   log_softmax  d x = (d y - exp(y) * sum(d y)) / temperature
+//   With use_length, elements past a row's length output a constant 0 and get gradient 0; the
+//   length gets none.
 #include <cmath>
 #include <optional>
 #include <random>
@@ -257,7 +267,17 @@ void RegisterSoftmax(OpRegistry& r, const char* name, bool log) {
       })
       // A reduction (max, sum) then a map over the same row: opaque.
       .Pattern(FusionPattern::kOpaque)
-      .Reference([log](KernelCtx& ctx) { SoftmaxReference(ctx, log); });
+      .Reference([log](KernelCtx& ctx) { SoftmaxReference(ctx, log); })
+      .Gradient([log](GradCtx& g) -> GradList {
+        const auto& a = g.attrs<SoftmaxAttrs>();
+        std::vector<Entry> in = {g.ograd(0), g.output(0)};
+        if (a.use_length) in.push_back(g.input(1));
+        if (a.dtype) in.push_back(g.input(0));
+        Entry dx = g.EmitWithAttrs(log ? "_backward_log_softmax" : "_backward_softmax", in)[0];
+        GradList grads = {dx};
+        if (a.use_length) grads.push_back(std::nullopt);
+        return grads;
+      });
 }
 
 // d data = d out * f'(x), with f' written through the output y = f(x), as MXNet does:
@@ -290,6 +310,168 @@ void ActivationBackwardKernel(const KernelCtx& ctx) {
     }
     dx[i] = static_cast<T>(double(dy[i]) * d);
   }
+}
+
+// ----- Gradients of LeakyReLU and softmax -----
+
+// The derivative of a LeakyReLU kind at x, given the slope that applies to x (slope attribute,
+// prelu's gamma or rrelu's mask).
+double LeakyDerivative(LeakyType t, double x, double slope) {
+  constexpr double kInvSqrt2Pi = 0.39894228040143267794;
+  switch (t) {
+    case LeakyType::kLeaky:
+    case LeakyType::kPrelu:
+    case LeakyType::kRrelu:
+      return x > 0 ? 1.0 : slope;
+    case LeakyType::kElu:
+      return x > 0 ? 1.0 : slope * std::exp(x);
+    case LeakyType::kSelu:
+      return kSeluLambda * (x > 0 ? 1.0 : kSeluAlpha * std::exp(x));
+    case LeakyType::kGelu:
+      return 0.5 * (1 + std::erf(x / std::sqrt(2.0))) + x * kInvSqrt2Pi * std::exp(-0.5 * x * x);
+  }
+  return 0;
+}
+
+// Inputs: ograd, data, then gamma (prelu) or mask (rrelu). Outputs: data_grad, gamma_grad (prelu).
+template <class T>
+void LeakyReLUBackwardKernel(KernelCtx& ctx) {
+  const auto& a = ctx.Attr<LeakyReLUAttrs>();
+  const Tensor& x = ctx.in[1];
+  const T* dy = ctx.in[0].data<T>();
+  const T* xp = x.data<T>();
+  T* dx = ctx.out[0].data<T>();
+  std::vector<double> gamma, dgamma;
+  int64_t channels = 1, inner = 1;
+  if (a.act_type == LeakyType::kPrelu) {
+    gamma = ReadDoubles(ctx.in[2]);
+    dgamma.assign(gamma.size(), 0.0);
+    int ax = PreluAxis(x.ndim());
+    channels = x.ndim() == 0 ? 1 : x.dim(ax);
+    for (int d = ax + 1; d < x.ndim(); ++d) inner *= x.dim(d);
+  }
+  const T* mask = a.act_type == LeakyType::kRrelu ? ctx.in[2].data<T>() : nullptr;
+  for (int64_t i = 0; i < x.size(); ++i) {
+    double v = double(xp[i]), g = double(dy[i]), slope = a.slope;
+    size_t c = 0;
+    if (a.act_type == LeakyType::kPrelu) {
+      c = gamma.size() == 1 ? 0 : size_t((i / inner) % channels);
+      slope = gamma[c];
+      if (v <= 0) dgamma[c] += g * v;
+    } else if (mask) {
+      slope = double(mask[i]);
+    }
+    dx[i] = static_cast<T>(g * LeakyDerivative(a.act_type, v, slope));
+  }
+  if (a.act_type == LeakyType::kPrelu) WriteDoubles(ctx.out[1], dgamma);
+}
+
+void LeakyReLUBackwardShape(ShapeInferCtx& ctx) {
+  const auto& a = ctx.attrs<LeakyReLUAttrs>();
+  // ograd, data and (rrelu) mask have one shape, as do data and its gradient.
+  Shape s = ctx.in(0);
+  for (int i : {1, 2})
+    if (i < ctx.num_in() && (i == 1 || a.act_type == LeakyType::kRrelu) && !s.Merge(ctx.in(i)))
+      ctx.Fail(StrCat("ograd ", ctx.in(0).ToString(), " and ", ctx.InName(i), " ",
+                      ctx.in(i).ToString(), " differ but must have one shape"));
+  if (!s.Merge(ctx.out(0)))
+    ctx.Fail(StrCat("data_grad ", ctx.out(0).ToString(), " does not match data ", s.ToString()));
+  ctx.SetIn(0, s);
+  ctx.SetIn(1, s);
+  if (a.act_type == LeakyType::kRrelu) ctx.SetIn(2, s);
+  ctx.SetOut(0, s);
+  if (a.act_type == LeakyType::kPrelu) {
+    ctx.SetOut(1, ctx.in(2), "gamma_grad has gamma's shape");
+    ctx.SetIn(2, ctx.out(1), "gamma_grad has gamma's shape");
+  }
+}
+
+// Inputs: ograd, output, length (use_length), data (when dtype is given: only for its dtype,
+// which the gradient takes). Output: data_grad.
+template <class TO, class TI>
+void SoftmaxBackwardKernel(const KernelCtx& ctx, bool log) {
+  const auto& a = ctx.Attr<SoftmaxAttrs>();
+  const Tensor &dy = ctx.in[0], &y = ctx.in[1];
+  int ax = int(a.axis < 0 ? a.axis + y.ndim() : a.axis);
+  int64_t outer = 1, m = y.dim(ax), inner = 1;
+  for (int d = 0; d < ax; ++d) outer *= y.dim(d);
+  for (int d = ax + 1; d < y.ndim(); ++d) inner *= y.dim(d);
+  std::vector<double> lengths;
+  if (a.use_length) lengths = ReadDoubles(ctx.in[2]);
+  double t = a.temperature.value_or(1.0);
+  const TO* dyp = dy.data<TO>();
+  const TO* yp = y.data<TO>();
+  TI* dx = ctx.out[0].data<TI>();
+  for (int64_t o = 0; o < outer; ++o)
+    for (int64_t i = 0; i < inner; ++i) {
+      auto at = [&](int64_t j) { return (o * m + j) * inner + i; };
+      int64_t len = m;
+      if (a.use_length) len = std::clamp<int64_t>(int64_t(lengths[size_t(o * inner + i)]), 0, m);
+      double sum = 0;
+      for (int64_t j = 0; j < len; ++j)
+        sum += log ? double(dyp[at(j)]) : double(dyp[at(j)]) * double(yp[at(j)]);
+      for (int64_t j = 0; j < m; ++j) {
+        double g = 0;
+        if (j < len) {
+          double yj = double(yp[at(j)]), dj = double(dyp[at(j)]);
+          g = log ? (dj - std::exp(yj) * sum) / t : (dj - sum) * yj / t;
+        }
+        dx[at(j)] = static_cast<TI>(g);
+      }
+    }
+}
+
+void SoftmaxBackwardShape(ShapeInferCtx& ctx) {
+  const auto& a = ctx.attrs<SoftmaxAttrs>();
+  Shape s = ctx.in(0);
+  for (int i = 1; i < ctx.num_in(); ++i) {
+    if (a.use_length && i == 2) continue;
+    if (!s.Merge(ctx.in(i)))
+      ctx.Fail(StrCat("ograd ", ctx.in(0).ToString(), " and ", ctx.InName(i), " ",
+                      ctx.in(i).ToString(), " differ but must have one shape"));
+  }
+  if (!s.Merge(ctx.out(0)))
+    ctx.Fail(StrCat("data_grad ", ctx.out(0).ToString(), " does not match output ", s.ToString()));
+  for (int i = 0; i < ctx.num_in(); ++i)
+    if (!(a.use_length && i == 2)) ctx.SetIn(i, s);
+  ctx.SetOut(0, s);
+  if (!a.use_length || !s.rank_known()) return;
+  int ax = NormalizeAxis(ctx, a.axis, s.ndim(), "axis");
+  std::vector<int64_t> dims = s.dims();
+  dims.erase(dims.begin() + ax);
+  ctx.SetIn(2, Shape(dims), "length has the data's shape without axis");
+}
+
+// ograd and output have the forward output's dtype; the gradient has the data's: the same
+// unless dtype is given, in which case the data is an input and tells it.
+void SoftmaxBackwardType(TypeInferCtx& ctx) {
+  const auto& a = ctx.attrs<SoftmaxAttrs>();
+  if (a.use_length) RequireNumeric(ctx, ctx.in(2), "length");
+  // The forward output's dtype (ograd, output) and the data's (data_grad, data).
+  std::vector<int> out_side = {0, 1}, in_side = {-1};
+  if (a.dtype) {
+    in_side.push_back(ctx.num_in() - 1);
+  } else {
+    in_side.insert(in_side.end(), out_side.begin(), out_side.end());
+    out_side.clear();
+  }
+  auto get = [&](int i) { return i < 0 ? ctx.out(0) : ctx.in(i); };
+  auto set = [&](int i, DType t, const char* why) {
+    if (i < 0)
+      ctx.SetOut(0, t, why);
+    else
+      ctx.SetIn(i, t, why);
+  };
+  if (a.dtype) {
+    DType t = *ParseDType(*a.dtype);
+    for (int i : out_side) set(i, t, "ograd and output have the dtype attribute's type");
+  }
+  DType t = DType::kUnknown;
+  for (int i : in_side)
+    if (t == DType::kUnknown) t = get(i);
+  if (t == DType::kUnknown) return;
+  RequireFloat(ctx, t, "data");
+  for (int i : in_side) set(i, t, "data_grad has the data's dtype");
 }
 
 }  // namespace
@@ -348,10 +530,69 @@ void RegisterActivationOps(OpRegistry& r) {
       .Pattern(FusionPattern::kBroadcast)
       .Reference([](KernelCtx& ctx) {
         KILN_FLOAT_DTYPE_SWITCH(ctx.out[0].dtype(), T, LeakyReLUKernel<T>(ctx));
+      })
+      .Gradient([](GradCtx& g) -> GradList {
+        LeakyType t = g.attrs<LeakyReLUAttrs>().act_type;
+        std::vector<Entry> in = {g.ograd(0), g.input(0)};
+        if (t == LeakyType::kPrelu) in.push_back(g.input(1));
+        if (t == LeakyType::kRrelu) in.push_back(g.output(1));  // the slopes drawn
+        auto d = g.EmitWithAttrs("_backward_LeakyReLU", in);
+        GradList grads = {d[0]};
+        if (t == LeakyType::kPrelu) grads.push_back(d[1]);
+        return grads;
+      });
+
+  r.Register("_backward_LeakyReLU")
+      .Describe(
+          "gradient of LeakyReLU: d data (and d gamma for prelu) from (d output, data[, gamma "
+          "| mask])")
+      .SetAttrs<LeakyReLUAttrs>()
+      .Inputs([](const Attrs& a) {
+        switch (a.Get<LeakyReLUAttrs>().act_type) {
+          case LeakyType::kPrelu:
+            return std::vector<std::string>{"ograd", "data", "gamma"};
+          case LeakyType::kRrelu:
+            return std::vector<std::string>{"ograd", "data", "mask"};
+          default:
+            return std::vector<std::string>{"ograd", "data"};
+        }
+      })
+      .Outputs([](const Attrs& a) {
+        return a.Get<LeakyReLUAttrs>().act_type == LeakyType::kPrelu
+                   ? std::vector<std::string>{"data_grad", "gamma_grad"}
+                   : std::vector<std::string>{"data_grad"};
+      })
+      .InferShape(LeakyReLUBackwardShape)
+      .InferType(FloatTypeInfer)
+      .Pattern(FusionPattern::kOpaque)
+      .Reference([](KernelCtx& ctx) {
+        KILN_FLOAT_DTYPE_SWITCH(ctx.out[0].dtype(), T, LeakyReLUBackwardKernel<T>(ctx));
       });
 
   RegisterSoftmax(r, "softmax", false);
   RegisterSoftmax(r, "log_softmax", true);
+  for (bool log : {false, true})
+    r.Register(log ? "_backward_log_softmax" : "_backward_softmax")
+        .Describe(log ? "gradient of log_softmax: d data from (d output, output)"
+                      : "gradient of softmax: d data from (d output, output)")
+        .SetAttrs<SoftmaxAttrs>()
+        .Inputs([](const Attrs& attrs) {
+          const auto& a = attrs.Get<SoftmaxAttrs>();
+          std::vector<std::string> names = {"ograd", "output"};
+          if (a.use_length) names.push_back("length");
+          if (a.dtype) names.push_back("data");
+          return names;
+        })
+        .Outputs({"data_grad"})
+        .InferShape(SoftmaxBackwardShape)
+        .InferType(SoftmaxBackwardType)
+        .Pattern(FusionPattern::kOpaque)
+        .Reference([log](KernelCtx& ctx) {
+          KILN_FLOAT_DTYPE_SWITCH(ctx.in[0].dtype(), TO, {
+            KILN_FLOAT_DTYPE_SWITCH(ctx.out[0].dtype(), TI,
+                                    (SoftmaxBackwardKernel<TO, TI>(ctx, log)));
+          });
+        });
 }
 
 }  // namespace kiln::ops

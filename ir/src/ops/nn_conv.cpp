@@ -9,10 +9,18 @@
 // match, <conv(x, w), y> == <x, deconv(y, w)>. Its reference kernel scatters each input element
 // through the kernel window, which is that adjoint written directly.
 //
+// Gradients (_backward_Convolution, _backward_Deconvolution; inputs d output, data, weight;
+// outputs d data, d weight and, unless no_bias, d bias): each walks the forward loop nest once
+// and accumulates, for every product x * w it added into y, dy * w into dx and dy * x into dw;
+// d bias sums dy over the batch and spatial axes. Padding reads zeros, so it gets no gradient;
+// with target_shape the effective pad and adj are the forward pass's.
+//
 // Both are out-elementwise-fusable: a following bias, activation or scale fuses into the
 // epilogue of the convolution kernel.
+#include <algorithm>
 #include <optional>
 
+#include "kiln/ir/grad.h"
 #include "ops/nn_util.h"
 #include "ops/register.h"
 
@@ -245,8 +253,24 @@ inline int64_t Idx5(int64_t n, int64_t c, int64_t z, int64_t y, int64_t x, int64
   return (((n * C + c) * e[0] + z) * e[1] + y) * e[2] + x;
 }
 
+// Output positions o in [lo, hi) of an axis whose input position o * stride - pad + off lies
+// inside [0, in): hoisting this range out of the innermost loop removes the padding test from
+// it, so the loop over one output row is a plain, vectorisable multiply-add.
+struct Range {
+  int64_t lo, hi;
+};
+inline Range ValidOut(int64_t in, int64_t out, int64_t stride, int64_t pad, int64_t off) {
+  int64_t lo = pad - off <= 0 ? 0 : (pad - off + stride - 1) / stride;
+  int64_t last = in - 1 + pad - off;  // o * stride <= last
+  int64_t hi = last < 0 ? 0 : std::min(out, last / stride + 1);
+  return {lo, std::max(lo, hi)};
+}
+
+// y[n, f, o] = bias[f] + sum over c, k of x[n, g*Cg + c, o*stride - pad + k*dilate] * w[f, c, k],
+// zero outside x. Loops run kernel tap by kernel tap, accumulating whole output planes.
 template <class T>
 void ConvolutionKernel(const KernelCtx& ctx) {
+  using Acc = AccType<T>;
   const auto& a = ctx.Attr<ConvolutionAttrs>();
   ConvGeom g = Geom(a);
   const Tensor &x = ctx.in[0], &wt = ctx.in[1], &y = ctx.out[0];
@@ -257,28 +281,33 @@ void ConvolutionKernel(const KernelCtx& ctx) {
   const T* wp = wt.data<T>();
   const T* bp = a.no_bias ? nullptr : ctx.in[2].data<T>();
   T* yp = y.data<T>();
+  std::vector<Acc> plane(size_t(win.OutSize()));
   for (int64_t n = 0; n < N; ++n)
     for (int64_t f = 0; f < F; ++f) {
       int64_t grp = f / Fg;
-      for (int64_t oz = 0; oz < win.out[0]; ++oz)
-        for (int64_t oy = 0; oy < win.out[1]; ++oy)
-          for (int64_t ox = 0; ox < win.out[2]; ++ox) {
-            AccType<T> acc = bp ? AccType<T>(bp[f]) : AccType<T>(0);
-            for (int64_t c = 0; c < Cg; ++c)
-              for (int64_t kz = 0; kz < win.kernel[0]; ++kz)
-                for (int64_t ky = 0; ky < win.kernel[1]; ++ky)
-                  for (int64_t kx = 0; kx < win.kernel[2]; ++kx) {
-                    int64_t iz = oz * win.stride[0] - win.pad[0] + kz * win.dilate[0];
-                    int64_t iy = oy * win.stride[1] - win.pad[1] + ky * win.dilate[1];
-                    int64_t ix = ox * win.stride[2] - win.pad[2] + kx * win.dilate[2];
-                    if (iz < 0 || iz >= win.in[0] || iy < 0 || iy >= win.in[1] || ix < 0 ||
-                        ix >= win.in[2])
-                      continue;  // zero padding
-                    acc += AccType<T>(xp[Idx5(n, grp * Cg + c, iz, iy, ix, C, win.in)]) *
-                           AccType<T>(wp[Idx5(f, c, kz, ky, kx, Cg, win.kernel)]);
-                  }
-            yp[Idx5(n, f, oz, oy, ox, F, win.out)] = static_cast<T>(acc);
-          }
+      std::fill(plane.begin(), plane.end(), bp ? Acc(bp[f]) : Acc(0));
+      for (int64_t c = 0; c < Cg; ++c)
+        for (int64_t kz = 0; kz < win.kernel[0]; ++kz)
+          for (int64_t ky = 0; ky < win.kernel[1]; ++ky)
+            for (int64_t kx = 0; kx < win.kernel[2]; ++kx) {
+              Acc wv = Acc(wp[Idx5(f, c, kz, ky, kx, Cg, win.kernel)]);
+              int64_t oz_off = kz * win.dilate[0], oy_off = ky * win.dilate[1],
+                      ox_off = kx * win.dilate[2];
+              Range rz = ValidOut(win.in[0], win.out[0], win.stride[0], win.pad[0], oz_off);
+              Range ry = ValidOut(win.in[1], win.out[1], win.stride[1], win.pad[1], oy_off);
+              Range rx = ValidOut(win.in[2], win.out[2], win.stride[2], win.pad[2], ox_off);
+              for (int64_t oz = rz.lo; oz < rz.hi; ++oz)
+                for (int64_t oy = ry.lo; oy < ry.hi; ++oy) {
+                  int64_t iz = oz * win.stride[0] - win.pad[0] + oz_off;
+                  int64_t iy = oy * win.stride[1] - win.pad[1] + oy_off;
+                  const T* xrow = xp + Idx5(n, grp * Cg + c, iz, iy, 0, C, win.in);
+                  Acc* prow = plane.data() + (oz * win.out[1] + oy) * win.out[2];
+                  for (int64_t ox = rx.lo; ox < rx.hi; ++ox)
+                    prow[ox] += wv * Acc(xrow[ox * win.stride[2] - win.pad[2] + ox_off]);
+                }
+            }
+      T* yplane = yp + Idx5(n, f, 0, 0, 0, F, win.out);
+      for (size_t i = 0; i < plane.size(); ++i) yplane[i] = static_cast<T>(plane[i]);
     }
 }
 
@@ -330,6 +359,150 @@ void DeconvolutionKernel(const KernelCtx& ctx) {
   }
 }
 
+// ----- Gradients -----
+
+// Where the backward kernels write, in the accumulation type; stored at the end.
+template <class T>
+struct ConvGrads {
+  std::vector<AccType<T>> dx, dw;
+  explicit ConvGrads(const KernelCtx& ctx)
+      : dx(size_t(ctx.in[1].size()), AccType<T>(0)), dw(size_t(ctx.in[2].size()), AccType<T>(0)) {}
+  // Stores dx, dw and (when there is a bias) db, the sum of dy over all but axis 1.
+  void Store(const KernelCtx& ctx, bool no_bias) const {
+    T* dxp = ctx.out[0].data<T>();
+    for (size_t i = 0; i < dx.size(); ++i) dxp[i] = static_cast<T>(dx[i]);
+    T* dwp = ctx.out[1].data<T>();
+    for (size_t i = 0; i < dw.size(); ++i) dwp[i] = static_cast<T>(dw[i]);
+    if (no_bias) return;
+    const Tensor& dy = ctx.in[0];
+    int64_t F = dy.dim(1), plane = dy.size() / std::max<int64_t>(dy.dim(0) * F, 1);
+    std::vector<AccType<T>> db(size_t(F), AccType<T>(0));
+    const T* dyp = dy.data<T>();
+    for (int64_t i = 0; i < dy.size(); ++i) db[size_t((i / plane) % F)] += AccType<T>(dyp[i]);
+    T* dbp = ctx.out[2].data<T>();
+    for (int64_t f = 0; f < F; ++f) dbp[f] = static_cast<T>(db[size_t(f)]);
+  }
+};
+
+// The forward loop nest of ConvolutionKernel, with y += x * w turned around:
+// dx[x index] += dy * w and dw[w index] += dy * x, tap by tap.
+template <class T>
+void ConvolutionBackwardKernel(const KernelCtx& ctx) {
+  using Acc = AccType<T>;
+  const auto& a = ctx.Attr<ConvolutionAttrs>();
+  ConvGeom g = Geom(a);
+  const Tensor &dy = ctx.in[0], &x = ctx.in[1], &wt = ctx.in[2];
+  Window3 win = MakeWindow3(x.shape(), dy.shape(), g.kernel, g.stride, g.pad, g.dilate);
+  int64_t N = x.dim(0), C = x.dim(1), F = a.num_filter, G = a.num_group;
+  int64_t Cg = C / G, Fg = F / G;
+  const T* dyp = dy.data<T>();
+  const T* xp = x.data<T>();
+  const T* wp = wt.data<T>();
+  ConvGrads<T> d(ctx);
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t f = 0; f < F; ++f) {
+      int64_t grp = f / Fg;
+      for (int64_t c = 0; c < Cg; ++c)
+        for (int64_t kz = 0; kz < win.kernel[0]; ++kz)
+          for (int64_t ky = 0; ky < win.kernel[1]; ++ky)
+            for (int64_t kx = 0; kx < win.kernel[2]; ++kx) {
+              int64_t wi = Idx5(f, c, kz, ky, kx, Cg, win.kernel);
+              Acc wv = Acc(wp[wi]), dw = 0;
+              int64_t oz_off = kz * win.dilate[0], oy_off = ky * win.dilate[1],
+                      ox_off = kx * win.dilate[2];
+              Range rz = ValidOut(win.in[0], win.out[0], win.stride[0], win.pad[0], oz_off);
+              Range ry = ValidOut(win.in[1], win.out[1], win.stride[1], win.pad[1], oy_off);
+              Range rx = ValidOut(win.in[2], win.out[2], win.stride[2], win.pad[2], ox_off);
+              for (int64_t oz = rz.lo; oz < rz.hi; ++oz)
+                for (int64_t oy = ry.lo; oy < ry.hi; ++oy) {
+                  int64_t iz = oz * win.stride[0] - win.pad[0] + oz_off;
+                  int64_t iy = oy * win.stride[1] - win.pad[1] + oy_off;
+                  int64_t xrow = Idx5(n, grp * Cg + c, iz, iy, 0, C, win.in);
+                  const T* dyrow = dyp + Idx5(n, f, oz, oy, 0, F, win.out);
+                  for (int64_t ox = rx.lo; ox < rx.hi; ++ox) {
+                    int64_t xi = xrow + ox * win.stride[2] - win.pad[2] + ox_off;
+                    Acc go = Acc(dyrow[ox]);
+                    d.dx[size_t(xi)] += go * wv;
+                    dw += go * Acc(xp[xi]);
+                  }
+                }
+              d.dw[size_t(wi)] += dw;
+            }
+    }
+  d.Store(ctx, a.no_bias);
+}
+
+// The forward loop nest of DeconvolutionKernel, with y += x * w turned around.
+template <class T>
+void DeconvolutionBackwardKernel(const KernelCtx& ctx) {
+  const auto& a = ctx.Attr<DeconvolutionAttrs>();
+  ConvGeom g = Geom(a);
+  const Tensor &dy = ctx.in[0], &x = ctx.in[1], &wt = ctx.in[2];
+  size_t nd = a.kernel.size();
+  std::vector<int64_t> in_sp(x.shape().end() - int64_t(nd), x.shape().end());
+  DeconvPads p = DeconvPadAdj(a, g, in_sp, nullptr);
+  Window3 win = MakeWindow3(x.shape(), dy.shape(), g.kernel, g.stride, p.pad, g.dilate);
+  int64_t N = x.dim(0), C = x.dim(1), F = a.num_filter, G = a.num_group;
+  int64_t Cg = C / G, Fg = F / G;
+  const T* dyp = dy.data<T>();
+  const T* xp = x.data<T>();
+  const T* wp = wt.data<T>();
+  ConvGrads<T> d(ctx);
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t c = 0; c < C; ++c) {
+      int64_t grp = c / Cg;
+      for (int64_t iz = 0; iz < win.in[0]; ++iz)
+        for (int64_t iy = 0; iy < win.in[1]; ++iy)
+          for (int64_t ix = 0; ix < win.in[2]; ++ix) {
+            int64_t xi = Idx5(n, c, iz, iy, ix, C, win.in);
+            AccType<T> xv = AccType<T>(xp[xi]), gx = 0;
+            for (int64_t f = 0; f < Fg; ++f)
+              for (int64_t kz = 0; kz < win.kernel[0]; ++kz)
+                for (int64_t ky = 0; ky < win.kernel[1]; ++ky)
+                  for (int64_t kx = 0; kx < win.kernel[2]; ++kx) {
+                    int64_t oz = iz * win.stride[0] - win.pad[0] + kz * win.dilate[0];
+                    int64_t oy = iy * win.stride[1] - win.pad[1] + ky * win.dilate[1];
+                    int64_t ox = ix * win.stride[2] - win.pad[2] + kx * win.dilate[2];
+                    if (oz < 0 || oz >= win.out[0] || oy < 0 || oy >= win.out[1] || ox < 0 ||
+                        ox >= win.out[2])
+                      continue;
+                    AccType<T> go = AccType<T>(dyp[Idx5(n, grp * Fg + f, oz, oy, ox, F, win.out)]);
+                    int64_t wi = Idx5(c, f, kz, ky, kx, Fg, win.kernel);
+                    gx += go * AccType<T>(wp[wi]);
+                    d.dw[size_t(wi)] += go * xv;
+                  }
+            d.dx[size_t(xi)] = gx;
+          }
+    }
+  d.Store(ctx, a.no_bias);
+}
+
+// ograd, data and weight relate as the forward op's output and inputs; the gradients have the
+// shapes of data, weight and bias.
+template <class A>
+void ConvBackwardShape(ShapeInferCtx& ctx, const char* fwd_op) {
+  const A& a = ctx.attrs<A>();
+  for (int i = 0; i < 2; ++i) ctx.SetIn(i + 1, ctx.out(i));
+  InferShapesAsForward(ctx, fwd_op, a.no_bias ? std::vector<int>{1, 2} : std::vector<int>{1, 2, -1},
+                       {0});
+  for (int i = 0; i < 2; ++i) ctx.SetOut(i, ctx.in(i + 1));
+  if (!a.no_bias) ctx.SetOut(2, Shape{a.num_filter}, "bias has num_filter elements");
+}
+
+template <class A>
+GradList ConvGradient(GradCtx& g, const char* backward_op) {
+  auto d = g.EmitWithAttrs(backward_op, {g.ograd(0), g.input(0), g.input(1)});
+  GradList grads = {d[0], d[1]};
+  if (!g.attrs<A>().no_bias) grads.push_back(d[2]);
+  return grads;
+}
+
+template <class A>
+std::vector<std::string> ConvBackwardOutputs(const Attrs& a) {
+  return a.Get<A>().no_bias ? std::vector<std::string>{"data_grad", "weight_grad"}
+                            : std::vector<std::string>{"data_grad", "weight_grad", "bias_grad"};
+}
+
 }  // namespace
 
 void RegisterConvOps(OpRegistry& r) {
@@ -348,6 +521,22 @@ void RegisterConvOps(OpRegistry& r) {
       .Pattern(FusionPattern::kOutElemwiseFusable)
       .Reference([](KernelCtx& ctx) {
         KILN_FLOAT_DTYPE_SWITCH(ctx.out[0].dtype(), T, ConvolutionKernel<T>(ctx));
+      })
+      .Gradient(
+          [](GradCtx& g) { return ConvGradient<ConvolutionAttrs>(g, "_backward_Convolution"); });
+
+  r.Register("_backward_Convolution")
+      .Describe(
+          "gradients of Convolution: (d data, d weight[, d bias]) from (d output, data, weight)")
+      .SetAttrs<ConvolutionAttrs>()
+      .Inputs({"ograd", "data", "weight"})
+      .Outputs(ConvBackwardOutputs<ConvolutionAttrs>)
+      .InferShape(
+          [](ShapeInferCtx& ctx) { ConvBackwardShape<ConvolutionAttrs>(ctx, "Convolution"); })
+      .InferType(FloatTypeInfer)
+      .Pattern(FusionPattern::kOpaque)
+      .Reference([](KernelCtx& ctx) {
+        KILN_FLOAT_DTYPE_SWITCH(ctx.out[0].dtype(), T, ConvolutionBackwardKernel<T>(ctx));
       });
 
   r.Register("Deconvolution")
@@ -366,6 +555,24 @@ void RegisterConvOps(OpRegistry& r) {
       .Pattern(FusionPattern::kOutElemwiseFusable)
       .Reference([](KernelCtx& ctx) {
         KILN_FLOAT_DTYPE_SWITCH(ctx.out[0].dtype(), T, DeconvolutionKernel<T>(ctx));
+      })
+      .Gradient([](GradCtx& g) {
+        return ConvGradient<DeconvolutionAttrs>(g, "_backward_Deconvolution");
+      });
+
+  r.Register("_backward_Deconvolution")
+      .Describe(
+          "gradients of Deconvolution: (d data, d weight[, d bias]) from (d output, data, "
+          "weight)")
+      .SetAttrs<DeconvolutionAttrs>()
+      .Inputs({"ograd", "data", "weight"})
+      .Outputs(ConvBackwardOutputs<DeconvolutionAttrs>)
+      .InferShape(
+          [](ShapeInferCtx& ctx) { ConvBackwardShape<DeconvolutionAttrs>(ctx, "Deconvolution"); })
+      .InferType(FloatTypeInfer)
+      .Pattern(FusionPattern::kOpaque)
+      .Reference([](KernelCtx& ctx) {
+        KILN_FLOAT_DTYPE_SWITCH(ctx.out[0].dtype(), T, DeconvolutionBackwardKernel<T>(ctx));
       });
 }
 

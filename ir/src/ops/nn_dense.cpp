@@ -4,6 +4,10 @@
 // any numeric dtype (indices are truncated toward zero, then clipped to [0, input_dim - 1], as
 // MXNet's take in clip mode), weight (input_dim, output_dim) of the `dtype` attribute, and
 // output (data..., output_dim) of that dtype. sparse_grad only changes the gradient's storage.
+// Gradient: the weight's only (the indices have none), a scatter-add of the output gradient's
+// rows into the rows the forward pass read (clipped ids, as MXNet's AddTakeGrad), so rows read
+// several times sum their gradients and rows never read get 0.
+#include <algorithm>
 #include <cmath>
 
 #include "kiln/ir/grad.h"
@@ -163,19 +167,21 @@ void FullyConnectedBackwardKernel(const KernelCtx& ctx) {
   int64_t rows = ctx.in[0].size() / m;
   T* dx = ctx.out[0].data<T>();
   T* dw = ctx.out[1].data<T>();
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t i = 0; i < k; ++i) {
-      AccType<T> acc = 0;
-      for (int64_t j = 0; j < m; ++j) acc += AccType<T>(dy[r * m + j]) * AccType<T>(w[j * k + i]);
-      dx[r * k + i] = static_cast<T>(acc);
+  // Row by row, so that every inner loop walks memory contiguously.
+  std::vector<AccType<T>> row(static_cast<size_t>(k));
+  std::vector<AccType<T>> dw_acc(static_cast<size_t>(m * k), AccType<T>(0));
+  for (int64_t r = 0; r < rows; ++r) {
+    std::fill(row.begin(), row.end(), AccType<T>(0));
+    for (int64_t j = 0; j < m; ++j) {
+      AccType<T> g = AccType<T>(dy[r * m + j]);
+      for (int64_t i = 0; i < k; ++i) {
+        row[size_t(i)] += g * AccType<T>(w[j * k + i]);
+        dw_acc[size_t(j * k + i)] += g * AccType<T>(x[r * k + i]);
+      }
     }
-  for (int64_t j = 0; j < m; ++j)
-    for (int64_t i = 0; i < k; ++i) {
-      AccType<T> acc = 0;
-      for (int64_t r = 0; r < rows; ++r)
-        acc += AccType<T>(dy[r * m + j]) * AccType<T>(x[r * k + i]);
-      dw[j * k + i] = static_cast<T>(acc);
-    }
+    for (int64_t i = 0; i < k; ++i) dx[r * k + i] = static_cast<T>(row[size_t(i)]);
+  }
+  for (int64_t i = 0; i < m * k; ++i) dw[i] = static_cast<T>(dw_acc[size_t(i)]);
   if (a.no_bias) return;
   T* db = ctx.out[2].data<T>();
   for (int64_t j = 0; j < m; ++j) {
@@ -193,6 +199,43 @@ void FullyConnectedBackwardShape(ShapeInferCtx& ctx) {
   ctx.SetOut(1, ctx.in(2));
   ctx.SetIn(2, ctx.out(1));
   if (!a.no_bias) ctx.SetOut(2, Shape{a.num_hidden});
+}
+
+// d weight[row, :] = sum of d output[i..., :] over the positions i whose clipped id is row.
+template <class T>
+void EmbeddingBackwardKernel(const KernelCtx& ctx) {
+  const auto& a = ctx.Attr<EmbeddingAttrs>();
+  std::vector<double> ids = ReadDoubles(ctx.in[1]);
+  const T* dy = ctx.in[0].data<T>();
+  int64_t d = a.output_dim;
+  std::vector<AccType<T>> acc(size_t(a.input_dim * d), AccType<T>(0));
+  for (size_t i = 0; i < ids.size(); ++i) {
+    double id = std::isnan(ids[i]) ? 0.0 : std::trunc(ids[i]);
+    int64_t row = id <= 0 ? 0 : id >= double(a.input_dim - 1) ? a.input_dim - 1 : int64_t(id);
+    for (int64_t j = 0; j < d; ++j) acc[size_t(row * d + j)] += AccType<T>(dy[int64_t(i) * d + j]);
+  }
+  T* dw = ctx.out[0].data<T>();
+  for (size_t k = 0; k < acc.size(); ++k) dw[k] = static_cast<T>(acc[k]);
+}
+
+// ograd is (data..., output_dim); the weight gradient is (input_dim, output_dim).
+void EmbeddingBackwardShape(ShapeInferCtx& ctx) {
+  const auto& a = ctx.attrs<EmbeddingAttrs>();
+  ctx.SetOut(0, Shape{a.input_dim, a.output_dim}, "weight is (input_dim, output_dim)");
+  const Shape& data = ctx.in(1);
+  if (!data.rank_known()) return;
+  std::vector<int64_t> dims = data.dims();
+  dims.push_back(a.output_dim);
+  ctx.SetIn(0, Shape(dims), "ograd is (data..., output_dim)");
+}
+
+void EmbeddingBackwardType(TypeInferCtx& ctx) {
+  const auto& a = ctx.attrs<EmbeddingAttrs>();
+  DType t = *ParseDType(a.dtype);
+  RequireFloat(ctx, t, "the weight (dtype attribute)");
+  RequireNumeric(ctx, ctx.in(1), "data");
+  ctx.SetIn(0, t, "ograd has the dtype attribute's type");
+  ctx.SetOut(0, t, "the weight gradient has the dtype attribute's type");
 }
 
 }  // namespace
@@ -247,8 +290,23 @@ void RegisterDenseOps(OpRegistry& r) {
       .InferType(EmbeddingType)
       // A gather: each output row reads a row chosen at run time. Opaque.
       .Pattern(FusionPattern::kOpaque)
+      .Reference(
+          [](KernelCtx& ctx) { KILN_DTYPE_SWITCH(ctx.out[0].dtype(), T, EmbeddingKernel<T>(ctx)); })
+      .Gradient([](GradCtx& g) -> GradList {
+        if (!g.wants(1)) return {std::nullopt, std::nullopt};
+        return {std::nullopt, g.EmitWithAttrs("_backward_Embedding", {g.ograd(0), g.input(0)})[0]};
+      });
+
+  r.Register("_backward_Embedding")
+      .Describe("gradient of Embedding's weight: scatter-add of d output's rows by index")
+      .SetAttrs<EmbeddingAttrs>()
+      .Inputs({"ograd", "data"})
+      .Outputs({"weight_grad"})
+      .InferShape(EmbeddingBackwardShape)
+      .InferType(EmbeddingBackwardType)
+      .Pattern(FusionPattern::kOpaque)
       .Reference([](KernelCtx& ctx) {
-        KILN_DTYPE_SWITCH(ctx.out[0].dtype(), T, EmbeddingKernel<T>(ctx));
+        KILN_FLOAT_DTYPE_SWITCH(ctx.out[0].dtype(), T, EmbeddingBackwardKernel<T>(ctx));
       });
 }
 

@@ -2,13 +2,17 @@
 //
 // These are MXNet's loss heads: their forward pass is a plain function of the data (the label
 // is read only by the gradient), and their gradient is defined directly rather than derived
-// from the forward pass. The gradients come with the gradient issue; their semantics are
-// recorded in each attribute struct so that they are fixed here, next to the attributes.
+// from the forward pass: it is the gradient of the loss the head stands for (cross-entropy,
+// squared error, the data itself), and the head gradient flowing into the output is ignored
+// (multiplied in only by SoftmaxOutput's out_grad), as in MXNet. Each attribute struct records
+// its op's gradient; the backward ops _backward_SoftmaxOutput, _backward_LinearRegressionOutput
+// and _backward_MakeLoss compute them. Labels get no gradient.
 //
 // Fusion: all opaque. The forward passes are cheap, but the gradient rules single these nodes
 // out as the graph's heads, and keeping them whole keeps that correspondence simple.
 #include <cmath>
 
+#include "kiln/ir/grad.h"
 #include "ops/nn_util.h"
 #include "ops/register.h"
 
@@ -30,12 +34,23 @@ void DescribeNormalization(AttrSchema<A>& s, LossNormalization A::*member) {
 //   - the last axis with preserve_shape,
 //   - otherwise the flattened trailing axes: data viewed as (n, prod(rest)) (the last axis for
 //     2-D data); label has the data's shape without its last axis.
-// Gradient (later issue), with p = output and one-hot(label) over the softmax axis:
-//   d data = grad_scale * (p - onehot(label)) / norm, where label smoothing (smooth_alpha = a)
-//   replaces onehot by (1 - a) at the label and a / (k - 1) elsewhere; with use_ignore,
-//   positions whose label == ignore_label get gradient 0; norm is 1 (null), the batch size
-//   (batch) or the number of non-ignored labels (valid; at least 1). With out_grad, the
-//   incoming output gradient multiplies the result. The label gets no gradient.
+// Gradient, as MXNet's SoftmaxOutputOp::Backward, with p = output, label l = int(label) (C++
+// truncation) and k classes on the softmax axis:
+//   d data = scale * (p - t), t = onehot(l), or with label smoothing (smooth_alpha = a) 1 - a at
+//   l and a / (k - 1) elsewhere; a label outside [0, k) subtracts nothing. With use_ignore,
+//   positions whose l == int(ignore_label) get 0. With out_grad, the result is multiplied by the
+//   incoming output gradient; otherwise that gradient is ignored.
+//   Rows and labels: multi_output: data (n, k, d...) and label (n, prod d) in any accepted form;
+//   otherwise rows are the forward pass's softmax rows and row r reads label element r of the
+//   flattened label (for data (n, k) the label of row r; for data of rank > 2 without
+//   preserve_shape MXNet's rows are n, reading the first n labels, and kiln does the same).
+//   scale = grad_scale / norm, with cnt = the number of label elements with l != int(ignore_label)
+//   (counted whether or not use_ignore is set; at least 1):
+//                    null       batch                   valid
+//     multi_output   prod d     n * prod d              cnt
+//     otherwise      1          label.size (= n for 2-D) cnt
+//   MXNet's multi_output divides by the spatial size prod d even under null and batch, so that
+//   null averages over positions and batch over positions and examples; kiln keeps that rule.
 struct SoftmaxOutputAttrs {
   double grad_scale = 1.0;
   double ignore_label = -1.0;
@@ -154,8 +169,10 @@ void SoftmaxOutputKernel(const KernelCtx& ctx) {
 
 // LinearRegressionOutput. Forward: output = data. Label: the data's shape, or (n) for data
 // (n, 1), as MXNet; a given label must have the data's first extent and element count.
-// Gradient (later issue): d data = grad_scale / num_output * (output - label), where num_output
-// is the element count of one example (label size / batch); the label gets no gradient.
+// Gradient, as MXNet's RegressionOutputOp: d data = grad_scale / num_output * (output - label),
+// elementwise in flat order, where num_output = label.size / label.shape[0] (the element count
+// of one example), so that the loss is the per-example mean of half squared errors summed over
+// the batch. The head gradient is ignored; the label gets no gradient.
 struct RegressionOutputAttrs {
   double grad_scale = 1.0;
   static void Describe(AttrSchema<RegressionOutputAttrs>& s) {
@@ -205,8 +222,9 @@ void IdentityKernel(const KernelCtx& ctx) {
 }
 
 // MakeLoss. Forward: output = data (the data is taken to be a loss already computed).
-// Gradient (later issue): d data = grad_scale / norm, where norm is 1 (null), the batch size
-// (batch) or the number of data elements above valid_thresh (valid; at least 1).
+// Gradient, as MXNet's MakeLossOp: d data = grad_scale / norm everywhere, with norm 1 (null),
+// data.shape[0] (batch), or the number of data elements > valid_thresh, at least 1 (valid). The
+// head gradient is ignored.
 struct MakeLossAttrs {
   double grad_scale = 1.0;
   double valid_thresh = 0.0;
@@ -217,6 +235,123 @@ struct MakeLossAttrs {
     DescribeNormalization(s, &MakeLossAttrs::normalization);
   }
 };
+
+// ----- Gradients -----
+
+// Inputs output, label and (out_grad) ograd; output data_grad. See SoftmaxOutputAttrs.
+template <class T>
+void SoftmaxOutputBackwardKernel(const KernelCtx& ctx) {
+  const auto& a = ctx.Attr<SoftmaxOutputAttrs>();
+  const Tensor &y = ctx.in[0], &dx = ctx.out[0];
+  std::vector<double> label = ReadDoubles(ctx.in[1]);
+  // The softmax view (outer, k, inner) and, per (outer, inner) position, its label index.
+  int64_t outer = 1, k = 1, inner = 1;
+  if (a.multi_output) {
+    outer = y.dim(0);
+    k = y.dim(1);
+    inner = y.size() / std::max<int64_t>(outer * k, 1);
+  } else if (a.preserve_shape) {
+    k = y.dim(y.ndim() - 1);
+    outer = y.size() / std::max<int64_t>(k, 1);
+  } else {
+    outer = y.dim(0);
+    k = y.size() / std::max<int64_t>(outer, 1);
+  }
+  auto label_int = [](double v) { return std::isnan(v) ? int64_t(0) : int64_t(std::trunc(v)); };
+  const int64_t ignore = label_int(a.ignore_label);
+  int64_t valid = 0;
+  for (double l : label) valid += label_int(l) != ignore;
+  double norm = 1;
+  switch (a.normalization) {
+    case LossNormalization::kNull:
+      norm = a.multi_output ? double(inner) : 1.0;
+      break;
+    case LossNormalization::kBatch:
+      norm = a.multi_output ? double(outer * inner) : double(label.size());
+      break;
+    case LossNormalization::kValid:
+      norm = double(std::max<int64_t>(valid, 1));
+      break;
+  }
+  double scale = a.grad_scale / norm;
+  double on = 1 - a.smooth_alpha, off = k > 1 ? a.smooth_alpha / double(k - 1) : 0.0;
+  const T* yp = y.data<T>();
+  const T* gp = a.out_grad ? ctx.in[2].data<T>() : nullptr;
+  T* dxp = dx.data<T>();
+  for (int64_t o = 0; o < outer; ++o)
+    for (int64_t i = 0; i < inner; ++i) {
+      size_t pos = size_t(o * inner + i);
+      int64_t l = pos < label.size() ? label_int(label[pos]) : -1;
+      bool ignored = a.use_ignore && l == ignore;
+      for (int64_t j = 0; j < k; ++j) {
+        int64_t at = (o * k + j) * inner + i;
+        double t = j == l ? on : off;
+        double g = ignored ? 0.0 : (double(yp[at]) - t) * scale;
+        if (gp) g *= double(gp[at]);
+        dxp[at] = static_cast<T>(g);
+      }
+    }
+}
+
+// Inputs output, label; output data_grad. See RegressionOutputAttrs.
+template <class T>
+void RegressionOutputBackwardKernel(const KernelCtx& ctx) {
+  const auto& a = ctx.Attr<RegressionOutputAttrs>();
+  const Tensor &y = ctx.in[0], &label = ctx.in[1];
+  std::vector<double> l = ReadDoubles(label);
+  double num_output =
+      label.ndim() > 0 && label.dim(0) > 0 ? double(label.size()) / double(label.dim(0)) : 1.0;
+  const T* yp = y.data<T>();
+  T* dxp = ctx.out[0].data<T>();
+  for (int64_t i = 0; i < y.size(); ++i)
+    dxp[i] = static_cast<T>((double(yp[i]) - l[size_t(i)]) * a.grad_scale / num_output);
+}
+
+// Input data; output data_grad. See MakeLossAttrs.
+template <class T>
+void MakeLossBackwardKernel(const KernelCtx& ctx) {
+  const auto& a = ctx.Attr<MakeLossAttrs>();
+  const Tensor& x = ctx.in[0];
+  const T* xp = x.data<T>();
+  double norm = 1;
+  if (a.normalization == LossNormalization::kBatch && x.ndim() > 0) norm = double(x.dim(0));
+  if (a.normalization == LossNormalization::kValid) {
+    int64_t valid = 0;
+    for (int64_t i = 0; i < x.size(); ++i) valid += double(xp[i]) > a.valid_thresh;
+    norm = double(std::max<int64_t>(valid, 1));
+  }
+  T* dxp = ctx.out[0].data<T>();
+  for (int64_t i = 0; i < x.size(); ++i) dxp[i] = static_cast<T>(a.grad_scale / norm);
+}
+
+// The head's output (and ograd) relate to the label as the forward op's output does; data_grad
+// has the output's shape.
+void LossBackwardShape(ShapeInferCtx& ctx, const char* fwd_op) {
+  for (int i = 2; i < ctx.num_in(); ++i) {  // SoftmaxOutput's ograd
+    Shape s = ctx.in(0);
+    if (!s.Merge(ctx.in(i)))
+      ctx.Fail(StrCat("output ", ctx.in(0).ToString(), " and ograd ", ctx.in(i).ToString(),
+                      " differ but must have one shape"));
+    ctx.SetIn(0, s);
+    ctx.SetIn(i, s);
+  }
+  ctx.SetIn(0, ctx.out(0));
+  InferShapesAsForward(ctx, fwd_op, {-1, 1}, {0});
+  ctx.SetOut(0, ctx.in(0));
+  for (int i = 2; i < ctx.num_in(); ++i) ctx.SetIn(i, ctx.in(0));
+}
+
+// Every input but the label, and the gradient, have the data's dtype.
+void LossBackwardType(TypeInferCtx& ctx) {
+  RequireNumeric(ctx, ctx.in(1), "label");
+  DType t = ctx.in(0) != DType::kUnknown ? ctx.in(0) : ctx.out(0);
+  for (int i = 2; i < ctx.num_in() && t == DType::kUnknown; ++i) t = ctx.in(i);
+  if (t == DType::kUnknown) return;
+  RequireFloat(ctx, t, "output");
+  ctx.SetIn(0, t);
+  for (int i = 2; i < ctx.num_in(); ++i) ctx.SetIn(i, t, "ograd has the output's dtype");
+  ctx.SetOut(0, t, "data_grad has the data's dtype");
+}
 
 }  // namespace
 
@@ -234,6 +369,29 @@ void RegisterLossOps(OpRegistry& r) {
       .Pattern(FusionPattern::kOpaque)
       .Reference([](KernelCtx& ctx) {
         KILN_FLOAT_DTYPE_SWITCH(ctx.out[0].dtype(), T, SoftmaxOutputKernel<T>(ctx));
+      })
+      .Gradient([](GradCtx& g) -> GradList {
+        std::vector<Entry> in = {g.output(0), g.input(1)};
+        if (g.attrs<SoftmaxOutputAttrs>().out_grad) in.push_back(g.ograd(0));
+        return {g.EmitWithAttrs("_backward_SoftmaxOutput", in)[0], std::nullopt};
+      });
+
+  r.Register("_backward_SoftmaxOutput")
+      .Describe(
+          "gradient of SoftmaxOutput: d data = (softmax - onehot(label)) * grad_scale / "
+          "normalization from (output, label[, d output with out_grad])")
+      .SetAttrs<SoftmaxOutputAttrs>()
+      .Inputs([](const Attrs& a) {
+        return a.Get<SoftmaxOutputAttrs>().out_grad
+                   ? std::vector<std::string>{"output", "label", "ograd"}
+                   : std::vector<std::string>{"output", "label"};
+      })
+      .Outputs({"data_grad"})
+      .InferShape([](ShapeInferCtx& ctx) { LossBackwardShape(ctx, "SoftmaxOutput"); })
+      .InferType(LossBackwardType)
+      .Pattern(FusionPattern::kOpaque)
+      .Reference([](KernelCtx& ctx) {
+        KILN_FLOAT_DTYPE_SWITCH(ctx.out[0].dtype(), T, SoftmaxOutputBackwardKernel<T>(ctx));
       });
 
   r.Register("LinearRegressionOutput")
@@ -246,6 +404,24 @@ void RegisterLossOps(OpRegistry& r) {
       .Pattern(FusionPattern::kOpaque)
       .Reference([](KernelCtx& ctx) {
         KILN_FLOAT_DTYPE_SWITCH(ctx.out[0].dtype(), T, IdentityKernel<T>(ctx));
+      })
+      .Gradient([](GradCtx& g) -> GradList {
+        return {g.EmitWithAttrs("_backward_LinearRegressionOutput", {g.output(0), g.input(1)})[0],
+                std::nullopt};
+      });
+
+  r.Register("_backward_LinearRegressionOutput")
+      .Describe(
+          "gradient of LinearRegressionOutput: d data = (output - label) * grad_scale / "
+          "num_output from (output, label)")
+      .SetAttrs<RegressionOutputAttrs>()
+      .Inputs({"output", "label"})
+      .Outputs({"data_grad"})
+      .InferShape([](ShapeInferCtx& ctx) { LossBackwardShape(ctx, "LinearRegressionOutput"); })
+      .InferType(LossBackwardType)
+      .Pattern(FusionPattern::kOpaque)
+      .Reference([](KernelCtx& ctx) {
+        KILN_FLOAT_DTYPE_SWITCH(ctx.out[0].dtype(), T, RegressionOutputBackwardKernel<T>(ctx));
       });
 
   r.Register("MakeLoss")
@@ -257,6 +433,20 @@ void RegisterLossOps(OpRegistry& r) {
       .Pattern(FusionPattern::kOpaque)
       .Reference([](KernelCtx& ctx) {
         KILN_FLOAT_DTYPE_SWITCH(ctx.out[0].dtype(), T, IdentityKernel<T>(ctx));
+      })
+      .Gradient([](GradCtx& g) -> GradList {
+        return {g.EmitWithAttrs("_backward_MakeLoss", {g.input(0)})[0]};
+      });
+
+  r.Register("_backward_MakeLoss")
+      .Describe("gradient of MakeLoss: d data = grad_scale / normalization, from data")
+      .SetAttrs<MakeLossAttrs>()
+      .Outputs({"data_grad"})
+      .InferShape(SameShapeInfer)
+      .InferType(FloatTypeInfer)
+      .Pattern(FusionPattern::kOpaque)
+      .Reference([](KernelCtx& ctx) {
+        KILN_FLOAT_DTYPE_SWITCH(ctx.out[0].dtype(), T, MakeLossBackwardKernel<T>(ctx));
       });
 }
 

@@ -21,11 +21,26 @@
 //   shared along them). Active only when training or mode = always; otherwise output = data and
 //   mask = 1. p = 1 drops everything (mask 0).
 //
+// Gradients:
+//   BatchNorm (_backward_BatchNorm, from d output, data, gamma and the saved mean and inv_std
+//   outputs; the rule asks, as MXNet's kernels do, whether the backward pass runs in training):
+//     training, batch statistics: d x = w inv_std (dy - mean(dy) - xhat mean(dy xhat)), the
+//       gradient through the batch mean and variance, with xhat = (x - mean) inv_std;
+//     use_global_stats or inference: d x = w inv_std dy, the moving statistics being constants;
+//     d gamma = sum(dy xhat) (0 with fix_gamma), d beta = sum(dy); w = gamma (1 with fix_gamma).
+//     The moving statistics (auxiliary states) get no gradient; gradients flowing into the mean
+//     and var outputs (output_mean_var) are ignored, as MXNet ignores them.
+//   LayerNorm (_backward_LayerNorm, from the saved mean and std): d x = (g - mean(g) - xhat
+//     mean(g xhat)) / std with g = dy gamma, means over axis; d gamma = sum(dy xhat), d beta =
+//     sum(dy) over every other axis. Gradients into the mean and std outputs are ignored.
+//   Dropout: d x = dy * mask (broadcast along the shared axes); mask is 1 when inactive.
+//
 // Fusion: all three are opaque. BatchNorm and LayerNorm reduce before they map; Dropout draws
 // random numbers in a fixed order that fusion must not change.
 #include <cmath>
 #include <optional>
 
+#include "kiln/ir/grad.h"
 #include "ops/nn_util.h"
 #include "ops/register.h"
 
@@ -316,6 +331,128 @@ std::vector<std::string> BatchNormOutputs(const Attrs&) {
   return {"output", "mean", "var"};
 }
 
+// ----- Gradients of BatchNorm and LayerNorm -----
+
+// Inputs ograd, data, gamma, mean, inv_std (the forward outputs 1 and 2); outputs data_grad,
+// gamma_grad, beta_grad. See the file comment for the formulas.
+template <class T>
+void BatchNormBackwardKernel(KernelCtx& ctx) {
+  const auto& a = ctx.Attr<BatchNormAttrs>();
+  const Tensor &dy = ctx.in[0], &x = ctx.in[1];
+  AxisView v = ViewAround(x, a.axis);
+  std::vector<double> gamma = ReadDoubles(ctx.in[2]), mean = ReadDoubles(ctx.in[3]),
+                      inv_std = ReadDoubles(ctx.in[4]);
+  const bool batch_stats = ctx.is_train && !a.use_global_stats;
+  const T* dyp = dy.data<T>();
+  const T* xp = x.data<T>();
+  T* dxp = ctx.out[0].data<T>();
+  std::vector<double> dgamma(size_t(v.channels)), dbeta(size_t(v.channels));
+  auto at = [&](int64_t o, int64_t c, int64_t i) { return (o * v.channels + c) * v.inner + i; };
+  double count = double(v.outer * v.inner);
+  for (int64_t c = 0; c < v.channels; ++c) {
+    double m = mean[size_t(c)], s = inv_std[size_t(c)];
+    double sum_dy = 0, dot = 0;  // sum(dy), sum(dy (x - mean))
+    for (int64_t o = 0; o < v.outer; ++o)
+      for (int64_t i = 0; i < v.inner; ++i) {
+        int64_t k = at(o, c, i);
+        sum_dy += double(dyp[k]);
+        dot += double(dyp[k]) * (double(xp[k]) - m);
+      }
+    double w = a.fix_gamma ? 1.0 : gamma[size_t(c)];
+    double mean_dy = count > 0 ? sum_dy / count : 0.0;
+    double k_proj = count > 0 ? dot * s * s / count : 0.0;  // mean(dy xhat) * inv_std
+    for (int64_t o = 0; o < v.outer; ++o)
+      for (int64_t i = 0; i < v.inner; ++i) {
+        int64_t k = at(o, c, i);
+        double g = double(dyp[k]);
+        if (batch_stats) g = g - mean_dy - (double(xp[k]) - m) * k_proj;
+        dxp[k] = static_cast<T>(g * s * w);
+      }
+    dgamma[size_t(c)] = a.fix_gamma ? 0.0 : dot * s;
+    dbeta[size_t(c)] = sum_dy;
+  }
+  WriteDoubles(ctx.out[1], dgamma);
+  WriteDoubles(ctx.out[2], dbeta);
+}
+
+// Shapes as the forward op's (ograd is its output, mean and inv_std its outputs 1 and 2); the
+// gradients have the shapes of data, gamma and beta (= gamma's).
+void NormBackwardShape(ShapeInferCtx& ctx, const char* fwd_op, std::vector<int> fwd_in) {
+  ctx.SetIn(1, ctx.out(0));
+  ctx.SetIn(2, ctx.out(1));
+  ctx.SetIn(2, ctx.out(2));
+  InferShapesAsForward(ctx, fwd_op, fwd_in, {0, 3, 4});
+  ctx.SetOut(0, ctx.in(1));
+  ctx.SetOut(1, ctx.in(2));
+  ctx.SetOut(2, ctx.in(2));
+}
+
+// ograd, data and data_grad have the data's dtype; the rest BatchNorm's parameter dtype.
+void BatchNormBackwardType(TypeInferCtx& ctx) {
+  for (int i = 0; i < ctx.num_in(); ++i) RequireFloat(ctx, ctx.in(i), ctx.InName(i));
+  DType d = DType::kUnknown;
+  for (DType t : {ctx.in(1), ctx.in(0), ctx.out(0)})
+    if (d == DType::kUnknown) d = t;
+  if (d == DType::kUnknown) return;
+  RequireFloat(ctx, d, "data");
+  ctx.SetIn(0, d, "ograd has the data's dtype");
+  ctx.SetIn(1, d);
+  ctx.SetOut(0, d, "data_grad has the data's dtype");
+  DType p = BatchNormParamType(d);
+  std::string why =
+      StrCat("BatchNorm's parameters are ", DTypeName(p), " for ", DTypeName(d), " data");
+  for (int i = 2; i < ctx.num_in(); ++i) ctx.SetIn(i, p, why);
+  for (int i = 1; i < ctx.num_out(); ++i) ctx.SetOut(i, p, why);
+}
+
+// Inputs ograd, data, gamma, mean, std (the forward outputs 1 and 2); outputs data_grad,
+// gamma_grad, beta_grad.
+template <class T>
+void LayerNormBackwardKernel(KernelCtx& ctx) {
+  const auto& a = ctx.Attr<LayerNormAttrs>();
+  const Tensor& x = ctx.in[1];
+  AxisView v = ViewAround(x, a.axis);
+  const T* dyp = ctx.in[0].data<T>();
+  const T* xp = x.data<T>();
+  const T* gp = ctx.in[2].data<T>();
+  const T* mp = ctx.in[3].data<T>();
+  const T* sp = ctx.in[4].data<T>();
+  T* dxp = ctx.out[0].data<T>();
+  std::vector<double> dgamma(size_t(v.channels), 0.0), dbeta(size_t(v.channels), 0.0);
+  std::vector<double> xhat(size_t(v.channels)), g(size_t(v.channels));
+  auto at = [&](int64_t o, int64_t c, int64_t i) { return (o * v.channels + c) * v.inner + i; };
+  double n = double(v.channels);
+  for (int64_t o = 0; o < v.outer; ++o)
+    for (int64_t i = 0; i < v.inner; ++i) {
+      double mean = double(mp[o * v.inner + i]), std = double(sp[o * v.inner + i]);
+      double mean_g = 0, mean_gx = 0;
+      for (int64_t c = 0; c < v.channels; ++c) {
+        double dy = double(dyp[at(o, c, i)]);
+        xhat[size_t(c)] = (double(xp[at(o, c, i)]) - mean) / std;
+        g[size_t(c)] = dy * double(gp[c]);
+        dgamma[size_t(c)] += dy * xhat[size_t(c)];
+        dbeta[size_t(c)] += dy;
+        mean_g += g[size_t(c)] / n;
+        mean_gx += g[size_t(c)] * xhat[size_t(c)] / n;
+      }
+      for (int64_t c = 0; c < v.channels; ++c)
+        dxp[at(o, c, i)] =
+            static_cast<T>((g[size_t(c)] - mean_g - xhat[size_t(c)] * mean_gx) / std);
+    }
+  WriteDoubles(ctx.out[1], dgamma);
+  WriteDoubles(ctx.out[2], dbeta);
+}
+
+// The gradient of BatchNorm or LayerNorm: one backward op reading the saved statistics; no
+// gradient for BatchNorm's moving statistics.
+GradList NormGradient(GradCtx& g, const char* backward_op) {
+  auto d =
+      g.EmitWithAttrs(backward_op, {g.ograd(0), g.input(0), g.input(1), g.output(1), g.output(2)});
+  GradList grads = {d[0], d[1], d[2]};
+  grads.resize(size_t(g.num_inputs()));
+  return grads;
+}
+
 }  // namespace
 
 void RegisterNormOps(OpRegistry& r) {
@@ -336,6 +473,23 @@ void RegisterNormOps(OpRegistry& r) {
       .Pattern(FusionPattern::kOpaque)
       .Reference([](KernelCtx& ctx) {
         KILN_FLOAT_DTYPE_SWITCH(ctx.in[0].dtype(), T, BatchNormKernel<T>(ctx));
+      })
+      .Gradient([](GradCtx& g) { return NormGradient(g, "_backward_BatchNorm"); });
+
+  r.Register("_backward_BatchNorm")
+      .Describe(
+          "gradients of BatchNorm: (d data, d gamma, d beta) from (d output, data, gamma, "
+          "saved mean, saved inv_std); through the batch statistics when training")
+      .SetAttrs<BatchNormAttrs>()
+      .Inputs({"ograd", "data", "gamma", "mean", "inv_std"})
+      .Outputs({"data_grad", "gamma_grad", "beta_grad"})
+      .InferShape([](ShapeInferCtx& ctx) {
+        NormBackwardShape(ctx, "BatchNorm", {1, 2, -1, -1, -1});
+      })
+      .InferType(BatchNormBackwardType)
+      .Pattern(FusionPattern::kOpaque)
+      .Reference([](KernelCtx& ctx) {
+        KILN_FLOAT_DTYPE_SWITCH(ctx.in[1].dtype(), T, BatchNormBackwardKernel<T>(ctx));
       });
 
   r.Register("LayerNorm")
@@ -350,6 +504,23 @@ void RegisterNormOps(OpRegistry& r) {
       .Pattern(FusionPattern::kOpaque)
       .Reference([](KernelCtx& ctx) {
         KILN_FLOAT_DTYPE_SWITCH(ctx.in[0].dtype(), T, LayerNormKernel<T>(ctx));
+      })
+      .Gradient([](GradCtx& g) { return NormGradient(g, "_backward_LayerNorm"); });
+
+  r.Register("_backward_LayerNorm")
+      .Describe(
+          "gradients of LayerNorm: (d data, d gamma, d beta) from (d output, data, gamma, "
+          "saved mean, saved std)")
+      .SetAttrs<LayerNormAttrs>()
+      .Inputs({"ograd", "data", "gamma", "mean", "std"})
+      .Outputs({"data_grad", "gamma_grad", "beta_grad"})
+      .InferShape([](ShapeInferCtx& ctx) {
+        NormBackwardShape(ctx, "LayerNorm", {1, 2, -1});
+      })
+      .InferType(FloatTypeInfer)
+      .Pattern(FusionPattern::kOpaque)
+      .Reference([](KernelCtx& ctx) {
+        KILN_FLOAT_DTYPE_SWITCH(ctx.in[1].dtype(), T, LayerNormBackwardKernel<T>(ctx));
       });
 
   r.Register("Dropout")
@@ -365,6 +536,10 @@ void RegisterNormOps(OpRegistry& r) {
       .Pattern(FusionPattern::kOpaque)
       .Reference([](KernelCtx& ctx) {
         KILN_FLOAT_DTYPE_SWITCH(ctx.in[0].dtype(), T, DropoutKernel<T>(ctx));
+      })
+      // d data = d output * mask; the mask has extent 1 along the shared axes, hence broadcast.
+      .Gradient([](GradCtx& g) -> GradList {
+        return {g.Emit1("broadcast_mul", {g.ograd(0), g.output(1)})};
       });
 }
 

@@ -10,6 +10,8 @@
 // input (count_include_pad, the default) or to the input itself; sum and lp ignore padding; lp
 // is (sum x^p)^(1/p) for p_value 1, 2 or 3 (x^p signed, as MXNet's a_pow_p).
 // Layouts: channel-first (NCW, NCHW, NCDHW) and channel-last (NWC, NHWC, NDHWC).
+// Gradient: _backward_Pooling (see PoolingBackwardKernel); max pooling sends each window's
+// gradient to the first maximum in window order, as MXNet.
 //
 // Fusion: opaque. A window op reads many inputs per output, so an elementwise producer would be
 // recomputed per window; and a consumer epilogue is not worth a special kernel here.
@@ -17,6 +19,7 @@
 #include <limits>
 #include <optional>
 
+#include "kiln/ir/grad.h"
 #include "ops/nn_util.h"
 #include "ops/register.h"
 
@@ -165,21 +168,25 @@ void PoolingShape(ShapeInferCtx& ctx) {
   ctx.SetOut(0, out);
 }
 
-template <class T>
-void PoolingKernel(const KernelCtx& ctx) {
-  const auto& a = ctx.Attr<PoolingAttrs>();
-  const Tensor &x = ctx.in[0], &y = ctx.out[0];
-  int rank = x.ndim();
+// Visits every output position of a pooling of data shaped `x_shape` into `y_shape` as
+// f(out, in, padded_size): `out` the output's flat index, `in` the flat indices of the window's
+// elements inside the data (row-major window order), `padded_size` the window's size clipped to
+// the padded data. The forward kernel and the gradient share this walk, so they agree on every
+// window.
+template <class F>
+void ForEachPoolWindow(const PoolingAttrs& a, const std::vector<int64_t>& x_shape,
+                       const std::vector<int64_t>& y_shape, F&& f) {
+  int rank = int(x_shape.size());
   PoolAxes ax = AxesOf(a, rank);
-  std::vector<int64_t> spatial(x.shape().begin() + ax.first_spatial,
-                               x.shape().begin() + ax.first_spatial + ax.num_spatial);
+  std::vector<int64_t> spatial(x_shape.begin() + ax.first_spatial,
+                               x_shape.begin() + ax.first_spatial + ax.num_spatial);
   PoolGeom g = Geom(a, spatial);
   Window3 win =
       MakeWindow3(spatial,
-                  std::vector<int64_t>(y.shape().begin() + ax.first_spatial,
-                                       y.shape().begin() + ax.first_spatial + ax.num_spatial),
+                  std::vector<int64_t>(y_shape.begin() + ax.first_spatial,
+                                       y_shape.begin() + ax.first_spatial + ax.num_spatial),
                   g.kernel, g.stride, g.pad, std::vector<int64_t>(spatial.size(), 1));
-  int64_t N = x.dim(0), C = x.dim(ax.channel);
+  int64_t N = x_shape[0], C = x_shape[size_t(ax.channel)];
   bool last = ax.channel == rank - 1;
   // Flat index of (n, c, z, y, x) in a tensor with spatial extents e, in either layout.
   auto index = [&](int64_t n, int64_t c, int64_t z, int64_t yy, int64_t xx,
@@ -187,48 +194,124 @@ void PoolingKernel(const KernelCtx& ctx) {
     if (last) return (((n * e[0] + z) * e[1] + yy) * e[2] + xx) * C + c;
     return (((n * C + c) * e[0] + z) * e[1] + yy) * e[2] + xx;
   };
-  bool include_pad = a.count_include_pad.value_or(true);
-  int p = int(a.p_value.value_or(1));
-  const T* xp = x.data<T>();
-  T* yp = y.data<T>();
+  std::vector<int64_t> in;
   for (int64_t n = 0; n < N; ++n)
     for (int64_t c = 0; c < C; ++c)
       for (int64_t oz = 0; oz < win.out[0]; ++oz)
         for (int64_t oy = 0; oy < win.out[1]; ++oy)
           for (int64_t ox = 0; ox < win.out[2]; ++ox) {
             std::array<int64_t, 3> o{oz, oy, ox}, lo{}, hi{};
-            int64_t padded_size = 1, inner_size = 1;
+            int64_t padded_size = 1;
             for (int d = 0; d < 3; ++d) {
               int64_t start = o[d] * win.stride[d] - win.pad[d];
               int64_t end = std::min(start + win.kernel[d], win.in[d] + win.pad[d]);
               padded_size *= std::max<int64_t>(end - start, 0);
               lo[d] = std::max<int64_t>(start, 0);
               hi[d] = std::min(end, win.in[d]);
-              inner_size *= std::max<int64_t>(hi[d] - lo[d], 0);
             }
-            AccType<T> acc = a.pool_type == PoolType::kMax
-                                 ? std::numeric_limits<AccType<T>>::lowest()
-                                 : AccType<T>(0);
+            in.clear();
             for (int64_t iz = lo[0]; iz < hi[0]; ++iz)
               for (int64_t iy = lo[1]; iy < hi[1]; ++iy)
-                for (int64_t ix = lo[2]; ix < hi[2]; ++ix) {
-                  AccType<T> v = AccType<T>(xp[index(n, c, iz, iy, ix, win.in)]);
-                  if (a.pool_type == PoolType::kMax)
-                    acc = std::max(acc, v);
-                  else if (a.pool_type == PoolType::kLp)
-                    acc += p == 1 ? v : p == 2 ? v * v : v * v * v;
-                  else
-                    acc += v;
-                }
-            if (a.pool_type == PoolType::kAvg) {
-              int64_t size = include_pad ? padded_size : inner_size;
-              acc =
-                  size > 0 ? acc / AccType<T>(size) : std::numeric_limits<AccType<T>>::quiet_NaN();
-            } else if (a.pool_type == PoolType::kLp) {
-              acc = p == 1 ? acc : p == 2 ? std::sqrt(acc) : std::cbrt(acc);
-            }
-            yp[index(n, c, oz, oy, ox, win.out)] = static_cast<T>(acc);
+                for (int64_t ix = lo[2]; ix < hi[2]; ++ix)
+                  in.push_back(index(n, c, iz, iy, ix, win.in));
+            f(index(n, c, oz, oy, ox, win.out), in, padded_size);
           }
+}
+
+template <class T>
+void PoolingKernel(const KernelCtx& ctx) {
+  const auto& a = ctx.Attr<PoolingAttrs>();
+  const Tensor &x = ctx.in[0], &y = ctx.out[0];
+  bool include_pad = a.count_include_pad.value_or(true);
+  int p = int(a.p_value.value_or(1));
+  const T* xp = x.data<T>();
+  T* yp = y.data<T>();
+  ForEachPoolWindow(
+      a, x.shape(), y.shape(),
+      [&](int64_t out, const std::vector<int64_t>& in, int64_t padded_size) {
+        AccType<T> acc = a.pool_type == PoolType::kMax ? std::numeric_limits<AccType<T>>::lowest()
+                                                       : AccType<T>(0);
+        for (int64_t i : in) {
+          AccType<T> v = AccType<T>(xp[i]);
+          if (a.pool_type == PoolType::kMax)
+            acc = std::max(acc, v);
+          else if (a.pool_type == PoolType::kLp)
+            acc += p == 1 ? v : p == 2 ? v * v : v * v * v;
+          else
+            acc += v;
+        }
+        if (a.pool_type == PoolType::kAvg) {
+          int64_t size = include_pad ? padded_size : int64_t(in.size());
+          acc = size > 0 ? acc / AccType<T>(size) : std::numeric_limits<AccType<T>>::quiet_NaN();
+        } else if (a.pool_type == PoolType::kLp) {
+          acc = p == 1 ? acc : p == 2 ? std::sqrt(acc) : std::cbrt(acc);
+        }
+        yp[out] = static_cast<T>(acc);
+      });
+}
+
+// Inputs d output, data, output; output d data. Per window, as MXNet's CPU kernels:
+//   max  all of dy to the first element (in window order) holding the maximum;
+//   avg  dy / size to each element inside the data (size as in the forward pass);
+//   sum  dy to each element;
+//   lp   dy * (x / y)^(p-1) to each element (dy for p = 1), and 0 where y = 0, where MXNet's
+//        division would give NaN: with y = 0 every x is 0 (p = 2) or the signed cubes cancel.
+template <class T>
+void PoolingBackwardKernel(const KernelCtx& ctx) {
+  const auto& a = ctx.Attr<PoolingAttrs>();
+  const Tensor &dy = ctx.in[0], &x = ctx.in[1];
+  bool include_pad = a.count_include_pad.value_or(true);
+  int p = int(a.p_value.value_or(1));
+  const T* dyp = dy.data<T>();
+  const T* xp = x.data<T>();
+  const T* yp = ctx.in[2].data<T>();
+  std::vector<AccType<T>> dx(size_t(x.size()), AccType<T>(0));
+  ForEachPoolWindow(a, x.shape(), dy.shape(),
+                    [&](int64_t out, const std::vector<int64_t>& in, int64_t padded) {
+                      AccType<T> g = AccType<T>(dyp[out]);
+                      switch (a.pool_type) {
+                        case PoolType::kMax: {
+                          int64_t arg = -1;
+                          for (int64_t i : in)
+                            if (arg < 0 || AccType<T>(xp[i]) > AccType<T>(xp[arg])) arg = i;
+                          if (arg >= 0) dx[size_t(arg)] += g;
+                          break;
+                        }
+                        case PoolType::kAvg: {
+                          int64_t size = include_pad ? padded : int64_t(in.size());
+                          if (size > 0)
+                            for (int64_t i : in) dx[size_t(i)] += g / AccType<T>(size);
+                          break;
+                        }
+                        case PoolType::kSum:
+                          for (int64_t i : in) dx[size_t(i)] += g;
+                          break;
+                        case PoolType::kLp: {
+                          AccType<T> y = AccType<T>(yp[out]);
+                          for (int64_t i : in) {
+                            AccType<T> r = p == 1 ? 1 : y == 0 ? 0 : AccType<T>(xp[i]) / y;
+                            dx[size_t(i)] += g * (p == 3 ? r * r : r);
+                          }
+                          break;
+                        }
+                      }
+                    });
+  T* dxp = ctx.out[0].data<T>();
+  for (size_t i = 0; i < dx.size(); ++i) dxp[i] = static_cast<T>(dx[i]);
+}
+
+// d output and output have the forward output's shape, data and d data the data's.
+void PoolingBackwardShape(ShapeInferCtx& ctx) {
+  Shape s = ctx.in(0);
+  if (!s.Merge(ctx.in(2)))
+    ctx.Fail(StrCat("ograd ", ctx.in(0).ToString(), " and output ", ctx.in(2).ToString(),
+                    " differ but must have one shape"));
+  ctx.SetIn(0, s);
+  ctx.SetIn(2, s);
+  ctx.SetIn(1, ctx.out(0));
+  InferShapesAsForward(ctx, "Pooling", {1}, {0});
+  ctx.SetIn(2, ctx.in(0));
+  ctx.SetOut(0, ctx.in(1));
 }
 
 }  // namespace
@@ -244,6 +327,21 @@ void RegisterPoolOps(OpRegistry& r) {
       .Pattern(FusionPattern::kOpaque)
       .Reference([](KernelCtx& ctx) {
         KILN_FLOAT_DTYPE_SWITCH(ctx.out[0].dtype(), T, PoolingKernel<T>(ctx));
+      })
+      .Gradient([](GradCtx& g) -> GradList {
+        return {g.EmitWithAttrs("_backward_Pooling", {g.ograd(0), g.input(0), g.output(0)})[0]};
+      });
+
+  r.Register("_backward_Pooling")
+      .Describe("gradient of Pooling: d data from (d output, data, output)")
+      .SetAttrs<PoolingAttrs>()
+      .Inputs({"ograd", "data", "output"})
+      .Outputs({"data_grad"})
+      .InferShape(PoolingBackwardShape)
+      .InferType(FloatTypeInfer)
+      .Pattern(FusionPattern::kOpaque)
+      .Reference([](KernelCtx& ctx) {
+        KILN_FLOAT_DTYPE_SWITCH(ctx.out[0].dtype(), T, PoolingBackwardKernel<T>(ctx));
       });
 }
 

@@ -66,6 +66,20 @@ Shape UnifyDataAndOutput(ShapeInferCtx& ctx, int out) {
   return s;
 }
 
+void InferShapesAsForward(ShapeInferCtx& ctx, std::string_view fwd_op,
+                          const std::vector<int>& fwd_in, const std::vector<int>& fwd_out) {
+  const OpDef& op = OpRegistry::Global().Get(fwd_op);
+  std::vector<Shape> in, out;
+  for (int i : fwd_in) in.push_back(i >= 0 ? ctx.in(i) : Shape());
+  for (int i : fwd_out) out.push_back(i >= 0 ? ctx.in(i) : Shape());
+  ShapeInferCtx fwd(op, ctx.node_name(), ctx.raw_attrs(), in, out);
+  op.infer_shape()(fwd);
+  for (size_t k = 0; k < fwd_in.size(); ++k)
+    if (fwd_in[k] >= 0) ctx.SetIn(fwd_in[k], in[k]);
+  for (size_t k = 0; k < fwd_out.size(); ++k)
+    if (fwd_out[k] >= 0) ctx.SetIn(fwd_out[k], out[k]);
+}
+
 std::vector<double> ReadDoubles(const Tensor& t) {
   return t.ToDoubles();
 }

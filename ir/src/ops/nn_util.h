@@ -52,6 +52,13 @@ Window3 MakeWindow3(const std::vector<int64_t>& in_shape, const std::vector<int6
 // returns it; a conflict fails naming both shapes.
 Shape UnifyDataAndOutput(ShapeInferCtx& ctx, int out = 0);
 
+// Runs forward op `fwd_op`'s shape rule on a view of a backward node, so that backward ops infer
+// both ways exactly as their forward op does: forward input i is this node's input fwd_in[i],
+// forward output k its input fwd_out[k] (-1: not among this node's inputs, left unknown).
+// What the rule learns is written back. Errors name the forward op and this node.
+void InferShapesAsForward(ShapeInferCtx& ctx, std::string_view fwd_op,
+                          const std::vector<int>& fwd_in, const std::vector<int>& fwd_out);
+
 // --- Kernels. ---
 // Every element of `t` (any dtype) as a double: for small parameter vectors, labels, indices.
 std::vector<double> ReadDoubles(const Tensor& t);

@@ -14,8 +14,20 @@
 // (MSHADOW_REAL_TYPE_SWITCH) it takes floating dtypes only and returns the index in the input's
 // own dtype. Ties and nan: the first maximum wins, and nan counts as the maximum (NumPy). An
 // empty search is an error, as MXNet's.
+//
+// Gradients: one backward op per reduction, with the forward's attributes, that broadcasts the
+// output gradient dy back over the reduced axes (floating types):
+//   sum  dy;  mean  dy / (number of elements reduced into each output);
+//   max, min  dy at every position equal to the result, 0 elsewhere. Every tied position gets
+//     the whole dy, as MXNet's _backward_max (ograd * (data == out)); a nan result matches
+//     nothing, so its gradient is 0;
+//   prod  dy * (product of the other elements of its group). MXNet computes dy * out / x,
+//     which is nan where x = 0; kiln counts the zeros of each group instead, so that it is
+//     exact there too (one zero: only the zero gets the product of the rest).
+// argmax has no gradient: the gradient pass reports differentiating through it as an error.
 #include <cmath>
 
+#include "kiln/ir/grad.h"
 #include "ops/register.h"
 #include "ops/tensor_util.h"
 
@@ -106,21 +118,27 @@ void ReduceShape(ShapeInferCtx& ctx) {
   if (changed) ctx.SetIn(0, Shape(dims));
 }
 
-template <Reducer R, class T>
-void ReduceKernel(const KernelCtx& ctx) {
-  using A = AccType<T>;
-  const Tensor& in = ctx.in[0];
-  const Tensor& out = ctx.out[0];
+// Strides mapping an input index to its output slot. The output in the input's rank with
+// reduced axes of extent 1 has the same layout as the real output; its strides with 0 on
+// reduced axes do the mapping.
+std::vector<int64_t> OutputSlotStrides(const KernelCtx& ctx, const Tensor& in) {
   std::vector<bool> red =
       ReducedAxes(ctx.Attr<ReduceAttrs>(), in.ndim(), [&](const std::string& m) { ctx.Fail(m); });
-  // The output in the input's rank with reduced axes of extent 1 has the same layout as the
-  // real output; its strides with 0 on reduced axes map an input index to its output slot.
   std::vector<int64_t> kept = in.shape();
   for (size_t i = 0; i < kept.size(); ++i)
     if (red[i]) kept[i] = 1;
   std::vector<int64_t> os = Strides(kept);
   for (size_t i = 0; i < kept.size(); ++i)
     if (red[i]) os[i] = 0;
+  return os;
+}
+
+template <Reducer R, class T>
+void ReduceKernel(const KernelCtx& ctx) {
+  using A = AccType<T>;
+  const Tensor& in = ctx.in[0];
+  const Tensor& out = ctx.out[0];
+  std::vector<int64_t> os = OutputSlotStrides(ctx, in);
 
   A init{};
   if constexpr (R == Reducer::kProd) init = A(1);
@@ -169,8 +187,63 @@ void ReduceKernel(const KernelCtx& ctx) {
   }
 }
 
+// --- Backward of the reductions: (dy, data[, output]) -> d data. ---
+
+template <Reducer R, class T>
+void ReduceBackwardKernel(const KernelCtx& ctx) {
+  const Tensor& x = ctx.in[1];
+  const T* dy = ctx.in[0].data<T>();
+  const T* xp = x.data<T>();
+  T* dx = ctx.out[0].data<T>();
+  std::vector<int64_t> os = OutputSlotStrides(ctx, x);
+  // prod: per output slot, the number of zeros and the product of the other elements.
+  std::vector<int64_t> zeros;
+  std::vector<double> nonzero_prod;
+  if constexpr (R == Reducer::kProd) {
+    zeros.assign(size_t(ctx.in[0].size()), 0);
+    nonzero_prod.assign(size_t(ctx.in[0].size()), 1.0);
+    ForEachIndex<1>(x.shape(), {os}, [&](int64_t i, const std::array<int64_t, 1>& o) {
+      double v = ToAcc(xp[i]);
+      if (v == 0)
+        ++zeros[size_t(o[0])];
+      else
+        nonzero_prod[size_t(o[0])] *= v;
+    });
+  }
+  const double count = ctx.in[0].size() ? double(x.size()) / double(ctx.in[0].size()) : 1.0;
+  ForEachIndex<1>(x.shape(), {os}, [&](int64_t i, const std::array<int64_t, 1>& o) {
+    double g = ToAcc(dy[o[0]]), v = ToAcc(xp[i]), d = 0;
+    if constexpr (R == Reducer::kSum) {
+      d = g;
+    } else if constexpr (R == Reducer::kMean) {
+      d = g / count;
+    } else if constexpr (R == Reducer::kProd) {
+      int64_t z = zeros[size_t(o[0])];
+      double p = nonzero_prod[size_t(o[0])];
+      double others = z == 0 ? p / v : (z == 1 && v == 0 ? p : 0.0);
+      d = g * others;
+    } else {
+      d = v == ToAcc(ctx.in[2].data<T>()[o[0]]) ? g : 0.0;
+    }
+    dx[i] = ConvertValue<T>(d);
+  });
+}
+
+// d data has data's shape; dy (and the output, for max/min) the reduced shape.
+void ReduceBackwardShape(ShapeInferCtx& ctx) {
+  ctx.SetOut(0, ctx.in(1));
+  ctx.SetIn(1, ctx.out(0));
+  const Shape& data = ctx.in(1);
+  if (!data.rank_known()) return;
+  Shape reduced = ReduceOutShape(ctx, data);
+  ctx.SetIn(0, reduced);
+  if (ctx.num_in() > 2) ctx.SetIn(2, reduced);
+}
+
 template <Reducer R>
 void RegisterReduce(OpRegistry& r, const char* name, const char* alias, const char* doc) {
+  constexpr bool kUsesOutput = R == Reducer::kMax || R == Reducer::kMin;
+  const std::string backward = StrCat("_backward_", name);
   OpDef& op = r.Register(name);
   if (alias) op.Alias(alias);
   op.Describe(doc)
@@ -180,6 +253,24 @@ void RegisterReduce(OpRegistry& r, const char* name, const char* alias, const ch
       .Pattern(FusionPattern::kCommReduce)
       .Reference([](KernelCtx& ctx) {
         KILN_DTYPE_SWITCH(ctx.out[0].dtype(), T, (ReduceKernel<R, T>(ctx)));
+      })
+      .Gradient([backward](GradCtx& g) -> GradList {
+        std::vector<Entry> in = {g.ograd(0), g.input(0)};
+        if (kUsesOutput) in.push_back(g.output(0));
+        return {g.EmitWithAttrs(backward, in)[0]};
+      });
+
+  r.Register(backward)
+      .Describe(StrCat("gradient of ", name, ": d data from (d output, data",
+                       kUsesOutput ? ", output)" : ")"))
+      .SetAttrs<ReduceAttrs>()
+      .Inputs(kUsesOutput ? std::vector<std::string>{"ograd", "data", "output"}
+                          : std::vector<std::string>{"ograd", "data"})
+      .InferShape(ReduceBackwardShape)
+      .InferType(FloatTypeInfer)
+      .Pattern(FusionPattern::kBroadcast)
+      .Reference([](KernelCtx& ctx) {
+        KILN_FLOAT_DTYPE_SWITCH(ctx.out[0].dtype(), T, (ReduceBackwardKernel<R, T>(ctx)));
       });
 }
 

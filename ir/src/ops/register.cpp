@@ -16,6 +16,7 @@ void RegisterAllOps(OpRegistry& r) {
   RegisterMatmulOps(r);
   RegisterShapeOps(r);
   RegisterSliceOps(r);
+  RegisterLikeOps(r);
 }
 
 }  // namespace kiln::ops

@@ -28,5 +28,6 @@ void RegisterMatmulOps(OpRegistry& r);  // dot, batch_dot
 void RegisterShapeOps(OpRegistry& r);   // Flatten, Reshape, transpose, expand_dims, squeeze,
                                         // broadcast_to, one_hot
 void RegisterSliceOps(OpRegistry& r);   // Concat, SliceChannel, slice, slice_axis
+void RegisterLikeOps(OpRegistry& r);    // reshape_like, _reduce_sum_like
 
 }  // namespace kiln::ops

@@ -7,6 +7,11 @@
 //
 // Reshape's `shape` takes MXNet's special values (documented on ReshapeDims below) and
 // `reverse`; the deprecated `target_shape` / `keep_highest` are accepted so old MXNet JSON loads.
+//
+// Gradients: Flatten, Reshape, expand_dims and squeeze give reshape_like(dy, data) (the
+// input's shape is known only after inference); transpose gives dy transposed by the inverse
+// permutation; broadcast_to sums dy back with _reduce_sum_like(dy, data). one_hot has none: its
+// input holds indices, and differentiating through it is reported as an error, as for argmax.
 #include <algorithm>
 
 #include "ops/register.h"
@@ -483,6 +488,28 @@ void OneHotKernel(KernelCtx& ctx) {
   });
 }
 
+// --- Gradients ---
+
+// Elements keep their order, so dy only takes the input's shape back.
+GradList ReshapeLikeGrad(GradCtx& g) {
+  return {g.Emit1("reshape_like", {g.ograd(0), g.input(0)})};
+}
+
+// Output axis i is input axis p[i], so dy's axis j goes back to position p[j]: transposing dy
+// by q with q[p[i]] = i. The reversal (empty axes) is its own inverse.
+GradList TransposeGrad(GradCtx& g) {
+  const auto& axes = g.attrs<TransposeAttrs>().axes;
+  const int64_t n = int64_t(axes.size());
+  std::vector<int64_t> inverse(axes.size(), -1);
+  for (int64_t i = 0; i < n; ++i) {
+    int64_t ax = axes[size_t(i)] < 0 ? axes[size_t(i)] + n : axes[size_t(i)];
+    if (ax < 0 || ax >= n || inverse[size_t(ax)] >= 0)
+      g.Fail(StrCat("axes = ", attr_text::Print(axes), " is not a permutation"));
+    inverse[size_t(ax)] = i;
+  }
+  return {g.Emit1("transpose", {g.ograd(0)}, {{"axes", attr_text::Print(inverse)}})};
+}
+
 }  // namespace
 
 void RegisterShapeOps(OpRegistry& r) {
@@ -494,7 +521,8 @@ void RegisterShapeOps(OpRegistry& r) {
       .InferType(SameTypeInfer)
       .Pattern(FusionPattern::kInjective)
       .Inplace(InplaceIdentity)
-      .Reference(CopyKernel);
+      .Reference(CopyKernel)
+      .Gradient(ReshapeLikeGrad);
 
   r.Register("Reshape")
       .Alias("reshape")
@@ -507,7 +535,8 @@ void RegisterShapeOps(OpRegistry& r) {
       .InferType(SameTypeInfer)
       .Pattern(FusionPattern::kInjective)
       .Inplace(InplaceIdentity)
-      .Reference(CopyKernel);
+      .Reference(CopyKernel)
+      .Gradient(ReshapeLikeGrad);
 
   r.Register("transpose")
       .Describe("permutes axes: output axis i is input axis axes[i]; empty axes reverse them")
@@ -515,7 +544,8 @@ void RegisterShapeOps(OpRegistry& r) {
       .InferShape(TransposeShape)
       .InferType(SameTypeInfer)
       .Pattern(FusionPattern::kInjective)
-      .Reference(TransposeKernel);
+      .Reference(TransposeKernel)
+      .Gradient(TransposeGrad);
 
   r.Register("expand_dims")
       .Describe("inserts an axis of extent 1 at axis")
@@ -524,7 +554,8 @@ void RegisterShapeOps(OpRegistry& r) {
       .InferType(SameTypeInfer)
       .Pattern(FusionPattern::kInjective)
       .Inplace(InplaceIdentity)
-      .Reference(CopyKernel);
+      .Reference(CopyKernel)
+      .Gradient(ReshapeLikeGrad);
 
   r.Register("squeeze")
       .Describe("removes axes of extent 1 (the listed ones, or all); all removed gives (1,)")
@@ -533,7 +564,8 @@ void RegisterShapeOps(OpRegistry& r) {
       .InferType(SameTypeInfer)
       .Pattern(FusionPattern::kInjective)
       .Inplace(InplaceIdentity)
-      .Reference(CopyKernel);
+      .Reference(CopyKernel)
+      .Gradient(ReshapeLikeGrad);
 
   r.Register("broadcast_to")
       .Describe("repeats axes of extent 1 to the target shape (same rank; 0 keeps an extent)")
@@ -541,7 +573,10 @@ void RegisterShapeOps(OpRegistry& r) {
       .InferShape(BroadcastToShape)
       .InferType(SameTypeInfer)
       .Pattern(FusionPattern::kBroadcast)
-      .Reference(BroadcastToKernel);
+      .Reference(BroadcastToKernel)
+      .Gradient([](GradCtx& g) -> GradList {
+        return {g.Emit1("_reduce_sum_like", {g.ograd(0), g.input(0)})};
+      });
 
   r.Register("one_hot")
       .Describe(

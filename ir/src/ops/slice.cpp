@@ -6,9 +6,16 @@
 // len(begin) are kept whole. slice_axis is stricter, as MXNet's: begin and end (None = the
 // end) must lie in the axis after adding its extent to negatives, and begin < end.
 // Kernels move bytes, so every dtype is served.
+//
+// Gradients: Concat's inputs get their pieces of dy (_backward_Concat, which reads the inputs
+// for their extents along dim); SliceChannel's input gets the Concat of its outputs' gradients
+// (zeros for outputs no gradient reaches), with the split axis put back first when
+// squeeze_axis removed it; slice and slice_axis scatter dy into zeros of the input's shape
+// (_backward_slice, _backward_slice_axis).
 #include <algorithm>
 #include <cstring>
 
+#include "kiln/ir/grad.h"
 #include "ops/register.h"
 #include "ops/tensor_util.h"
 
@@ -349,6 +356,153 @@ void SliceAxisKernel(KernelCtx& ctx) {
   StridedCopy(in, ctx.out[0], b * st[size_t(axis)], st);
 }
 
+// --- Gradients ---
+
+// _backward_Concat: (dy, arg0, ...) -> (d arg0, ...), each the piece of dy along dim that its
+// input filled; the blocks of ConcatKernel copied the other way.
+void ConcatBackwardKernel(KernelCtx& ctx) {
+  const Tensor& dy = ctx.in[0];
+  int r = dy.ndim();
+  int64_t d = ctx.Attr<ConcatAttrs>().dim;
+  int axis = int(d < 0 ? d + r : d);
+  size_t es = DTypeSize(dy.dtype());
+  int64_t outer = NumElements(std::vector<int64_t>(dy.shape().begin(), dy.shape().begin() + axis));
+  int64_t inner =
+      NumElements(std::vector<int64_t>(dy.shape().begin() + axis + 1, dy.shape().end()));
+  size_t dy_row = size_t(dy.dim(axis) * inner) * es;
+  const char* src = static_cast<const char*>(dy.raw_data());
+  size_t at = 0;
+  for (const Tensor& out : ctx.out) {
+    size_t row = size_t(out.dim(axis) * inner) * es;
+    char* dst = static_cast<char*>(out.raw_data());
+    for (int64_t o = 0; o < outer; ++o)
+      std::memcpy(dst + size_t(o) * row, src + size_t(o) * dy_row + at, row);
+    at += row;
+  }
+}
+
+// Gradient k has the shape of input k (input 0 is dy).
+void ShapesOfForwardInputs(ShapeInferCtx& ctx) {
+  for (int k = 0; k < ctx.num_out(); ++k) {
+    ctx.SetOut(k, ctx.in(k + 1));
+    ctx.SetIn(k + 1, ctx.out(k));
+  }
+}
+
+// _backward_Concat: each input has dy's extents but along dim, where dy has their sum. Checked,
+// since the kernel copies blocks sized by dy and the inputs.
+void ConcatBackwardShape(ShapeInferCtx& ctx) {
+  ShapesOfForwardInputs(ctx);
+  const Shape& dy = ctx.in(0);
+  if (!dy.rank_known()) return;
+  if (dy.ndim() == 0) ctx.Fail("d output is 0-d; Concat's output has rank >= 1");
+  int axis = NormalizeAxis(ctx, ctx.attrs<ConcatAttrs>().dim, dy.ndim(), "dim");
+  int64_t sum = 0;
+  for (int k = 1; k < ctx.num_in(); ++k) {
+    std::vector<int64_t> dims = dy.dims();
+    const Shape& in = ctx.in(k);
+    dims[size_t(axis)] = in.rank_known() && in.ndim() == dy.ndim() ? in[axis] : kU;
+    ctx.SetIn(k, Shape(dims), "inputs have d output's extents but along dim");
+    const Shape& merged = ctx.in(k);
+    sum = (sum == kU || !merged.dim_known(axis)) ? kU : sum + merged[axis];
+    ctx.SetOut(k - 1, merged);
+  }
+  std::vector<int64_t> dims = dy.dims();
+  dims[size_t(axis)] = sum;
+  ctx.SetIn(0, Shape(dims), "d output's extent along dim is the inputs' sum");
+}
+
+// _backward_slice / _backward_slice_axis: dy has the slice's shape, computed by the forward
+// rule on data. Checked, since the kernel scatters dy by data's strides.
+void SliceBackwardShape(ShapeInferCtx& ctx, void (*forward)(ShapeInferCtx&)) {
+  ShapesOfForwardInputs(ctx);
+  std::vector<Shape> in = {ctx.in(1)}, out = {Shape()};
+  ShapeInferCtx fwd(ctx.op(), ctx.node_name(), ctx.raw_attrs(), in, out);
+  forward(fwd);
+  ctx.SetIn(0, out[0], "d output has the slice's shape");
+}
+
+// dy and the gradients have one dtype; the forward inputs lend only their shapes.
+void OgradTypeInfer(TypeInferCtx& ctx) {
+  DType t = ctx.in(0);
+  for (int k = 0; k < ctx.num_out() && t == DType::kUnknown; ++k) t = ctx.out(k);
+  if (t == DType::kUnknown) return;
+  ctx.SetIn(0, t);
+  for (int k = 0; k < ctx.num_out(); ++k) ctx.SetOut(k, t);
+}
+
+// out = zeros of data's shape, then dy written at base + (dy's index walked with `strides`).
+void ScatterIntoZeros(const Tensor& dy, const Tensor& out, int64_t base,
+                      const std::vector<int64_t>& strides) {
+  std::memset(out.raw_data(), 0, out.nbytes());  // all-zero bytes are 0 in every dtype
+  const size_t es = DTypeSize(dy.dtype());
+  const char* src = static_cast<const char*>(dy.raw_data());
+  char* dst = static_cast<char*>(out.raw_data());
+  ForEachIndex<1>(dy.shape(), {strides}, [&](int64_t flat, const std::array<int64_t, 1>& o) {
+    std::memcpy(dst + size_t(base + o[0]) * es, src + size_t(flat) * es, es);
+  });
+}
+
+void SliceBackwardKernel(KernelCtx& ctx) {
+  const auto& a = ctx.Attr<SliceAttrs>();
+  const Tensor& data = ctx.out[0];
+  std::vector<int64_t> st = Strides(data.shape());
+  int64_t base = 0;
+  for (size_t i = 0; i < a.begin.size(); ++i) {
+    Range r = SliceRange(a.begin[i], a.end[i], StepAt(a, i), data.dim(int(i)));
+    base += r.start * st[i];
+    st[i] *= r.step;
+  }
+  ScatterIntoZeros(ctx.in[0], data, base, st);
+}
+
+void SliceAxisBackwardKernel(KernelCtx& ctx) {
+  const auto& a = ctx.Attr<SliceAxisAttrs>();
+  const Tensor& data = ctx.out[0];
+  int axis = int(a.axis < 0 ? a.axis + data.ndim() : a.axis);
+  auto [b, e] = SliceAxisRange(ctx, a, data.dim(axis));
+  std::vector<int64_t> st = Strides(data.shape());
+  ScatterIntoZeros(ctx.in[0], data, b * st[size_t(axis)], st);
+}
+
+GradList ConcatGrad(GradCtx& g) {
+  std::vector<Entry> in = {g.ograd(0)};
+  for (int i = 0; i < g.num_inputs(); ++i) in.push_back(g.input(i));
+  std::vector<Entry> d = g.EmitWithAttrs("_backward_Concat", in);
+  return GradList(d.begin(), d.end());
+}
+
+GradList SliceChannelGrad(GradCtx& g) {
+  const auto& a = g.attrs<SliceChannelAttrs>();
+  std::vector<Entry> parts;
+  for (int k = 0; k < g.num_outputs(); ++k) {
+    Entry dy = g.ograd(k);
+    // expand_dims counts a negative axis from its output's end, which is the input's rank.
+    if (a.squeeze_axis) dy = g.Emit1("expand_dims", {dy}, {{"axis", attr_text::Print(a.axis)}});
+    parts.push_back(dy);
+  }
+  Entry joined = g.Emit1(
+      "Concat", parts,
+      {{"num_args", attr_text::Print(int64_t(parts.size()))}, {"dim", attr_text::Print(a.axis)}});
+  // A 1-D input split with squeeze_axis has outputs (1,), not (): the joined (n, 1) or (1, n)
+  // needs the input's shape back. Otherwise this is the identity.
+  if (a.squeeze_axis) joined = g.Emit1("reshape_like", {joined, g.input(0)});
+  return {joined};
+}
+
+template <class A>
+void RegisterSliceBackward(OpRegistry& r, const char* name, const char* forward,
+                           void (*forward_shape)(ShapeInferCtx&), FReference kernel) {
+  r.Register(name)
+      .Describe(StrCat("gradient of ", forward, ": d output scattered into zeros of data's shape"))
+      .SetAttrs<A>()
+      .Inputs({"ograd", "data"})
+      .InferShape([forward_shape](ShapeInferCtx& ctx) { SliceBackwardShape(ctx, forward_shape); })
+      .InferType(OgradTypeInfer)
+      .Pattern(FusionPattern::kInjective)
+      .Reference(std::move(kernel));
+}
+
 }  // namespace
 
 void RegisterSliceOps(OpRegistry& r) {
@@ -360,7 +514,8 @@ void RegisterSliceOps(OpRegistry& r) {
       .InferShape(ConcatShape)
       .InferType(SameTypeInfer)
       .Pattern(FusionPattern::kInjective)
-      .Reference(ConcatKernel);
+      .Reference(ConcatKernel)
+      .Gradient(ConcatGrad);
 
   r.Register("SliceChannel")
       .Alias("split")
@@ -377,7 +532,8 @@ void RegisterSliceOps(OpRegistry& r) {
       .InferShape(SliceChannelShape)
       .InferType(SameTypeInfer)
       .Pattern(FusionPattern::kInjective)
-      .Reference(SliceChannelKernel);
+      .Reference(SliceChannelKernel)
+      .Gradient(SliceChannelGrad);
 
   r.Register("slice")
       .Describe(
@@ -387,7 +543,10 @@ void RegisterSliceOps(OpRegistry& r) {
       .InferShape(SliceShape)
       .InferType(SameTypeInfer)
       .Pattern(FusionPattern::kInjective)
-      .Reference(SliceKernel);
+      .Reference(SliceKernel)
+      .Gradient([](GradCtx& g) -> GradList {
+        return {g.EmitWithAttrs("_backward_slice", {g.ograd(0), g.input(0)})[0]};
+      });
 
   r.Register("slice_axis")
       .Describe("elements [begin, end) of one axis (end None: to the end; negatives count back)")
@@ -395,7 +554,34 @@ void RegisterSliceOps(OpRegistry& r) {
       .InferShape(SliceAxisShape)
       .InferType(SameTypeInfer)
       .Pattern(FusionPattern::kInjective)
-      .Reference(SliceAxisKernel);
+      .Reference(SliceAxisKernel)
+      .Gradient([](GradCtx& g) -> GradList {
+        return {g.EmitWithAttrs("_backward_slice_axis", {g.ograd(0), g.input(0)})[0]};
+      });
+
+  r.Register("_backward_Concat")
+      .Describe("gradient of Concat: (d arg0, ...) from (d output, arg0, ...), split along dim")
+      .SetAttrs<ConcatAttrs>()
+      .Inputs([](const Attrs& a) {
+        std::vector<std::string> names = {"ograd"};
+        for (int64_t i = 0; i < a.Get<ConcatAttrs>().num_args; ++i)
+          names.push_back(StrCat("arg", i));
+        return names;
+      })
+      .Outputs([](const Attrs& a) {
+        std::vector<std::string> names;
+        for (int64_t i = 0; i < a.Get<ConcatAttrs>().num_args; ++i)
+          names.push_back(StrCat("arg", i, "_grad"));
+        return names;
+      })
+      .InferShape(ConcatBackwardShape)
+      .InferType(OgradTypeInfer)
+      .Pattern(FusionPattern::kInjective)
+      .Reference(ConcatBackwardKernel);
+
+  RegisterSliceBackward<SliceAttrs>(r, "_backward_slice", "slice", SliceShape, SliceBackwardKernel);
+  RegisterSliceBackward<SliceAxisAttrs>(r, "_backward_slice_axis", "slice_axis", SliceAxisShape,
+                                        SliceAxisBackwardKernel);
 }
 
 }  // namespace kiln::ops

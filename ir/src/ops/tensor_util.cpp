@@ -70,4 +70,17 @@ void CopyAllBytes(const Tensor& in, const Tensor& out) {
   std::memcpy(out.raw_data(), in.raw_data(), in.nbytes());
 }
 
+Entry EmitUnary(GradCtx& g, std::string_view op, Entry x) {
+  return g.Emit1(op, {x});
+}
+
+Entry EmitBinary(GradCtx& g, std::string_view op, Entry a, Entry b) {
+  return g.Emit1(op, {a, b});
+}
+
+Entry EmitScalar(GradCtx& g, std::string_view op, Entry x, double scalar) {
+  // Print gives the shortest text that parses back to the same double.
+  return g.Emit1(op, {x}, {{"scalar", attr_text::Print(scalar)}});
+}
+
 }  // namespace kiln::ops

@@ -1,6 +1,6 @@
 // tensor_util.h - helpers shared by the tensor op files (unary, binary, reduce, matmul, shape,
-// slice): value conversion with defined results, index walks for broadcasting and strided
-// copies, axis lists.
+// slice, like): value conversion with defined results, index walks for broadcasting and strided
+// copies, axis lists, and short forms for emitting nodes in gradient rules.
 //
 // Reference kernels here favour being obviously correct over speed: they walk every output
 // index and compute the input offsets it reads, in the op's accumulation type.
@@ -15,6 +15,7 @@
 #include <utility>
 #include <vector>
 
+#include "kiln/ir/grad.h"
 #include "ops/op_util.h"
 
 namespace kiln::ops {
@@ -135,5 +136,13 @@ void StridedCopy(const Tensor& in, const Tensor& out, int64_t base,
 
 // Copies all of `in` into `out` (same number of elements), unless they share storage.
 void CopyAllBytes(const Tensor& in, const Tensor& out);
+
+// --- Gradient rules (kiln/ir/grad.h): one emitted node each. ---
+// op(x) for an attribute-less one-input op ("negative", "sign", "exp").
+Entry EmitUnary(GradCtx& g, std::string_view op, Entry x);
+// op(a, b) for an attribute-less two-input op ("elemwise_mul", "broadcast_div").
+Entry EmitBinary(GradCtx& g, std::string_view op, Entry a, Entry b);
+// A scalar op ("_mul_scalar", "_power_scalar") with `scalar` printed exactly.
+Entry EmitScalar(GradCtx& g, std::string_view op, Entry x, double scalar);
 
 }  // namespace kiln::ops

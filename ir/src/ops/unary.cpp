@@ -6,8 +6,24 @@
 // ones_like take all nine types; negative takes all but bool (NumPy rejects -bool). Integer
 // results wrap modulo 2^bits (abs(-128) is -128 in int8, as NumPy). relu propagates NaN.
 // Cast converts with ConvertValue's rules (tensor_util.h): float to integer truncates and
-// saturates, NaN becomes 0.
+// saturates, NaN becomes 0. sign is -1, 0 or 1 (nan stays nan; bool: x).
+//
+// Gradients (MXNet's, composed from existing ops where that is short):
+//   exp dy*y, log dy/x, sqrt dy/(2y), rsqrt -dy*y/(2x), square 2x*dy, abs sign(x)*dy (0 at 0),
+//   negative -dy, sigmoid / tanh / relu through _backward_Activation (relu: 1 where y > 0),
+//   erf dy * 2/sqrt(pi) * e^(-x^2);
+//   clip: dy where a_min <= x <= a_max, else 0. At the bounds themselves the gradient passes,
+//     as MXNet's clip backward (it zeroes only x < a_min and x > a_max);
+//   Cast: dy converted back to the input's dtype (_backward_Cast, which reads the input for
+//     its dtype, unknown before type inference);
+//   sign, zeros_like, ones_like: no contribution (their outputs do not change with the input's
+//     values, so the gradient is exactly zero; nothing is computed, and a variable reached only
+//     through them gets zeros). Unlike argmax, whose result is also piecewise constant, these
+//     are legitimately differentiated through (zeros_like builds initial states and appears in
+//     gradient graphs themselves), so they are not errors.
 #include <cmath>
+
+#include <numbers>
 
 #include "ops/register.h"
 #include "ops/tensor_util.h"
@@ -18,35 +34,74 @@ namespace {
 enum class Types { kFloat, kAll, kNonBool };
 
 // One elementwise op: its function on doubles (floating types) and on int64 (integer and
-// bool types; null for floating-only ops).
+// bool types; null for floating-only ops), and its gradient d data (null: no contribution).
 struct UnaryOp {
   const char* name;
   const char* doc;
   Types types;
   double (*f)(double);
   int64_t (*fi)(int64_t);
+  Entry (*grad)(GradCtx&);
 };
 
+// Gradients through Activation's backward op, which reads the output.
+template <const char* kAct>
+Entry ActivationGrad(GradCtx& g) {
+  return g.Emit1("_backward_Activation", {g.ograd(0), g.output(0)}, {{"act_type", kAct}});
+}
+constexpr char kSigmoid[] = "sigmoid";
+constexpr char kTanh[] = "tanh";
+constexpr char kRelu[] = "relu";
+
 const UnaryOp kUnaryOps[] = {
-    {"exp", "e^x", Types::kFloat, [](double x) { return std::exp(x); }, nullptr},
+    {"exp", "e^x", Types::kFloat, [](double x) { return std::exp(x); }, nullptr,
+     [](GradCtx& g) { return EmitBinary(g, "elemwise_mul", g.ograd(0), g.output(0)); }},
     {"log", "natural logarithm (log(0) = -inf, log(x < 0) = nan)", Types::kFloat,
-     [](double x) { return std::log(x); }, nullptr},
-    {"sqrt", "square root", Types::kFloat, [](double x) { return std::sqrt(x); }, nullptr},
-    {"rsqrt", "1 / sqrt(x)", Types::kFloat, [](double x) { return 1.0 / std::sqrt(x); }, nullptr},
+     [](double x) { return std::log(x); }, nullptr,
+     [](GradCtx& g) { return EmitBinary(g, "elemwise_div", g.ograd(0), g.input(0)); }},
+    {"sqrt", "square root", Types::kFloat, [](double x) { return std::sqrt(x); }, nullptr,
+     [](GradCtx& g) {
+       return EmitBinary(g, "elemwise_div", g.ograd(0),
+                         EmitScalar(g, "_mul_scalar", g.output(0), 2));
+     }},
+    {"rsqrt", "1 / sqrt(x)", Types::kFloat, [](double x) { return 1.0 / std::sqrt(x); }, nullptr,
+     [](GradCtx& g) {
+       // d/dx x^(-1/2) = -x^(-3/2) / 2 = -y / (2x).
+       Entry dy_y = EmitBinary(g, "elemwise_mul", g.ograd(0), g.output(0));
+       return EmitScalar(g, "_mul_scalar", EmitBinary(g, "elemwise_div", dy_y, g.input(0)), -0.5);
+     }},
     {"square", "x * x", Types::kAll, [](double x) { return x * x; },
-     [](int64_t x) { return WrapMul(x, x); }},
+     [](int64_t x) { return WrapMul(x, x); },
+     [](GradCtx& g) {
+       return EmitBinary(g, "elemwise_mul", g.ograd(0),
+                         EmitScalar(g, "_mul_scalar", g.input(0), 2));
+     }},
     {"abs", "|x|", Types::kAll, [](double x) { return std::fabs(x); },
-     [](int64_t x) { return x < 0 ? WrapSub(0, x) : x; }},
+     [](int64_t x) { return x < 0 ? WrapSub(0, x) : x; },
+     [](GradCtx& g) {
+       return EmitBinary(g, "elemwise_mul", g.ograd(0), EmitUnary(g, "sign", g.input(0)));
+     }},
+    {"sign", "-1, 0 or 1 by the sign of x; nan stays nan", Types::kAll,
+     [](double x) { return std::isnan(x) ? x : double((x > 0) - (x < 0)); },
+     [](int64_t x) { return int64_t((x > 0) - (x < 0)); }, nullptr},
     {"negative", "-x", Types::kNonBool, [](double x) { return -x; },
-     [](int64_t x) { return WrapSub(0, x); }},
+     [](int64_t x) { return WrapSub(0, x); },
+     [](GradCtx& g) { return EmitUnary(g, "negative", g.ograd(0)); }},
     {"sigmoid", "1 / (1 + e^-x)", Types::kFloat,
-     [](double x) { return 1.0 / (1.0 + std::exp(-x)); }, nullptr},
-    {"tanh", "hyperbolic tangent", Types::kFloat, [](double x) { return std::tanh(x); }, nullptr},
+     [](double x) { return 1.0 / (1.0 + std::exp(-x)); }, nullptr, ActivationGrad<kSigmoid>},
+    {"tanh", "hyperbolic tangent", Types::kFloat, [](double x) { return std::tanh(x); }, nullptr,
+     ActivationGrad<kTanh>},
     {"relu", "max(x, 0); nan stays nan", Types::kAll,
      [](double x) { return std::isnan(x) ? x : (x > 0 ? x : 0.0); },
-     [](int64_t x) { return x > 0 ? x : int64_t(0); }},
+     [](int64_t x) { return x > 0 ? x : int64_t(0); }, ActivationGrad<kRelu>},
     {"erf", "the Gauss error function", Types::kFloat, [](double x) { return std::erf(x); },
-     nullptr},
+     nullptr,
+     [](GradCtx& g) {
+       // erf'(x) = 2/sqrt(pi) e^(-x^2).
+       Entry e = EmitUnary(g, "exp", EmitUnary(g, "negative", EmitUnary(g, "square", g.input(0))));
+       return EmitBinary(g, "elemwise_mul", g.ograd(0),
+                         EmitScalar(g, "_mul_scalar", e, 2 * std::numbers::inv_sqrtpi));
+     }},
 };
 
 // out[i] = f(in[i]) in the accumulation type, converted back to T.
@@ -143,6 +198,25 @@ void CastKernel(const Tensor& in, const Tensor& out) {
   for (int64_t i = 0; i < n; ++i) y[i] = ConvertValue<D>(x[i]);
 }
 
+// d data = d output where a_min <= data <= a_max (nan data included: it passed through), else 0.
+template <class T>
+void ClipBackwardKernel(const KernelCtx& ctx) {
+  const auto& a = ctx.Attr<ClipAttrs>();
+  const T* dy = ctx.in[0].data<T>();
+  const T* x = ctx.in[1].data<T>();
+  T* dx = ctx.out[0].data<T>();
+  for (int64_t i = 0; i < ctx.out[0].size(); ++i) {
+    double v = ToAcc(x[i]);
+    dx[i] = (v < a.a_min || v > a.a_max) ? ConvertValue<T>(0.0) : dy[i];
+  }
+}
+
+// _backward_Cast: the gradient has the shape of all three and the dtype of `data`.
+void CastBackwardType(TypeInferCtx& ctx) {
+  ctx.SetOut(0, ctx.in(1), "the gradient has the Cast input's dtype");
+  ctx.SetIn(1, ctx.out(0), "the gradient has the Cast input's dtype");
+}
+
 // --- zeros_like / ones_like ---
 
 template <int kValue>
@@ -165,7 +239,11 @@ void RegisterUnaryOps(OpRegistry& r) {
         .InferType(TypeRule(op.types))
         .Pattern(FusionPattern::kElemwise)
         .Inplace(InplaceIdentity)
-        .Reference(UnaryReference(op));
+        .Reference(UnaryReference(op))
+        .Gradient([grad = op.grad](GradCtx& g) -> GradList {
+          if (!grad) return {std::nullopt};
+          return {grad(g)};
+        });
   }
 
   r.Register("clip")
@@ -176,7 +254,22 @@ void RegisterUnaryOps(OpRegistry& r) {
       .Pattern(FusionPattern::kElemwise)
       .Inplace(InplaceIdentity)
       .Reference(
-          [](KernelCtx& ctx) { KILN_DTYPE_SWITCH(ctx.out[0].dtype(), T, ClipKernel<T>(ctx)); });
+          [](KernelCtx& ctx) { KILN_DTYPE_SWITCH(ctx.out[0].dtype(), T, ClipKernel<T>(ctx)); })
+      .Gradient([](GradCtx& g) -> GradList {
+        return {g.EmitWithAttrs("_backward_clip", {g.ograd(0), g.input(0)})[0]};
+      });
+
+  r.Register("_backward_clip")
+      .Describe("gradient of clip: d output where a_min <= data <= a_max, else 0")
+      .SetAttrs<ClipAttrs>()
+      .Inputs({"ograd", "data"})
+      .InferShape(SameShapeInfer)
+      .InferType(FloatTypeInfer)
+      .Pattern(FusionPattern::kElemwise)
+      .Inplace(InplaceIdentity)
+      .Reference([](KernelCtx& ctx) {
+        KILN_FLOAT_DTYPE_SWITCH(ctx.out[0].dtype(), T, ClipBackwardKernel<T>(ctx));
+      });
 
   r.Register("Cast")
       .Alias("cast")
@@ -191,6 +284,22 @@ void RegisterUnaryOps(OpRegistry& r) {
         KILN_DTYPE_SWITCH(ctx.in[0].dtype(), S, {
           KILN_DTYPE_SWITCH(ctx.out[0].dtype(), D, (CastKernel<D, S>(ctx.in[0], ctx.out[0])));
         });
+      })
+      .Gradient([](GradCtx& g) -> GradList {
+        return {g.Emit1("_backward_Cast", {g.ograd(0), g.input(0)})};
+      });
+
+  r.Register("_backward_Cast")
+      .Describe("gradient of Cast: d output converted to the dtype of data (the Cast's input)")
+      .SetAttrs<NoAttrs>()
+      .Inputs({"ograd", "data"})
+      .InferShape(SameShapeInfer)
+      .InferType(CastBackwardType)
+      .Pattern(FusionPattern::kElemwise)
+      .Reference([](KernelCtx& ctx) {
+        KILN_DTYPE_SWITCH(ctx.in[0].dtype(), S, {
+          KILN_DTYPE_SWITCH(ctx.out[0].dtype(), D, (CastKernel<D, S>(ctx.in[0], ctx.out[0])));
+        });
       });
 
   r.Register("zeros_like")
@@ -200,7 +309,8 @@ void RegisterUnaryOps(OpRegistry& r) {
       .InferType(SameTypeInfer)
       .Pattern(FusionPattern::kElemwise)
       .Inplace(InplaceIdentity)
-      .Reference(FillKernel<0>);
+      .Reference(FillKernel<0>)
+      .Gradient([](GradCtx&) -> GradList { return {std::nullopt}; });
 
   r.Register("ones_like")
       .Describe("ones of the input's shape and dtype")
@@ -209,7 +319,8 @@ void RegisterUnaryOps(OpRegistry& r) {
       .InferType(SameTypeInfer)
       .Pattern(FusionPattern::kElemwise)
       .Inplace(InplaceIdentity)
-      .Reference(FillKernel<1>);
+      .Reference(FillKernel<1>)
+      .Gradient([](GradCtx&) -> GradList { return {std::nullopt}; });
 }
 
 }  // namespace kiln::ops

@@ -41,6 +41,7 @@
 #include <utility>
 #include <vector>
 
+#include "kiln/frontend/bind_args.h"
 #include "kiln/ir/attrs.h"
 #include "kiln/ir/graph.h"
 #include "kiln/ir/shape.h"
@@ -48,6 +49,7 @@
 
 namespace kiln {
 
+class Executor;  // kiln/frontend/executor.h
 class Symbol;
 struct SymbolInput;
 
@@ -151,6 +153,18 @@ class Symbol {
   // Files; RuntimeError when a file cannot be read or written.
   void Save(const std::string& path) const;
   static Symbol Load(const std::string& path);
+
+  // Executors (kiln/frontend/executor.h, which defines these and says what they mean; include
+  // it to call them). Bind takes every array from the caller, by name or by position;
+  // SimpleBind allocates them from the given shapes, sharing same-named arrays of the same
+  // shape and dtype with `shared_exec` when one is given.
+  Executor Bind(Device device, const BindArrays& args, const BindArrays& args_grad = {},
+                const GradReqs& grad_req = GradReq::kWrite,
+                const BindArrays& aux_states = {}) const;
+  Executor SimpleBind(Device device, const std::map<std::string, Shape>& shapes,
+                      const GradReqs& grad_req = GradReq::kWrite,
+                      const std::map<std::string, DType>& dtypes = {},
+                      const Executor* shared_exec = nullptr) const;
 
  private:
   friend struct symbol_detail::Access;
