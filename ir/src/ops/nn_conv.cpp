@@ -253,21 +253,57 @@ inline int64_t Idx5(int64_t n, int64_t c, int64_t z, int64_t y, int64_t x, int64
   return (((n * C + c) * e[0] + z) * e[1] + y) * e[2] + x;
 }
 
-// Output positions o in [lo, hi) of an axis whose input position o * stride - pad + off lies
-// inside [0, in): hoisting this range out of the innermost loop removes the padding test from
-// it, so the loop over one output row is a plain, vectorisable multiply-add.
-struct Range {
-  int64_t lo, hi;
+// Convolution as a matrix product over unfolded patches, per image and group:
+//   cols[k][p] = x[n, g*Cg + c, o*stride - pad + kk*dilate]  (0 in the padding)
+//   y[n, g*Fg + f, p] = bias + sum_k w[g*Fg + f][k] * cols[k][p]
+// with k = (c, kz, ky, kx) running over one filter's taps and p = (oz, oy, ox) over output
+// positions. The patch map (which input element, if any, each cols entry reads) depends only on
+// the geometry, so it is built once per call.
+struct PatchMap {
+  int64_t K = 0, P = 0;        // taps per filter (Cg * kernel), output positions
+  std::vector<int64_t> index;  // K * P offsets into one image's group of channels, -1: padding
 };
-inline Range ValidOut(int64_t in, int64_t out, int64_t stride, int64_t pad, int64_t off) {
-  int64_t lo = pad - off <= 0 ? 0 : (pad - off + stride - 1) / stride;
-  int64_t last = in - 1 + pad - off;  // o * stride <= last
-  int64_t hi = last < 0 ? 0 : std::min(out, last / stride + 1);
-  return {lo, std::max(lo, hi)};
+
+PatchMap MakePatchMap(const Window3& win, int64_t Cg) {
+  PatchMap m;
+  m.K = Cg * win.KernelSize();
+  m.P = win.OutSize();
+  m.index.resize(size_t(m.K * m.P));
+  int64_t k = 0;
+  for (int64_t c = 0; c < Cg; ++c)
+    for (int64_t kz = 0; kz < win.kernel[0]; ++kz)
+      for (int64_t ky = 0; ky < win.kernel[1]; ++ky)
+        for (int64_t kx = 0; kx < win.kernel[2]; ++kx, ++k) {
+          int64_t p = 0;
+          for (int64_t oz = 0; oz < win.out[0]; ++oz)
+            for (int64_t oy = 0; oy < win.out[1]; ++oy)
+              for (int64_t ox = 0; ox < win.out[2]; ++ox, ++p) {
+                int64_t iz = oz * win.stride[0] - win.pad[0] + kz * win.dilate[0];
+                int64_t iy = oy * win.stride[1] - win.pad[1] + ky * win.dilate[1];
+                int64_t ix = ox * win.stride[2] - win.pad[2] + kx * win.dilate[2];
+                bool inside = iz >= 0 && iz < win.in[0] && iy >= 0 && iy < win.in[1] && ix >= 0 &&
+                              ix < win.in[2];
+                m.index[size_t(k * m.P + p)] =
+                    inside ? ((c * win.in[0] + iz) * win.in[1] + iy) * win.in[2] + ix : -1;
+              }
+        }
+  return m;
 }
 
-// y[n, f, o] = bias[f] + sum over c, k of x[n, g*Cg + c, o*stride - pad + k*dilate] * w[f, c, k],
-// zero outside x. Loops run kernel tap by kernel tap, accumulating whole output planes.
+// cols[k * P + p] = x_group[index] (0 for padding), in the accumulation type.
+template <class T>
+void Unfold(const PatchMap& m, const T* x_group, std::vector<AccType<T>>& cols) {
+  cols.resize(m.index.size());
+  for (size_t i = 0; i < cols.size(); ++i)
+    cols[i] = m.index[i] < 0 ? AccType<T>(0) : AccType<T>(x_group[m.index[i]]);
+}
+
+// y[i] += a * x[i] over n elements: the one inner loop of the convolution kernels.
+template <class Acc>
+void Axpy(int64_t n, Acc a, const Acc* x, Acc* y) {
+  for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
+}
+
 template <class T>
 void ConvolutionKernel(const KernelCtx& ctx) {
   using Acc = AccType<T>;
@@ -277,37 +313,31 @@ void ConvolutionKernel(const KernelCtx& ctx) {
   Window3 win = MakeWindow3(x.shape(), y.shape(), g.kernel, g.stride, g.pad, g.dilate);
   int64_t N = x.dim(0), C = x.dim(1), F = a.num_filter, G = a.num_group;
   int64_t Cg = C / G, Fg = F / G;
+  PatchMap m = MakePatchMap(win, Cg);
   const T* xp = x.data<T>();
   const T* wp = wt.data<T>();
   const T* bp = a.no_bias ? nullptr : ctx.in[2].data<T>();
   T* yp = y.data<T>();
-  std::vector<Acc> plane(size_t(win.OutSize()));
+  std::vector<Acc> cols, row(size_t(m.P));
   for (int64_t n = 0; n < N; ++n)
-    for (int64_t f = 0; f < F; ++f) {
-      int64_t grp = f / Fg;
-      std::fill(plane.begin(), plane.end(), bp ? Acc(bp[f]) : Acc(0));
-      for (int64_t c = 0; c < Cg; ++c)
-        for (int64_t kz = 0; kz < win.kernel[0]; ++kz)
-          for (int64_t ky = 0; ky < win.kernel[1]; ++ky)
-            for (int64_t kx = 0; kx < win.kernel[2]; ++kx) {
-              Acc wv = Acc(wp[Idx5(f, c, kz, ky, kx, Cg, win.kernel)]);
-              int64_t oz_off = kz * win.dilate[0], oy_off = ky * win.dilate[1],
-                      ox_off = kx * win.dilate[2];
-              Range rz = ValidOut(win.in[0], win.out[0], win.stride[0], win.pad[0], oz_off);
-              Range ry = ValidOut(win.in[1], win.out[1], win.stride[1], win.pad[1], oy_off);
-              Range rx = ValidOut(win.in[2], win.out[2], win.stride[2], win.pad[2], ox_off);
-              for (int64_t oz = rz.lo; oz < rz.hi; ++oz)
-                for (int64_t oy = ry.lo; oy < ry.hi; ++oy) {
-                  int64_t iz = oz * win.stride[0] - win.pad[0] + oz_off;
-                  int64_t iy = oy * win.stride[1] - win.pad[1] + oy_off;
-                  const T* xrow = xp + Idx5(n, grp * Cg + c, iz, iy, 0, C, win.in);
-                  Acc* prow = plane.data() + (oz * win.out[1] + oy) * win.out[2];
-                  for (int64_t ox = rx.lo; ox < rx.hi; ++ox)
-                    prow[ox] += wv * Acc(xrow[ox * win.stride[2] - win.pad[2] + ox_off]);
-                }
-            }
-      T* yplane = yp + Idx5(n, f, 0, 0, 0, F, win.out);
-      for (size_t i = 0; i < plane.size(); ++i) yplane[i] = static_cast<T>(plane[i]);
+    for (int64_t grp = 0; grp < G; ++grp) {
+      Unfold(m, xp + (n * C + grp * Cg) * win.InSize(), cols);
+      for (int64_t f = grp * Fg; f < (grp + 1) * Fg; ++f) {
+        std::fill(row.begin(), row.end(), bp ? Acc(bp[f]) : Acc(0));
+        int64_t k = 0;
+        // Four taps per pass over the row: a quarter of the loads and stores of `row`.
+        for (; k + 4 <= m.K; k += 4) {
+          const T* w4 = wp + f * m.K + k;
+          Acc w0 = Acc(w4[0]), w1 = Acc(w4[1]), w2 = Acc(w4[2]), w3 = Acc(w4[3]);
+          const Acc* c = cols.data() + k * m.P;
+          for (int64_t p = 0; p < m.P; ++p)
+            row[size_t(p)] +=
+                w0 * c[p] + w1 * c[m.P + p] + w2 * c[2 * m.P + p] + w3 * c[3 * m.P + p];
+        }
+        for (; k < m.K; ++k) Axpy(m.P, Acc(wp[f * m.K + k]), cols.data() + k * m.P, row.data());
+        T* yrow = yp + (n * F + f) * m.P;
+        for (int64_t p = 0; p < m.P; ++p) yrow[p] = static_cast<T>(row[size_t(p)]);
+      }
     }
 }
 
@@ -384,8 +414,10 @@ struct ConvGrads {
   }
 };
 
-// The forward loop nest of ConvolutionKernel, with y += x * w turned around:
-// dx[x index] += dy * w and dw[w index] += dy * x, tap by tap.
+// The transpose of the forward product, per image and group, with the same patch map:
+//   dcols[k][p] = sum_f w[f][k] * dy[f][p], folded back (scatter-added) into dx;
+//   dw[f][k] += sum_p dy[f][p] * cols[k][p], computed as rows of colsT (p-major) so that the
+//   inner loop runs over k contiguously.
 template <class T>
 void ConvolutionBackwardKernel(const KernelCtx& ctx) {
   using Acc = AccType<T>;
@@ -395,39 +427,29 @@ void ConvolutionBackwardKernel(const KernelCtx& ctx) {
   Window3 win = MakeWindow3(x.shape(), dy.shape(), g.kernel, g.stride, g.pad, g.dilate);
   int64_t N = x.dim(0), C = x.dim(1), F = a.num_filter, G = a.num_group;
   int64_t Cg = C / G, Fg = F / G;
+  PatchMap m = MakePatchMap(win, Cg);
   const T* dyp = dy.data<T>();
   const T* xp = x.data<T>();
   const T* wp = wt.data<T>();
   ConvGrads<T> d(ctx);
+  std::vector<Acc> cols, cols_t(size_t(m.K * m.P)), dcols(size_t(m.K * m.P)), dyrow(size_t(m.P));
   for (int64_t n = 0; n < N; ++n)
-    for (int64_t f = 0; f < F; ++f) {
-      int64_t grp = f / Fg;
-      for (int64_t c = 0; c < Cg; ++c)
-        for (int64_t kz = 0; kz < win.kernel[0]; ++kz)
-          for (int64_t ky = 0; ky < win.kernel[1]; ++ky)
-            for (int64_t kx = 0; kx < win.kernel[2]; ++kx) {
-              int64_t wi = Idx5(f, c, kz, ky, kx, Cg, win.kernel);
-              Acc wv = Acc(wp[wi]), dw = 0;
-              int64_t oz_off = kz * win.dilate[0], oy_off = ky * win.dilate[1],
-                      ox_off = kx * win.dilate[2];
-              Range rz = ValidOut(win.in[0], win.out[0], win.stride[0], win.pad[0], oz_off);
-              Range ry = ValidOut(win.in[1], win.out[1], win.stride[1], win.pad[1], oy_off);
-              Range rx = ValidOut(win.in[2], win.out[2], win.stride[2], win.pad[2], ox_off);
-              for (int64_t oz = rz.lo; oz < rz.hi; ++oz)
-                for (int64_t oy = ry.lo; oy < ry.hi; ++oy) {
-                  int64_t iz = oz * win.stride[0] - win.pad[0] + oz_off;
-                  int64_t iy = oy * win.stride[1] - win.pad[1] + oy_off;
-                  int64_t xrow = Idx5(n, grp * Cg + c, iz, iy, 0, C, win.in);
-                  const T* dyrow = dyp + Idx5(n, f, oz, oy, 0, F, win.out);
-                  for (int64_t ox = rx.lo; ox < rx.hi; ++ox) {
-                    int64_t xi = xrow + ox * win.stride[2] - win.pad[2] + ox_off;
-                    Acc go = Acc(dyrow[ox]);
-                    d.dx[size_t(xi)] += go * wv;
-                    dw += go * Acc(xp[xi]);
-                  }
-                }
-              d.dw[size_t(wi)] += dw;
-            }
+    for (int64_t grp = 0; grp < G; ++grp) {
+      int64_t group_offset = (n * C + grp * Cg) * win.InSize();
+      Unfold(m, xp + group_offset, cols);
+      for (int64_t k = 0; k < m.K; ++k)
+        for (int64_t p = 0; p < m.P; ++p) cols_t[size_t(p * m.K + k)] = cols[size_t(k * m.P + p)];
+      std::fill(dcols.begin(), dcols.end(), Acc(0));
+      for (int64_t f = grp * Fg; f < (grp + 1) * Fg; ++f) {
+        const T* dyf = dyp + (n * F + f) * m.P;
+        for (int64_t p = 0; p < m.P; ++p) dyrow[size_t(p)] = Acc(dyf[p]);
+        for (int64_t k = 0; k < m.K; ++k)
+          Axpy(m.P, Acc(wp[f * m.K + k]), dyrow.data(), dcols.data() + k * m.P);
+        for (int64_t p = 0; p < m.P; ++p)
+          Axpy(m.K, dyrow[size_t(p)], cols_t.data() + p * m.K, d.dw.data() + f * m.K);
+      }
+      for (size_t i = 0; i < dcols.size(); ++i)
+        if (m.index[i] >= 0) d.dx[size_t(group_offset + m.index[i])] += dcols[i];
     }
   d.Store(ctx, a.no_bias);
 }

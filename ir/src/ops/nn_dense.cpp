@@ -91,12 +91,20 @@ void FullyConnectedKernel(const KernelCtx& ctx) {
   const T* wp = w.data<T>();
   const T* bp = a.no_bias ? nullptr : ctx.in[2].data<T>();
   T* yp = ctx.out[0].data<T>();
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t j = 0; j < m; ++j) {
-      AccType<T> acc = bp ? AccType<T>(bp[j]) : AccType<T>(0);
-      for (int64_t i = 0; i < k; ++i) acc += AccType<T>(xp[r * k + i]) * AccType<T>(wp[j * k + i]);
-      yp[r * m + j] = static_cast<T>(acc);
+  // y[r, :] = bias + sum_i x[r, i] * W^T[i, :]: with W transposed once, every inner loop is a
+  // contiguous multiply-add over the outputs of a row.
+  std::vector<AccType<T>> wt(static_cast<size_t>(k * m)), row(static_cast<size_t>(m));
+  for (int64_t j = 0; j < m; ++j)
+    for (int64_t i = 0; i < k; ++i) wt[size_t(i * m + j)] = AccType<T>(wp[j * k + i]);
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t j = 0; j < m; ++j) row[size_t(j)] = bp ? AccType<T>(bp[j]) : AccType<T>(0);
+    for (int64_t i = 0; i < k; ++i) {
+      AccType<T> xv = AccType<T>(xp[r * k + i]);
+      const AccType<T>* wrow = wt.data() + i * m;
+      for (int64_t j = 0; j < m; ++j) row[size_t(j)] += xv * wrow[j];
     }
+    for (int64_t j = 0; j < m; ++j) yp[r * m + j] = static_cast<T>(row[size_t(j)]);
+  }
 }
 
 struct EmbeddingAttrs {
