@@ -2,8 +2,9 @@
 // typed IR, then train it and a LeNet-style CNN on Fashion-MNIST from C++ and evaluate both on
 // the 10,000 test images.
 //
-// Usage: fashion_mnist_demo [--model mlp|lenet|all] [--epochs-mlp N] [--epochs-lenet N]
-//                           [--train-limit N] [--batch N] [--data DIR] [--quiet-ir]
+// Usage: see kUsage below (--help). Defaults: both models, MLP 5 epochs, LeNet (ReLU) 2 epochs,
+// batch 50, Adam with lr 0.001 decaying along a cosine to 0 over each model's run, Xavier
+// initialisation; these reach the targets (MLP >= 85%, LeNet >= 88%) on the test set.
 // Per epoch it prints the mean training loss (cross-entropy of SoftmaxOutput's probabilities),
 // the training accuracy (of the network as it was during the epoch), the test accuracy and the
 // training throughput in samples per second.
@@ -29,12 +30,19 @@ namespace {
 using namespace kiln;
 using Clock = std::chrono::steady_clock;
 
+const char* const kUsage =
+    "usage: fashion_mnist_demo [--model mlp|lenet|all] [--epochs-mlp N] [--epochs-lenet N]\n"
+    "                          [--train-limit N] [--batch N] [--lr RATE] [--data DIR]\n"
+    "                          [--lenet-act relu|tanh|sigmoid] [--quiet-ir]\n";
+
 struct Options {
   std::string model = "all";
   int epochs_mlp = 5;
   int epochs_lenet = 2;
   int64_t train_limit = -1;
-  int64_t batch = 100;
+  int64_t batch = 50;
+  double lr = 0.001;
+  std::string lenet_act = "relu";
   std::string data_dir = kFashionMnistDir;
   bool print_ir = true;
 };
@@ -80,7 +88,7 @@ double Train(const std::string& title, const Symbol& net, std::vector<int64_t> s
   batch_shape.insert(batch_shape.end(), sample_shape.begin(), sample_shape.end());
   std::vector<int64_t> eval_shape = batch_shape;
   eval_shape[0] = 1000;
-  std::printf("\n== %s: %zu parameters arrays, batch %lld, %d epochs ==\n", title.c_str(),
+  std::printf("\n== %s: %zu parameter arrays, batch %lld, %d epochs ==\n", title.c_str(),
               net.ListArguments().size() - 2, (long long)batch, epochs);
   Executor exec = net.SimpleBind(Device::CPU(), {{"data", Shape(batch_shape)}},
                                  GradReqs::Except(GradReq::kWrite, {"data", "softmax_label"}));
@@ -93,6 +101,7 @@ double Train(const std::string& title, const Symbol& net, std::vector<int64_t> s
   all_shape[0] = train.images.dim(0);
   DataIter it(train.images.Reshaped(all_shape), train.labels, batch, /*shuffle=*/true, 42);
   double test_acc = 0;
+  auto train_start = Clock::now();
   std::printf("epoch  train-loss  train-acc  test-acc  samples/s\n");
   for (int epoch = 1; epoch <= epochs; ++epoch) {
     auto start = Clock::now();
@@ -112,8 +121,8 @@ double Train(const std::string& title, const Symbol& net, std::vector<int64_t> s
                 100.0 * double(correct) / double(seen), 100.0 * test_acc, double(seen) / secs);
     std::fflush(stdout);
   }
-  std::printf("%s: test accuracy on %lld images: %.2f%%\n", title.c_str(),
-              (long long)test.images.dim(0), 100.0 * test_acc);
+  std::printf("%s: test accuracy on %lld images: %.2f%% (trained and evaluated in %.0f s)\n",
+              title.c_str(), (long long)test.images.dim(0), 100.0 * test_acc, Seconds(train_start));
   return test_acc;
 }
 
@@ -149,16 +158,23 @@ int Run(const Options& o) {
               (long long)train.images.dim(0), (long long)test.images.dim(0), o.data_dir.c_str(),
               Seconds(start));
   bool ok = true;
+  // Adam with the learning rate decaying along a cosine to 0 over the whole run.
+  int64_t batches = (train.images.dim(0) + o.batch - 1) / o.batch;
+  auto make_adam = [&](int epochs) {
+    return Adam({.learning_rate = o.lr,
+                 .rescale_grad = 1.0 / double(o.batch),
+                 .lr_schedule = LRSchedule::Cosine(o.lr, std::max<int64_t>(1, epochs * batches))});
+  };
   if (o.model == "mlp" || o.model == "all") {
-    Adam adam({.learning_rate = 0.001, .rescale_grad = 1.0 / double(o.batch)});
+    Adam adam = make_adam(o.epochs_mlp);
     double acc =
         Train("MLP 784-128-64-10", models::Mlp(), {784}, train, test, o.epochs_mlp, o.batch, adam);
     ok &= acc >= 0.85 || o.train_limit >= 0;
   }
   if (o.model == "lenet" || o.model == "all") {
-    Adam adam({.learning_rate = 0.001, .rescale_grad = 1.0 / double(o.batch)});
-    double acc =
-        Train("LeNet", models::LeNet(), {1, 28, 28}, train, test, o.epochs_lenet, o.batch, adam);
+    Adam adam = make_adam(o.epochs_lenet);
+    double acc = Train("LeNet (" + o.lenet_act + ")", models::LeNet(10, o.lenet_act), {1, 28, 28},
+                       train, test, o.epochs_lenet, o.batch, adam);
     ok &= acc >= 0.88 || o.train_limit >= 0;
   }
   std::printf("\n%s\n", ok ? "Targets reached (MLP >= 85%, LeNet >= 88%)."
@@ -189,14 +205,19 @@ int main(int argc, char** argv) {
       o.train_limit = std::atoll(value().c_str());
     else if (a == "--batch")
       o.batch = std::atoll(value().c_str());
+    else if (a == "--lr")
+      o.lr = std::atof(value().c_str());
+    else if (a == "--lenet-act")
+      o.lenet_act = value();
     else if (a == "--data")
       o.data_dir = value();
     else if (a == "--quiet-ir")
       o.print_ir = false;
-    else {
-      std::fprintf(stderr,
-                   "usage: fashion_mnist_demo [--model mlp|lenet|all] [--epochs-mlp N] "
-                   "[--epochs-lenet N] [--train-limit N] [--batch N] [--data DIR] [--quiet-ir]\n");
+    else if (a == "--help") {
+      std::printf("%s", kUsage);
+      return 0;
+    } else {
+      std::fprintf(stderr, "%s", kUsage);
       return 2;
     }
   }
@@ -204,8 +225,8 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "fashion_mnist_demo: --model must be mlp, lenet or all\n");
     return 2;
   }
-  if (o.batch < 1 || o.epochs_mlp < 0 || o.epochs_lenet < 0) {
-    std::fprintf(stderr, "fashion_mnist_demo: --batch must be >= 1 and epochs >= 0\n");
+  if (o.batch < 1 || o.epochs_mlp < 0 || o.epochs_lenet < 0 || !(o.lr > 0)) {
+    std::fprintf(stderr, "fashion_mnist_demo: --batch must be >= 1, epochs >= 0 and --lr > 0\n");
     return 2;
   }
   try {

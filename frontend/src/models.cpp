@@ -49,17 +49,17 @@ Symbol Mlp(const std::vector<int64_t>& hidden, int64_t num_classes) {
   return SoftmaxOutput(x, "softmax");
 }
 
-Symbol LeNet(int64_t num_classes) {
+Symbol LeNet(int64_t num_classes, const std::string& act) {
   Symbol data = Symbol::Variable("data");
   Symbol conv1 = Convolution(data, 20, {5, 5}, "conv1");
-  Symbol tanh1 = Activation(conv1, "tanh", "tanh1");
-  Symbol pool1 = Pooling(tanh1, {2, 2}, "max", "pool1", {{"stride", "(2, 2)"}});
+  Symbol act1 = Activation(conv1, act, act + "1");
+  Symbol pool1 = Pooling(act1, {2, 2}, "max", "pool1", {{"stride", "(2, 2)"}});
   Symbol conv2 = Convolution(pool1, 50, {5, 5}, "conv2");
-  Symbol tanh2 = Activation(conv2, "tanh", "tanh2");
-  Symbol pool2 = Pooling(tanh2, {2, 2}, "max", "pool2", {{"stride", "(2, 2)"}});
+  Symbol act2 = Activation(conv2, act, act + "2");
+  Symbol pool2 = Pooling(act2, {2, 2}, "max", "pool2", {{"stride", "(2, 2)"}});
   Symbol fc1 = FullyConnected(Flatten(pool2, "flatten"), 500, "fc1");
-  Symbol tanh3 = Activation(fc1, "tanh", "tanh3");
-  Symbol fc2 = FullyConnected(tanh3, num_classes, "fc2");
+  Symbol act3 = Activation(fc1, act, act + "3");
+  Symbol fc2 = FullyConnected(act3, num_classes, "fc2");
   return SoftmaxOutput(fc2, "softmax");
 }
 
