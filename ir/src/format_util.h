@@ -21,6 +21,24 @@ struct LineCol {
 // caret under a name containing non-ASCII characters lands where an editor shows it.
 LineCol Locate(std::string_view text, size_t offset);
 
+// The two-character escape both formats write for `c` (\" \\ \n \r \t), or nullptr.
+inline const char* ShortEscape(char c) {
+  switch (c) {
+    case '"':
+      return "\\\"";
+    case '\\':
+      return "\\\\";
+    case '\n':
+      return "\\n";
+    case '\r':
+      return "\\r";
+    case '\t':
+      return "\\t";
+    default:
+      return nullptr;
+  }
+}
+
 // "SOURCE:LINE:COL: message".
 std::string PositionPrefix(std::string_view source, std::string_view text, size_t offset);
 

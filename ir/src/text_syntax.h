@@ -7,6 +7,8 @@
 #include <string>
 #include <string_view>
 
+#include "format_util.h"
+
 namespace kiln::text_syntax {
 
 inline bool IsIdentStart(char c) {
@@ -46,25 +48,10 @@ inline bool IsBare(std::string_view s) {
 inline std::string Quote(std::string_view s) {
   std::string out = "\"";
   for (char c : s) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        out += c;
-    }
+    if (const char* esc = format::ShortEscape(c))
+      out += esc;
+    else
+      out += c;
   }
   return out + "\"";
 }
