@@ -3,11 +3,14 @@
 //
 // Inference must be complete: a variable whose shape cannot be found is an error naming it, so
 // the printed graph has a shape and a dtype on every entry.
+//
+// --memory prints the static memory plan (kiln/passes/memory_plan.h) instead of the graph.
 #include <iostream>
 
 #include "kiln/ir/mxnet_json.h"
 #include "kiln/ir/text.h"
 #include "kiln/passes/infer.h"
+#include "kiln/passes/memory_plan.h"
 #include "tool_util.h"
 
 namespace kiln::tools {
@@ -15,13 +18,15 @@ namespace {
 
 constexpr const char* kUsage =
     "usage: kiln-dump FILE [--format text|json|dot] [--shape NAME=D1xD2x...]...\n"
-    "                      [--dtype NAME=DTYPE]...\n"
+    "                      [--dtype NAME=DTYPE]... [--memory]\n"
     "  FILE      kiln text IR, or MXNet symbol JSON if it ends in .json ('-': stdin)\n"
     "  --format  text (default): kiln text IR with every entry's type\n"
     "            json: MXNet symbol JSON\n"
     "            dot: Graphviz (render with `dot -Tsvg`)\n"
     "  --shape   the shape of a variable, e.g. data=100x784 (repeatable)\n"
-    "  --dtype   the dtype of a variable, e.g. data=float16 (repeatable)\n";
+    "  --dtype   the dtype of a variable, e.g. data=float16 (repeatable)\n"
+    "  --memory  print the memory plan instead: every intermediate buffer's size, offset\n"
+    "            and lifetime, the arena size, its lower bound and the naive total\n";
 
 // A dot string literal's contents: quotes and backslashes escaped; `\n` in the result (two
 // characters) is dot's line break, so callers join lines after escaping.
@@ -95,10 +100,13 @@ int Main(int argc, char** argv) {
   ArgReader args(argc, argv);
   std::string file, format = "text", value;
   InferOptions infer;
+  bool memory = false;
   while (!args.done()) {
     if (args.Flag("-h") || args.Flag("--help")) {
       std::cout << kUsage;
       return 0;
+    } else if (args.Flag("--memory")) {
+      memory = true;
     } else if (args.Option("--format", &value)) {
       if (value != "text" && value != "json" && value != "dot")
         throw UsageError(StrCat("--format ", value, ": expected text, json or dot"));
@@ -123,7 +131,9 @@ int Main(int argc, char** argv) {
   infer.require_complete = true;
   InferShapes(g, infer);
   InferTypes(g, infer);
-  if (format == "text")
+  if (memory)
+    std::cout << FormatMemoryPlan(g, PlanMemory(g));
+  else if (format == "text")
     std::cout << PrintGraph(g);
   else if (format == "json")
     std::cout << SaveMXNetJson(g);

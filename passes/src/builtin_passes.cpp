@@ -3,8 +3,11 @@
 // Each pass is an exported function in its own .h/.cpp pair; this file only gives it a name and
 // a description (see pass_manager.h for how to add one).
 #include "kiln/ir/verifier.h"
+#include "kiln/passes/cse.h"
+#include "kiln/passes/dce.h"
 #include "kiln/passes/infer.h"
 #include "kiln/passes/pass_manager.h"
+#include "kiln/passes/simplify.h"
 
 namespace kiln {
 
@@ -44,6 +47,14 @@ void RegisterBuiltinPasses(PassRegistry& r) {
              InferTypePass);
   r.Register("verify", "checks the graph's structure and that its facts satisfy every op's rules",
              VerifyPass);
+  r.Register("dce", "removes op nodes no graph output needs (variables are kept)",
+             EliminateDeadCode);
+  r.Register("cse", "merges op nodes with the same op, attributes and inputs, then runs dce",
+             EliminateCommonSubexpressions);
+  r.Register("simplify",
+             "inference graphs: removes x*1, x+0, x-0, x/1 and Dropout, merges Reshape and "
+             "transpose pairs, then runs dce",
+             Simplify);
 }
 
 }  // namespace kiln
