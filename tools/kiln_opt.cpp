@@ -12,10 +12,11 @@ namespace kiln::tools {
 namespace {
 
 constexpr const char* kUsage =
-    "usage: kiln-opt FILE [-p PASS[,PASS...]]... [--shape NAME=D1xD2x...]...\n"
+    "usage: kiln-opt FILE [-O0|-O1|-O2|-O3] [-p PASS[,PASS...]]... [--shape NAME=D1xD2x...]...\n"
     "                     [--dtype NAME=DTYPE]... [--verify-each] [--print-after-all]\n"
     "                     [--print-after PASS]... [--time-passes] [--list-passes]\n"
     "  FILE               kiln text IR, or MXNet symbol JSON if it ends in .json ('-': stdin)\n"
+    "  -O0 .. -O3         the optimisation level's pipeline first (see --help's pass list)\n"
     "  -p                 the passes to run, in order (none: parse and print)\n"
     "  --shape, --dtype   known variable facts for the inference passes (repeatable)\n"
     "  --verify-each      verify the graph before the first pass and after every pass\n"
@@ -38,6 +39,11 @@ int Main(int argc, char** argv) {
     } else if (args.Flag("--list-passes")) {
       std::cout << PassRegistry::Global().Describe();
       return 0;
+    } else if (args.peek().size() == 3 && args.peek().starts_with("-O")) {
+      std::string level = args.next();
+      if (level[2] < '0' || level[2] > '3') throw UsageError(StrCat("unknown option ", level));
+      std::vector<std::string> named = OptPipeline(level[2] - '0');
+      pipeline.insert(pipeline.begin(), named.begin(), named.end());
     } else if (args.Option("-p", &value) || args.Option("--passes", &value)) {
       for (std::string& name : SplitPipeline(value)) pipeline.push_back(std::move(name));
     } else if (args.Option("--shape", &value)) {

@@ -136,4 +136,13 @@ std::vector<std::string> SplitPipeline(std::string_view text) {
   return out;
 }
 
+std::vector<std::string> OptPipeline(int level) {
+  if (level < 0 || level > 3)
+    throw UserError(StrCat("optimisation level ", level, " does not exist (levels: 0 to 3)"));
+  std::vector<std::string> pipeline = {"infer-shape", "infer-type"};
+  const char* const added[] = {"dce", "cse", "simplify"};
+  for (int i = 0; i < level; ++i) pipeline.push_back(added[i]);
+  return pipeline;
+}
+
 }  // namespace kiln

@@ -148,4 +148,13 @@ class PassManager {
 // Splits "a,b , c" into {"a", "b", "c"}; empty items are a UserError.
 std::vector<std::string> SplitPipeline(std::string_view text);
 
+// The named pipeline of an optimisation level (kiln-opt -O0 .. -O3), each level adding to the
+// one below:
+//   -O0  infer-shape, infer-type            (facts only: the graph as written)
+//   -O1  + dce                              (nothing computed that no output needs)
+//   -O2  + cse                              (nothing computed twice)
+//   -O3  + simplify                         (algebraic identities; for inference graphs)
+// Fusion and memory planning join these levels as they land. UserError for other levels.
+std::vector<std::string> OptPipeline(int level);
+
 }  // namespace kiln
