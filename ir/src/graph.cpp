@@ -19,6 +19,7 @@ uint32_t Graph::AddNode(Node node) {
   nodes_.push_back(std::move(node));
   if (has_shapes()) shapes.resize(num_entries_);
   if (has_dtypes()) dtypes.resize(num_entries_, DType::kUnknown);
+  if (has_devices()) devices.resize(nodes_.size());
   return id;
 }
 

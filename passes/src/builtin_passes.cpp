@@ -3,10 +3,12 @@
 // Each pass is an exported function in its own .h/.cpp pair; this file only gives it a name and
 // a description (see pass_manager.h for how to add one).
 #include "kiln/ir/verifier.h"
+#include "kiln/passes/constant_fold.h"
 #include "kiln/passes/cse.h"
 #include "kiln/passes/dce.h"
 #include "kiln/passes/infer.h"
 #include "kiln/passes/pass_manager.h"
+#include "kiln/passes/place_devices.h"
 #include "kiln/passes/simplify.h"
 
 namespace kiln {
@@ -55,6 +57,14 @@ void RegisterBuiltinPasses(PassRegistry& r) {
              "inference graphs: removes x*1, x+0, x-0, x/1 and Dropout, merges Reshape and "
              "transpose pairs, then runs dce",
              Simplify);
+  r.Register("place-devices",
+             "places every node on a device (__ctx_group__ via group2ctx, else propagated from "
+             "neighbours) and inserts _CrossDeviceCopy where an edge crosses devices",
+             PlaceDevices);
+  r.Register("constant-fold",
+             "inference graphs: evaluates op nodes whose inputs are all constants "
+             "(PassContext::constants) into new constant variables, then runs dce",
+             ConstantFold);
 }
 
 }  // namespace kiln

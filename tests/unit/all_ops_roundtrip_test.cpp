@@ -104,6 +104,7 @@ const std::map<std::string, OpSample>& Samples() {
     t["reshape_like"] = {{{"lhs_begin", "1"}, {"rhs_begin", "-2"}}, {Shape{2, 6}, Shape{4, 2, 3}}};
     t["add_n"] = {{{"num_args", "3"}}, {m, m, m}};
     t["_reduce_sum_like"] = {{}, {m, row}};
+    t["_CrossDeviceCopy"] = {{}, {m}};
     t["_backward_clip"] = {{{"a_min", "-1"}, {"a_max", "1"}}, {m, m}};
     t["_backward_Cast"] = {{}, {m, m}};
     for (const char* op : {"_backward_maximum", "_backward_minimum", "_backward_power"})

@@ -17,6 +17,7 @@ void RegisterAllOps(OpRegistry& r) {
   RegisterShapeOps(r);
   RegisterSliceOps(r);
   RegisterLikeOps(r);
+  RegisterDeviceCopyOps(r);
 }
 
 }  // namespace kiln::ops

@@ -30,4 +30,7 @@ void RegisterShapeOps(OpRegistry& r);   // Flatten, Reshape, transpose, expand_d
 void RegisterSliceOps(OpRegistry& r);   // Concat, SliceChannel, slice, slice_axis
 void RegisterLikeOps(OpRegistry& r);    // reshape_like, _reduce_sum_like
 
+// Placement.
+void RegisterDeviceCopyOps(OpRegistry& r);  // _CrossDeviceCopy
+
 }  // namespace kiln::ops

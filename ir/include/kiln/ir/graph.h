@@ -30,6 +30,7 @@
 #include "kiln/ir/op.h"
 #include "kiln/ir/shape.h"
 #include "kiln/runtime/dtype.h"
+#include "kiln/runtime/tensor.h"
 
 namespace kiln {
 
@@ -76,6 +77,13 @@ class Graph {
   bool has_dtypes() const { return !dtypes.empty(); }
   const Shape& shape(Entry e) const { return shapes.at(entry_id(e)); }
   DType dtype(Entry e) const { return dtypes.at(entry_id(e)); }
+
+  // Per-node fact: the device each node runs on (its outputs live there), set by the
+  // place-devices pass. Empty (not placed), or of size num_nodes(); a node's facts live in a
+  // flat vector indexed by node, like the entries' facts above. AddNode appends Device::CPU()
+  // for a new node, which a pass that adds nodes to a placed graph must overwrite.
+  std::vector<Device> devices;
+  bool has_devices() const { return !devices.empty(); }
 
   // Variable nodes, in order; split into arguments and auxiliary states (see above).
   std::vector<uint32_t> VariableNodes() const;

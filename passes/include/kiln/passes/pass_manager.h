@@ -42,6 +42,7 @@
 #include <deque>
 #include <functional>
 #include <iosfwd>
+#include <map>
 #include <set>
 #include <string>
 #include <string_view>
@@ -49,6 +50,7 @@
 
 #include "kiln/ir/graph.h"
 #include "kiln/passes/infer.h"
+#include "kiln/runtime/tensor.h"
 
 namespace kiln {
 
@@ -57,6 +59,15 @@ namespace kiln {
 struct PassContext {
   // Known shapes and dtypes of variables, by name, used by the inference passes.
   InferOptions infer;
+  // Compile-time constants: the known values of parameters, by variable name. A variable is
+  // constant iff it has an entry here. `constant-fold` adds the values of the variables it
+  // creates, so the caller can bind them; it is mutable because passes see the context as const
+  // (PassFunction), and this is the one thing a pass hands back besides the graph.
+  mutable std::map<std::string, Tensor> constants;
+  // Device placement (place-devices): the device of each `__ctx_group__` (MXNet's group2ctx),
+  // and the device of nodes that neither a group nor their neighbours place.
+  std::map<std::string, Device> group2ctx;
+  Device default_device = Device::CPU();
 };
 
 using PassFunction = std::function<Graph(Graph, const PassContext&)>;
