@@ -111,18 +111,8 @@ int Main(int argc, char** argv) {
       if (value != "text" && value != "json" && value != "dot")
         throw UsageError(StrCat("--format ", value, ": expected text, json or dot"));
       format = value;
-    } else if (args.Option("--shape", &value)) {
-      auto [name, shape] = ParseShapeOption(value);
-      infer.shapes[name] = shape;
-    } else if (args.Option("--dtype", &value)) {
-      auto [name, dtype] = ParseDTypeOption(value);
-      infer.dtypes[name] = dtype;
-    } else if (args.peek().starts_with("-") && args.peek() != "-") {
-      throw UsageError(StrCat("unknown option ", args.peek()));
     } else {
-      if (!file.empty())
-        throw UsageError(StrCat("more than one input file: ", file, ", ", args.peek()));
-      file = args.next();
+      ReadCommonArg(args, infer, file);
     }
   }
   if (file.empty()) throw UsageError("no input file");

@@ -46,12 +46,6 @@ int Main(int argc, char** argv) {
       pipeline.insert(pipeline.begin(), named.begin(), named.end());
     } else if (args.Option("-p", &value) || args.Option("--passes", &value)) {
       for (std::string& name : SplitPipeline(value)) pipeline.push_back(std::move(name));
-    } else if (args.Option("--shape", &value)) {
-      auto [name, shape] = ParseShapeOption(value);
-      ctx.infer.shapes[name] = shape;
-    } else if (args.Option("--dtype", &value)) {
-      auto [name, dtype] = ParseDTypeOption(value);
-      ctx.infer.dtypes[name] = dtype;
     } else if (args.Flag("--verify-each")) {
       options.verify_each = true;
     } else if (args.Flag("--print-after-all")) {
@@ -60,12 +54,8 @@ int Main(int argc, char** argv) {
       options.print_after.insert(value);
     } else if (args.Flag("--time-passes")) {
       options.time_passes = true;
-    } else if (args.peek().starts_with("-") && args.peek() != "-") {
-      throw UsageError(StrCat("unknown option ", args.peek()));
     } else {
-      if (!file.empty())
-        throw UsageError(StrCat("more than one input file: ", file, ", ", args.peek()));
-      file = args.next();
+      ReadCommonArg(args, ctx.infer, file);
     }
   }
   if (file.empty()) throw UsageError("no input file");

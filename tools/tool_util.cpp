@@ -134,4 +134,21 @@ int RunTool(const char* tool, const char* usage, const std::function<int()>& bod
   return 1;
 }
 
+void ReadCommonArg(ArgReader& args, InferOptions& infer, std::string& file) {
+  std::string value;
+  if (args.Option("--shape", &value)) {
+    auto [name, shape] = ParseShapeOption(value);
+    infer.shapes[name] = shape;
+  } else if (args.Option("--dtype", &value)) {
+    auto [name, dtype] = ParseDTypeOption(value);
+    infer.dtypes[name] = dtype;
+  } else if (args.peek().starts_with("-") && args.peek() != "-") {
+    throw UsageError(StrCat("unknown option ", args.peek()));
+  } else {
+    if (!file.empty())
+      throw UsageError(StrCat("more than one input file: ", file, ", ", args.peek()));
+    file = args.next();
+  }
+}
+
 }  // namespace kiln::tools

@@ -48,6 +48,10 @@ std::pair<std::string, DType> ParseDTypeOption(std::string_view text);
 
 // Reads a file ("-": standard input); RuntimeError when it cannot be read.
 std::string ReadInput(const std::string& path);
+
+// Reads the argument both tools share, when no tool-specific option matched it: --shape and
+// --dtype (into `infer`), or the one input file (into `file`); any other "-x" is a UsageError.
+void ReadCommonArg(ArgReader& args, InferOptions& infer, std::string& file);
 // A graph from a file: MXNet JSON if the name ends in ".json" (or, for "-", the text starts
 // with '{'), kiln text IR otherwise.
 Graph LoadGraph(const std::string& path);
