@@ -5,12 +5,15 @@
 // the printed graph has a shape and a dtype on every entry.
 //
 // --memory prints the static memory plan (kiln/passes/memory_plan.h) instead of the graph.
+// -O0..-O3 run that level's pipeline first (memory is then planned on the optimised graph);
+// --after PASS|all prints the IR after that pass (or after every pass) of the pipeline.
 #include <iostream>
 
 #include "kiln/ir/mxnet_json.h"
 #include "kiln/ir/text.h"
 #include "kiln/passes/infer.h"
 #include "kiln/passes/memory_plan.h"
+#include "kiln/passes/pass_manager.h"
 #include "tool_util.h"
 
 namespace kiln::tools {
@@ -18,7 +21,8 @@ namespace {
 
 constexpr const char* kUsage =
     "usage: kiln-dump FILE [--format text|json|dot] [--shape NAME=D1xD2x...]...\n"
-    "                      [--dtype NAME=DTYPE]... [--memory]\n"
+    "                      [--dtype NAME=DTYPE]... [--memory] [-O0|-O1|-O2|-O3]\n"
+    "                      [--after PASS|all]\n"
     "  FILE      kiln text IR, or MXNet symbol JSON if it ends in .json ('-': stdin)\n"
     "  --format  text (default): kiln text IR with every entry's type\n"
     "            json: MXNet symbol JSON\n"
@@ -26,7 +30,11 @@ constexpr const char* kUsage =
     "  --shape   the shape of a variable, e.g. data=100x784 (repeatable)\n"
     "  --dtype   the dtype of a variable, e.g. data=float16 (repeatable)\n"
     "  --memory  print the memory plan instead: every intermediate buffer's size, offset\n"
-    "            and lifetime, the arena size, its lower bound and the naive total\n";
+    "            and lifetime, the arena size, its lower bound and the naive total\n"
+    "  -O0..-O3  run that optimisation level's pipeline (kiln-opt --help lists the passes)\n"
+    "            before printing or planning; without it the graph is only inferred\n"
+    "  --after   print the text IR after PASS of the pipeline, or after every pass (all),\n"
+    "            each headed by `// *** IR after PASS ***`; -O3 unless a level is given\n";
 
 // A dot string literal's contents: quotes and backslashes escaped; `\n` in the result (two
 // characters) is dot's line break, so callers join lines after escaping.
@@ -101,12 +109,21 @@ int Main(int argc, char** argv) {
   std::string file, format = "text", value;
   InferOptions infer;
   bool memory = false;
+  int opt_level = -1;
+  std::string after;
   while (!args.done()) {
     if (args.Flag("-h") || args.Flag("--help")) {
       std::cout << kUsage;
       return 0;
     } else if (args.Flag("--memory")) {
       memory = true;
+    } else if (args.peek().size() == 3 && args.peek().starts_with("-O")) {
+      std::string level(args.peek());
+      if (level[2] < '0' || level[2] > '9') throw UsageError(StrCat("unknown option ", level));
+      args.Flag(level);
+      opt_level = level[2] - '0';
+    } else if (args.Option("--after", &value)) {
+      after = value;
     } else if (args.Option("--format", &value)) {
       if (value != "text" && value != "json" && value != "dot")
         throw UsageError(StrCat("--format ", value, ": expected text, json or dot"));
@@ -119,8 +136,24 @@ int Main(int argc, char** argv) {
 
   Graph g = LoadGraph(file);
   infer.require_complete = true;
-  InferShapes(g, infer);
-  InferTypes(g, infer);
+  if (!after.empty() && opt_level < 0) opt_level = 3;
+  if (opt_level >= 0) {
+    PassContext ctx;
+    ctx.infer = infer;
+    PassManager pm(OptPipeline(opt_level));
+    if (after == "all") {
+      pm.options().print_after_all = true;
+    } else if (!after.empty()) {
+      PassRegistry::Global().Get(after);  // an unknown name lists the passes
+      pm.options().print_after.insert(after);
+    }
+    pm.options().dump = &std::cout;
+    g = pm.Run(std::move(g), ctx);
+    if (!after.empty()) return 0;
+  } else {
+    InferShapes(g, infer);
+    InferTypes(g, infer);
+  }
   if (memory)
     std::cout << FormatMemoryPlan(g, PlanMemory(g));
   else if (format == "text")

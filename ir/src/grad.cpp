@@ -4,8 +4,12 @@
 namespace kiln {
 
 GradCtx::GradCtx(Graph& g, uint32_t node, std::function<std::optional<Entry>(int)> ograd,
-                 std::vector<bool> wanted)
-    : g_(g), node_(node), ograd_(std::move(ograd)), wanted_(std::move(wanted)) {}
+                 std::vector<bool> wanted, std::string name_suffix)
+    : g_(g),
+      node_(node),
+      ograd_(std::move(ograd)),
+      wanted_(std::move(wanted)),
+      suffix_(std::move(name_suffix)) {}
 
 Entry GradCtx::ograd(int i) {
   if (std::optional<Entry> e = ograd_(i)) return *e;
@@ -17,7 +21,7 @@ Entry GradCtx::Append(const OpDef& op, Attrs attrs, const std::vector<Entry>& in
   n.op = &op;
   n.attrs = std::move(attrs);
   n.inputs = inputs;
-  n.name = StrCat(g_.node(node_).name, "_backward", emitted_ ? std::to_string(emitted_) : "");
+  n.name = StrCat(g_.node(node_).name, suffix_, emitted_ ? std::to_string(emitted_) : "");
   ++emitted_;
   KILN_INTERNAL_CHECK(int(inputs.size()) == op.NumInputs(n.attrs), "gradient of ",
                       g_.node(node_).op_name(), " emits ", op.name(), " with ", inputs.size(),

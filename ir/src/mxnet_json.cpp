@@ -3,12 +3,14 @@
 // Loading follows what MXNet's own loader (nnvm's LoadJSON plus MXNet's legacy upgrade passes)
 // accepts, and checks everything a hostile or corrupt file could get wrong before building a
 // node, since Graph::AddNode treats bad references as kiln bugs.
+#include <memory>
 #include <optional>
 #include <string>
 #include <tuple>
 #include <vector>
 
 #include "format_util.h"
+#include "kiln/ir/composite.h"
 #include "kiln/ir/json.h"
 #include "kiln/ir/mxnet_json.h"
 
@@ -199,6 +201,14 @@ class Loader {
     } catch (const UserError& e) {
       Fail(StrCat(where, ": ", e.what()));
     }
+    if (IsComposite(node)) {
+      const json::Value* sub = jn.Find("subgraphs");
+      if (!sub || !sub->is_array() || sub->size() != 1)
+        Fail(StrCat(where, ": a fused node needs \"subgraphs\" with exactly one graph"));
+      node.attrs = WithCompositeBody(
+          node.attrs, std::make_shared<Graph>(
+                          LoadMXNetJson(json::Print(sub->at(0)), StrCat(source_, ": ", where))));
+    }
     for (size_t k = 0; k < inputs.size(); ++k)
       node.inputs.push_back(ReadEntry(inputs.at(k), i, StrCat(where, ": inputs[", k, "]")));
     std::vector<std::string> names = node.op->InputNames(node.attrs);
@@ -308,6 +318,12 @@ std::string SaveMXNetJson(const Graph& g) {
     json::Array inputs;
     for (const Entry& e : n.inputs) inputs.push_back(EntryJson(e));
     jn.Set("inputs", std::move(inputs));
+    // A composite's body, where MXNet keeps a subgraph op's graph.
+    if (IsComposite(n)) {
+      json::Array subgraphs;
+      subgraphs.push_back(json::Parse(SaveMXNetJson(CompositeBody(n))));
+      jn.Set("subgraphs", std::move(subgraphs));
+    }
     nodes.push_back(std::move(jn));
   }
   json::Array arg_nodes, row_ptr, heads;

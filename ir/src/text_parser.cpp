@@ -5,12 +5,14 @@
 // token; the graph is built node by node as statements are read, so a statement can only refer
 // to values defined above it (topological order is the format's rule, not a later check).
 #include <charconv>
+#include <memory>
 #include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
 #include "format_util.h"
+#include "kiln/ir/composite.h"
 #include "kiln/ir/text.h"
 #include "text_syntax.h"
 
@@ -37,6 +39,15 @@ class TextParser {
   Graph Parse() {
     SkipSpace();
     ExpectKeyword("graph");
+    Graph g = ParseBody();
+    SkipSpace();
+    if (pos_ < text_.size()) Fail(pos_, StrCat("unexpected ", Describe(), " after the graph"));
+    return g;
+  }
+
+ private:
+  // `{ statements return ... }`: a graph's or a composite node's body.
+  Graph ParseBody() {
     Expect('{');
     while (true) {
       SkipSpace();
@@ -54,13 +65,28 @@ class TextParser {
       Fail(at, StrCat("expected a node definition (%name = ...) or 'return', got ", Describe()));
     }
     Expect('}');
-    SkipSpace();
-    if (pos_ < text_.size()) Fail(pos_, StrCat("unexpected ", Describe(), " after the graph"));
     FillFacts();
     return std::move(g_);
   }
 
- private:
+  // After a composite's attributes and type: does a body `{ %x = ... return ... }` follow (as
+  // opposed to an attribute list `{key=value}`)?
+  bool BodyFollows() {
+    SkipSpace();
+    if (Peek() != '{') return false;
+    size_t save = pos_;
+    ++pos_;
+    SkipSpace();
+    bool body = Peek() == '%';
+    if (!body && PeekIdentifier() == "return") {
+      pos_ += 6;
+      SkipSpace();
+      body = Peek() != '=';
+    }
+    pos_ = save;
+    return body;
+  }
+
   [[noreturn]] void Fail(size_t at, const std::string& message) const {
     throw UserError(format::PositionPrefix(source_, text_, at) + message);
   }
@@ -280,10 +306,8 @@ class TextParser {
     return t;
   }
 
-  // `: type` or `: (type, ...)` after node `id`; pos_ is just after ':'.
-  void ParseAnnotation(uint32_t id) {
-    SkipSpace();
-    size_t at = pos_;
+  // `type` or `(type, ...)` after a node's ':'.
+  std::vector<OutputType> ParseTypes() {
     std::vector<OutputType> types;
     if (Accept('(')) {
       do {
@@ -293,6 +317,11 @@ class TextParser {
     } else {
       types.push_back(ParseType());
     }
+    return types;
+  }
+
+  // Records the annotation `types` (written at `at`) of node `id`.
+  void ApplyAnnotation(uint32_t id, std::vector<OutputType> types, size_t at) {
     const Node& n = g_.node(id);
     if (int(types.size()) != n.num_outputs())
       Fail(at, StrCat("the type annotation has ", types.size(),
@@ -346,6 +375,8 @@ class TextParser {
     Node node;
     node.name = name;
     std::vector<AttrItem> items;
+    std::vector<OutputType> types;  // the annotation, if any, checked once the node exists
+    size_t type_pos = std::string_view::npos;
     if (op_name == "var") {
       SkipSpace();
       if (Peek() == '{') items = ParseAttrs();
@@ -360,9 +391,25 @@ class TextParser {
         } while (Accept(','));
         Expect(')');
       }
+      bool composite = node.op == &CompositeOp();
       SkipSpace();
-      if (Peek() == '{') items = ParseAttrs();
+      if (!(composite && BodyFollows()) && Peek() == '{') items = ParseAttrs();
       node.attrs = ParseOpAttrs(*node.op, name, op_pos, items, &node.extra);
+      if (Accept(':')) {
+        SkipSpace();
+        type_pos = pos_;
+        types = ParseTypes();
+      }
+      if (composite) {
+        if (!BodyFollows())
+          Fail(pos_, StrCat("expected the body of fused \"", name, "\" ({ ... return ... }), got ",
+                            Describe()));
+        TextParser sub(text_, source_);
+        sub.pos_ = pos_;
+        auto body = std::make_shared<Graph>(sub.ParseBody());
+        pos_ = sub.pos_;
+        node.attrs = WithCompositeBody(node.attrs, std::move(body));
+      }
       std::vector<std::string> want = node.op->InputNames(node.attrs);
       if (want.size() != node.inputs.size()) {
         std::string list;
@@ -373,10 +420,15 @@ class TextParser {
                             node.inputs.size() == 1 ? " was" : " were", " given"));
       }
     }
+    if (node.is_variable() && Accept(':')) {
+      SkipSpace();
+      type_pos = pos_;
+      types = ParseTypes();
+    }
     uint32_t id = g_.AddNode(std::move(node));
     names_.emplace(std::move(name), id);
     def_pos_.push_back(name_pos);
-    if (Accept(':')) ParseAnnotation(id);
+    if (type_pos != std::string_view::npos) ApplyAnnotation(id, std::move(types), type_pos);
   }
 
   // After `return`: zero or more references separated by commas.

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "format_util.h"
+#include "kiln/ir/composite.h"
 #include "kiln/ir/text.h"
 #include "text_syntax.h"
 
@@ -77,19 +78,18 @@ std::string Annotation(const Graph& g, uint32_t i) {
   return s + ")";
 }
 
-}  // namespace
-
-std::string PrintGraph(const Graph& g) {
+// The statements of `g` and its return line, each line indented by `indent`; composite nodes
+// print their bodies in braces, one level deeper.
+void PrintStatements(const Graph& g, const std::string& indent, std::string& out) {
   std::vector<std::string> names = UniqueNames(g);
   auto ref = [&](const Entry& e) {
     std::string s = NameText(names[e.node]);
     if (e.index != 0) s += StrCat("#", e.index);
     return s;
   };
-  std::string out = "graph {\n";
   for (uint32_t i = 0; i < g.num_nodes(); ++i) {
     const Node& n = g.node(i);
-    out += "  " + NameText(names[i]) + " = ";
+    out += indent + NameText(names[i]) + " = ";
     if (n.is_variable()) {
       out += "var";
     } else {
@@ -106,12 +106,24 @@ std::string PrintGraph(const Graph& g) {
       out += '}';
     }
     out += Annotation(g, i);
+    if (!n.is_variable() && IsComposite(n)) {
+      out += " {\n";
+      PrintStatements(CompositeBody(n), indent + "  ", out);
+      out += indent + "}";
+    }
     out += '\n';
   }
-  out += "  return";
+  out += indent + "return";
   for (size_t k = 0; k < g.outputs().size(); ++k) out += (k ? ", " : " ") + ref(g.outputs()[k]);
-  out += "\n}\n";
-  return out;
+  out += '\n';
+}
+
+}  // namespace
+
+std::string PrintGraph(const Graph& g) {
+  std::string out = "graph {\n";
+  PrintStatements(g, "  ", out);
+  return out + "}\n";
 }
 
 }  // namespace kiln

@@ -3,6 +3,8 @@
 
 #include <set>
 
+#include "kiln/ir/composite.h"
+
 namespace kiln {
 
 namespace {
@@ -51,6 +53,17 @@ std::vector<std::string> VerifyGraph(const Graph& g) {
       if (!var_names.insert(n.name).second)
         problems.push_back(StrCat(Where(n, i), ": variable name used twice"));
       continue;
+    }
+    if (IsComposite(n)) {
+      // A body is a graph of its own: verified with the same rules, its problems prefixed by
+      // the composite that holds it.
+      if (!n.attrs.Get<CompositeAttrs>().body) {
+        problems.push_back(StrCat(Where(n, i), ": a fused node without a body"));
+        structure_ok = false;
+        continue;
+      }
+      for (const std::string& p : VerifyGraph(CompositeBody(n)))
+        problems.push_back(StrCat(Where(n, i), " body: ", p));
     }
     int want = n.op->NumInputs(n.attrs);
     if (int(n.inputs.size()) != want) {

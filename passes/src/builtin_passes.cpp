@@ -6,10 +6,12 @@
 #include "kiln/passes/constant_fold.h"
 #include "kiln/passes/cse.h"
 #include "kiln/passes/dce.h"
+#include "kiln/passes/fuse.h"
 #include "kiln/passes/infer.h"
 #include "kiln/passes/pass_manager.h"
 #include "kiln/passes/place_devices.h"
 #include "kiln/passes/simplify.h"
+#include "kiln/passes/simplify_inference.h"
 
 namespace kiln {
 
@@ -65,6 +67,15 @@ void RegisterBuiltinPasses(PassRegistry& r) {
              "inference graphs: evaluates op nodes whose inputs are all constants "
              "(PassContext::constants) into new constant variables, then runs dce",
              ConstantFold);
+  r.Register("simplify-inference",
+             "inference graphs: BatchNorm becomes a per-channel scale and shift, folded into the "
+             "weights of a preceding Convolution or FullyConnected when they are constants; "
+             "Dropout is removed",
+             SimplifyInference);
+  r.Register("fuse",
+             "groups ops by fusion pattern and post-dominator into fused composite nodes, one "
+             "kernel each (epilogues into FullyConnected, Convolution and dot)",
+             Fuse);
 }
 
 }  // namespace kiln

@@ -49,6 +49,7 @@ std::string UniqueName(const std::string& base, const std::set<std::string>& tak
 }  // namespace
 
 Graph ConstantFold(Graph g, const PassContext& ctx) {
+  if (ctx.is_train) return g;  // BatchNorm would fold with its inference statistics
   // constant[i]: every output of node i is known at compile time. Inputs come before their
   // consumers, so one forward sweep sees every input's status first.
   std::vector<bool> constant(g.num_nodes(), false);

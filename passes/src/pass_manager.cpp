@@ -140,8 +140,10 @@ std::vector<std::string> OptPipeline(int level) {
   if (level < 0 || level > 3)
     throw UserError(StrCat("optimisation level ", level, " does not exist (levels: 0 to 3)"));
   std::vector<std::string> pipeline = {"infer-shape", "infer-type"};
-  const char* const added[] = {"dce", "cse", "simplify"};
-  for (int i = 0; i < level; ++i) pipeline.push_back(added[i]);
+  if (level >= 1) pipeline.push_back("dce");
+  if (level >= 2) pipeline.push_back("cse");
+  if (level >= 3)
+    pipeline.insert(pipeline.end(), {"simplify", "simplify-inference", "constant-fold", "fuse"});
   return pipeline;
 }
 

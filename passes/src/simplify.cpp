@@ -99,7 +99,7 @@ Graph Simplify(Graph g, const PassContext& ctx) {
     for (Entry& in : n.inputs) in = replace[g.entry_id(in)];
     if (n.is_variable()) continue;
     Entry self{i, 0};
-    if (IsIdentityScalarOp(n) || IsInferenceDropout(n, uses, g, i)) {
+    if (IsIdentityScalarOp(n) || (!ctx.is_train && IsInferenceDropout(n, uses, g, i))) {
       replace[g.entry_id(self)] = n.inputs[0];
       continue;
     }

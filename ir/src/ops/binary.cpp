@@ -507,6 +507,13 @@ struct Names {
   std::vector<const char*> aliases;
 };
 
+// What simplify-inference may fold: sums and products (kiln/ir/op.h ArithKind).
+ArithKind ArithOf(BinOp op) {
+  return op == BinOp::kAdd   ? ArithKind::kAdd
+         : op == BinOp::kMul ? ArithKind::kMul
+                             : ArithKind::kNone;
+}
+
 template <class Fn>
 void RegisterElemwise(OpRegistry& r, const Names& n, const char* doc, BinOp grad) {
   OpDef& op = r.Register(n.name);
@@ -519,7 +526,8 @@ void RegisterElemwise(OpRegistry& r, const Names& n, const char* doc, BinOp grad
       .Pattern(FusionPattern::kElemwise)
       .Inplace(InplaceEither)
       .Reference(BinaryReference<Fn>())
-      .Gradient(BinaryGradient(grad, false));
+      .Gradient(BinaryGradient(grad, false))
+      .Arith(ArithOf(grad));
 }
 
 template <class Fn>
@@ -533,7 +541,8 @@ void RegisterBroadcast(OpRegistry& r, const Names& n, const char* doc, BinOp gra
       .InferType(SameTypeInfer)
       .Pattern(FusionPattern::kBroadcast)
       .Reference(BinaryReference<Fn>())
-      .Gradient(BinaryGradient(grad, true));
+      .Gradient(BinaryGradient(grad, true))
+      .Arith(ArithOf(grad));
 }
 
 template <class Fn>

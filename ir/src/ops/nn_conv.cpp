@@ -540,6 +540,19 @@ void RegisterConvOps(OpRegistry& r) {
       })
       .InferShape([](ShapeInferCtx& ctx) { ConvLikeShape<ConvolutionAttrs>(ctx, false); })
       .InferType(FloatTypeInfer)
+      .ChannelScalable([](const Attrs& a, int out_rank) -> std::optional<ChannelScaling> {
+        ConvolutionAttrs with = a.Get<ConvolutionAttrs>();
+        // Output channels are axis 1 (NCW, NCHW, NCDHW) or last (NWC, NHWC, NDHWC); the
+        // weight's output channels are its axis 0 in every layout.
+        bool channels_last = with.layout && with.layout->back() == 'C';
+        ChannelScaling c{.weight_input = 1,
+                         .weight_axis = 0,
+                         .bias_input = with.no_bias ? -1 : 2,
+                         .out_axis = channels_last ? out_rank - 1 : 1};
+        with.no_bias = false;
+        c.with_bias = Attrs::Make(with);
+        return c;
+      })
       .Pattern(FusionPattern::kOutElemwiseFusable)
       .Reference([](KernelCtx& ctx) {
         KILN_FLOAT_DTYPE_SWITCH(ctx.out[0].dtype(), T, ConvolutionKernel<T>(ctx));

@@ -261,6 +261,16 @@ void RegisterDenseOps(OpRegistry& r) {
       })
       .InferShape(FullyConnectedShape)
       .InferType(FloatTypeInfer)
+      .ChannelScalable([](const Attrs& a, int out_rank) -> std::optional<ChannelScaling> {
+        FullyConnectedAttrs with = a.Get<FullyConnectedAttrs>();
+        ChannelScaling c{.weight_input = 1,
+                         .weight_axis = 0,
+                         .bias_input = with.no_bias ? -1 : 2,
+                         .out_axis = out_rank - 1};
+        with.no_bias = false;
+        c.with_bias = Attrs::Make(with);
+        return c;
+      })
       .Pattern(FusionPattern::kOutElemwiseFusable)
       .Reference([](KernelCtx& ctx) {
         KILN_FLOAT_DTYPE_SWITCH(ctx.out[0].dtype(), T, FullyConnectedKernel<T>(ctx));

@@ -453,6 +453,36 @@ GradList NormGradient(GradCtx& g, const char* backward_op) {
   return grads;
 }
 
+// BatchNorm in inference (moving statistics) as a per-channel scale and shift:
+//   inv_std = 1 / sqrt(moving_var + eps), scale = gamma * inv_std (inv_std with fix_gamma),
+//   output = data * scale + (beta - moving_mean * scale),
+// with scale and shift reshaped to broadcast along `axis`; outputs mean and var are
+// moving_mean and inv_std, as the kernel reports them. Needs the data's rank, and parameters of
+// the data's dtype (float16 data with float32 parameters keeps its BatchNorm).
+GradList BatchNormInferenceForm(GradCtx& g) {
+  const BatchNormAttrs& a = g.attrs<BatchNormAttrs>();
+  const Graph& graph = g.graph();
+  GradList none(3, std::nullopt);
+  if (!graph.has_shapes() || !graph.has_dtypes()) return none;
+  const Shape& data = graph.shape(g.input(0));
+  const Shape& gamma = graph.shape(g.input(1));
+  if (!data.rank_known() || !gamma.IsFullyKnown() || gamma.ndim() != 1) return none;
+  DType t = graph.dtype(g.input(0));
+  for (int i = 1; i < 5; ++i)
+    if (graph.dtype(g.input(i)) != t) return none;
+  int64_t axis = a.axis < 0 ? a.axis + data.ndim() : a.axis;
+  std::vector<int64_t> dims(size_t(data.ndim()), 1);
+  dims[size_t(axis)] = gamma[0];
+  AttrMap to_axis{{"shape", attr_text::Print(dims)}};
+  Entry inv_std = g.Emit1(
+      "rsqrt", {g.Emit1("_plus_scalar", {g.input(4)}, {{"scalar", attr_text::Print(a.eps)}})});
+  Entry scale = a.fix_gamma ? inv_std : g.Emit1("elemwise_mul", {g.input(1), inv_std});
+  Entry shift = g.Emit1("elemwise_sub", {g.input(2), g.Emit1("elemwise_mul", {g.input(3), scale})});
+  Entry y = g.Emit1("broadcast_mul", {g.input(0), g.Emit1("Reshape", {scale}, to_axis)});
+  y = g.Emit1("broadcast_add", {y, g.Emit1("Reshape", {shift}, to_axis)});
+  return {y, g.input(3), inv_std};
+}
+
 }  // namespace
 
 void RegisterNormOps(OpRegistry& r) {
@@ -474,7 +504,8 @@ void RegisterNormOps(OpRegistry& r) {
       .Reference([](KernelCtx& ctx) {
         KILN_FLOAT_DTYPE_SWITCH(ctx.in[0].dtype(), T, BatchNormKernel<T>(ctx));
       })
-      .Gradient([](GradCtx& g) { return NormGradient(g, "_backward_BatchNorm"); });
+      .Gradient([](GradCtx& g) { return NormGradient(g, "_backward_BatchNorm"); })
+      .InferenceForm(BatchNormInferenceForm);
 
   r.Register("_backward_BatchNorm")
       .Describe(
@@ -536,6 +567,13 @@ void RegisterNormOps(OpRegistry& r) {
       .Pattern(FusionPattern::kOpaque)
       .Reference([](KernelCtx& ctx) {
         KILN_FLOAT_DTYPE_SWITCH(ctx.in[0].dtype(), T, DropoutKernel<T>(ctx));
+      })
+      // In inference (mode = training) the output is the data; the mask (all ones) has no
+      // replacement, so the rewrite applies where nobody reads it.
+      .InferenceForm([](GradCtx& g) -> GradList {
+        if (g.attrs<DropoutAttrs>().mode == DropoutMode::kAlways)
+          return {std::nullopt, std::nullopt};
+        return {g.input(0), std::nullopt};
       })
       // d data = d output * mask; the mask has extent 1 along the shared axes, hence broadcast.
       .Gradient([](GradCtx& g) -> GradList {

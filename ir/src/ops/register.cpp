@@ -18,6 +18,7 @@ void RegisterAllOps(OpRegistry& r) {
   RegisterSliceOps(r);
   RegisterLikeOps(r);
   RegisterDeviceCopyOps(r);
+  RegisterCompositeOps(r);
 }
 
 }  // namespace kiln::ops

@@ -32,5 +32,6 @@ void RegisterLikeOps(OpRegistry& r);    // reshape_like, _reduce_sum_like
 
 // Placement.
 void RegisterDeviceCopyOps(OpRegistry& r);  // _CrossDeviceCopy
+void RegisterCompositeOps(OpRegistry& r);   // fused (composite nodes, kiln/ir/composite.h)
 
 }  // namespace kiln::ops

@@ -39,7 +39,11 @@ class GradCtx {
  public:
   // `ograd(k)` supplies the summed gradient of output k, or nullopt when none flows into it.
   GradCtx(Graph& g, uint32_t node, std::function<std::optional<Entry>(int)> ograd,
-          std::vector<bool> wanted);
+          std::vector<bool> wanted, std::string name_suffix = "_backward");
+
+  // The graph being built, for rules that need facts (inference forms read shapes; gradient
+  // rules must not, since shapes are inferred on the whole training graph afterwards).
+  const Graph& graph() const { return g_; }
 
   const Node& node() const { return g_.node(node_); }
   std::string_view name() const { return g_.node(node_).name; }
@@ -60,7 +64,8 @@ class GradCtx {
   bool wants(int i) const { return wanted_.at(size_t(i)); }
 
   // Appends a node applying `op` (a registered name) to `inputs` with string attributes;
-  // returns all its outputs. Nodes are named "<node>_backward", "<node>_backward1", ...
+  // returns all its outputs. Nodes are named "<node>_backward", "<node>_backward1", ... (the
+  // suffix given to the constructor).
   std::vector<Entry> Emit(std::string_view op, const std::vector<Entry>& inputs,
                           const AttrMap& attrs = {});
   Entry Emit1(std::string_view op, const std::vector<Entry>& inputs, const AttrMap& attrs = {}) {
@@ -79,6 +84,7 @@ class GradCtx {
   uint32_t node_;
   std::function<std::optional<Entry>(int)> ograd_;
   std::vector<bool> wanted_;
+  std::string suffix_;
   int emitted_ = 0;
 };
 

@@ -135,6 +135,22 @@ class GradCtx;
 // nullopt where the input has no gradient (labels, indices, auxiliary states). See grad.h.
 using FGradient = std::function<std::vector<std::optional<Entry>>(GradCtx&)>;
 
+// For ops linear in one weight input whose slices along `weight_axis` make the output channels
+// along `out_axis` (FullyConnected, Convolution): a per-channel factor on the output can be
+// folded into the weight and bias (simplify-inference folds BatchNorm this way).
+struct ChannelScaling {
+  int weight_input = 1;
+  int weight_axis = 0;
+  int bias_input = -1;  // -1: the op has no bias now
+  int out_axis = 1;     // of the output, counted from 0
+  Attrs with_bias;      // the same attributes with a bias input (bias_input is then 2)
+};
+using FChannelScaling = std::function<std::optional<ChannelScaling>(const Attrs&, int out_rank)>;
+
+// The arithmetic an elementwise or broadcast binary op (or its scalar form) computes, for
+// rewrites that fold constants into neighbours.
+enum class ArithKind : uint8_t { kNone, kAdd, kMul };
+
 // Everything kiln knows about one operator.
 class OpDef {
  public:
@@ -173,6 +189,12 @@ class OpDef {
   const FReference& reference() const { return reference_; }
   // Null for ops without a mathematical gradient (argmax, one_hot, ...).
   const FGradient& gradient() const { return gradient_; }
+  // The op's inference form (simplify-inference): built with a GradCtx like a gradient, it
+  // returns a replacement for each output (nullopt: none; the rewrite then applies only when
+  // that output is unused). Null for ops that are the same in training and inference.
+  const FGradient& inference_form() const { return inference_form_; }
+  const FChannelScaling& channel_scaling() const { return channel_scaling_; }
+  ArithKind arith() const { return arith_; }
 
   // --- Registration (builder style). ---
   OpDef& Describe(std::string text) {
@@ -238,6 +260,18 @@ class OpDef {
     reference_ = std::move(f);
     return *this;
   }
+  OpDef& InferenceForm(FGradient f) {
+    inference_form_ = std::move(f);
+    return *this;
+  }
+  OpDef& ChannelScalable(FChannelScaling f) {
+    channel_scaling_ = std::move(f);
+    return *this;
+  }
+  OpDef& Arith(ArithKind k) {
+    arith_ = k;
+    return *this;
+  }
 
  private:
   std::string name_;
@@ -254,6 +288,9 @@ class OpDef {
   FInferType infer_type_;
   FReference reference_;
   FGradient gradient_;
+  FGradient inference_form_;
+  FChannelScaling channel_scaling_;
+  ArithKind arith_ = ArithKind::kNone;
 };
 
 class OpRegistry {

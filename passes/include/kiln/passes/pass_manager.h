@@ -68,6 +68,16 @@ struct PassContext {
   // and the device of nodes that neither a group nor their neighbours place.
   std::map<std::string, Device> group2ctx;
   Device default_device = Device::CPU();
+  // Training graphs (from BuildGradient) keep Dropout and BatchNorm's batch statistics:
+  // simplify and simplify-inference leave them alone when this is set.
+  bool is_train = false;
+  // For training graphs: outputs [0, forward_outputs) are the forward graph's (the loss heads),
+  // the rest are gradients. Nodes those outputs need form the forward phase, which an executor
+  // runs in Forward and the rest in Backward; fusion never merges nodes of different phases and
+  // puts the forward phase first. 0: the whole graph is one phase.
+  size_t forward_outputs = 0;
+  // fuse: the most ops one fused group may hold (TVM's max_fuse_depth).
+  int max_fused_ops = 64;
 };
 
 using PassFunction = std::function<Graph(Graph, const PassContext&)>;
@@ -164,8 +174,10 @@ std::vector<std::string> SplitPipeline(std::string_view text);
 //   -O0  infer-shape, infer-type            (facts only: the graph as written)
 //   -O1  + dce                              (nothing computed that no output needs)
 //   -O2  + cse                              (nothing computed twice)
-//   -O3  + simplify                         (algebraic identities; for inference graphs)
-// Fusion and memory planning join these levels as they land. UserError for other levels.
+//   -O3  + simplify, simplify-inference,    (algebraic identities; BatchNorm and Dropout
+//          constant-fold, fuse               gone in inference; constants folded; fused groups)
+// The inference-only rewrites leave a training graph alone when PassContext::is_train is set.
+// Memory planning is an analysis on the result (kiln-dump --memory). UserError for other levels.
 std::vector<std::string> OptPipeline(int level);
 
 }  // namespace kiln
