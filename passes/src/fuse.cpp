@@ -118,7 +118,7 @@ class Fuser {
     std::vector<uint32_t> inner;
     FusionPattern edges = FusionPattern::kElemwise;
   };
-  Path PathTo(uint32_t i, uint32_t d) const {
+  Path PathTo(uint32_t i, uint32_t d, bool output_zero_only = false) const {
     Path p;
     std::vector<uint32_t> stack{i};
     std::unordered_set<uint32_t> seen{i};
@@ -126,6 +126,7 @@ class Fuser {
       uint32_t u = stack.back();
       stack.pop_back();
       for (uint32_t c : consumers_[u]) {
+        if (u == i && output_zero_only && !Reads(c, Entry{i, 0})) continue;
         p.edges = Max(p.edges, EdgePattern(u, c));
         if (c == d || !seen.insert(c).second) continue;
         p.inner.push_back(c);
@@ -133,6 +134,46 @@ class Fuser {
       }
     }
     return p;
+  }
+
+  bool Reads(uint32_t c, Entry e) const {
+    for (const Entry& in : g_.node(c).inputs)
+      if (in == e) return true;
+    return false;
+  }
+
+  // The post-dominator of the readers of output 0 of node i, or the sink.
+  int OutputZeroDominator(uint32_t i) const {
+    for (const Entry& e : g_.outputs())
+      if (e == Entry{i, 0}) return kSink;
+    int d = kSink;
+    bool first = true;
+    for (uint32_t c : consumers_[i]) {
+      if (!Reads(c, Entry{i, 0})) continue;
+      d = first ? int(c) : Lca(d, int(c));
+      first = false;
+      if (d == kSink) break;
+    }
+    return d;
+  }
+
+  // Whether a path leaves node i through another output and comes back into the epilogue
+  // (path.inner and d): the group would then not be one kernel.
+  bool Reenters(uint32_t i, const Path& path, uint32_t d) const {
+    std::unordered_set<uint32_t> members(path.inner.begin(), path.inner.end());
+    members.insert(d);
+    std::vector<uint32_t> stack;
+    std::unordered_set<uint32_t> seen;
+    for (uint32_t c : consumers_[i])
+      if (!members.count(c)) stack.push_back(c);
+    while (!stack.empty()) {
+      uint32_t u = stack.back();
+      stack.pop_back();
+      if (u > d || !seen.insert(u).second) continue;  // topological: beyond d cannot come back
+      if (members.count(u)) return true;
+      for (uint32_t c : consumers_[u]) stack.push_back(c);
+    }
+    return false;
   }
 
   bool SameSide(uint32_t a, uint32_t b) const {
@@ -144,10 +185,16 @@ class Fuser {
     uint32_t gi = Find(i);
     FusionPattern gp = pattern_[gi];
     if (gp == FusionPattern::kOpaque || gp == FusionPattern::kCommReduce) return;
-    if (ipdom_[i] == kSink) return;
-    uint32_t d = uint32_t(ipdom_[i]);
+    // A heavy op with several outputs (BatchNorm's saved statistics, a backward op's weight
+    // gradient) takes its epilogue on output 0: the post-dominator of output 0's readers.
+    bool multi =
+        g_.node(i).num_outputs() > 1 && pattern_of_op(i) == FusionPattern::kOutElemwiseFusable;
+    int dom = multi ? OutputZeroDominator(i) : ipdom_[i];
+    if (dom == kSink) return;
+    uint32_t d = uint32_t(dom);
     if (Find(d) == gi) return;
-    Path path = PathTo(i, d);
+    Path path = PathTo(i, d, multi);
+    if (multi && Reenters(i, path, d)) return;
     // Which group patterns may sit between i and d, and at d.
     std::function<bool(uint32_t)> inner_ok, sink_ok;
     if (gp == FusionPattern::kOutElemwiseFusable) {

@@ -16,7 +16,8 @@
 // with target_shape the effective pad and adj are the forward pass's.
 //
 // Both are out-elementwise-fusable: a following bias, activation or scale fuses into the
-// epilogue of the convolution kernel.
+// epilogue of the convolution kernel. So are their backward ops, on output 0 (the data
+// gradient): the relu gradient and the gradient sums of a training graph fuse into it.
 #include <algorithm>
 #include <optional>
 
@@ -569,7 +570,7 @@ void RegisterConvOps(OpRegistry& r) {
       .InferShape(
           [](ShapeInferCtx& ctx) { ConvBackwardShape<ConvolutionAttrs>(ctx, "Convolution"); })
       .InferType(FloatTypeInfer)
-      .Pattern(FusionPattern::kOpaque)
+      .Pattern(FusionPattern::kOutElemwiseFusable)
       .Reference([](KernelCtx& ctx) {
         KILN_FLOAT_DTYPE_SWITCH(ctx.out[0].dtype(), T, ConvolutionBackwardKernel<T>(ctx));
       });
@@ -605,7 +606,7 @@ void RegisterConvOps(OpRegistry& r) {
       .InferShape(
           [](ShapeInferCtx& ctx) { ConvBackwardShape<DeconvolutionAttrs>(ctx, "Deconvolution"); })
       .InferType(FloatTypeInfer)
-      .Pattern(FusionPattern::kOpaque)
+      .Pattern(FusionPattern::kOutElemwiseFusable)
       .Reference([](KernelCtx& ctx) {
         KILN_FLOAT_DTYPE_SWITCH(ctx.out[0].dtype(), T, DeconvolutionBackwardKernel<T>(ctx));
       });

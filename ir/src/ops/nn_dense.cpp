@@ -295,7 +295,7 @@ void RegisterDenseOps(OpRegistry& r) {
       })
       .InferShape(FullyConnectedBackwardShape)
       .InferType(FloatTypeInfer)
-      .Pattern(FusionPattern::kOpaque)
+      .Pattern(FusionPattern::kOutElemwiseFusable)
       .Reference([](KernelCtx& ctx) {
         KILN_FLOAT_DTYPE_SWITCH(ctx.out[0].dtype(), T, FullyConnectedBackwardKernel<T>(ctx));
       });

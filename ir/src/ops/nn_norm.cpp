@@ -35,8 +35,10 @@
 //     sum(dy) over every other axis. Gradients into the mean and std outputs are ignored.
 //   Dropout: d x = dy * mask (broadcast along the shared axes); mask is 1 when inactive.
 //
-// Fusion: all three are opaque. BatchNorm and LayerNorm reduce before they map; Dropout draws
-// random numbers in a fixed order that fusion must not change.
+// Fusion: BatchNorm is out-elementwise-fusable: it reduces (batch statistics) and then maps
+// every element, so an elementwise epilogue (relu, a residual add) on its output 0 costs nothing
+// (the fuse pass gives multi-output ops epilogues on output 0 only). LayerNorm is opaque for now;
+// Dropout is opaque: it draws random numbers in a fixed order that fusion must not change.
 #include <cmath>
 #include <optional>
 
@@ -500,7 +502,7 @@ void RegisterNormOps(OpRegistry& r) {
       })
       .InferShape(BatchNormShape)
       .InferType(BatchNormType)
-      .Pattern(FusionPattern::kOpaque)
+      .Pattern(FusionPattern::kOutElemwiseFusable)
       .Reference([](KernelCtx& ctx) {
         KILN_FLOAT_DTYPE_SWITCH(ctx.in[0].dtype(), T, BatchNormKernel<T>(ctx));
       })

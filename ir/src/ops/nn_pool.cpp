@@ -13,8 +13,9 @@
 // Gradient: _backward_Pooling (see PoolingBackwardKernel); max pooling sends each window's
 // gradient to the first maximum in window order, as MXNet.
 //
-// Fusion: opaque. A window op reads many inputs per output, so an elementwise producer would be
-// recomputed per window; and a consumer epilogue is not worth a special kernel here.
+// Fusion: out-elementwise-fusable, as in TVM: an elementwise consumer (the relu gradient after
+// the max-pool gradient of a training graph) becomes the kernel's epilogue. Producers are not
+// fused into it: a window op reads each input several times.
 #include <cmath>
 #include <limits>
 #include <optional>
@@ -324,7 +325,7 @@ void RegisterPoolOps(OpRegistry& r) {
       .SetAttrs<PoolingAttrs>()
       .InferShape(PoolingShape)
       .InferType(FloatTypeInfer)
-      .Pattern(FusionPattern::kOpaque)
+      .Pattern(FusionPattern::kOutElemwiseFusable)
       .Reference([](KernelCtx& ctx) {
         KILN_FLOAT_DTYPE_SWITCH(ctx.out[0].dtype(), T, PoolingKernel<T>(ctx));
       })
@@ -339,7 +340,7 @@ void RegisterPoolOps(OpRegistry& r) {
       .Outputs({"data_grad"})
       .InferShape(PoolingBackwardShape)
       .InferType(FloatTypeInfer)
-      .Pattern(FusionPattern::kOpaque)
+      .Pattern(FusionPattern::kOutElemwiseFusable)
       .Reference([](KernelCtx& ctx) {
         KILN_FLOAT_DTYPE_SWITCH(ctx.out[0].dtype(), T, PoolingBackwardKernel<T>(ctx));
       });
