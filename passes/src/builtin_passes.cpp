@@ -56,7 +56,7 @@ void RegisterBuiltinPasses(PassRegistry& r) {
   r.Register("cse", "merges op nodes with the same op, attributes and inputs, then runs dce",
              EliminateCommonSubexpressions);
   r.Register("simplify",
-             "inference graphs: removes x*1, x+0, x-0, x/1 and Dropout, merges Reshape and "
+             "removes identities (x*1, x+0, x-0, x/1), merges Reshape and "
              "transpose pairs, then runs dce",
              Simplify);
   r.Register("place-devices",

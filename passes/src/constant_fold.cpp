@@ -15,27 +15,6 @@ namespace kiln {
 
 namespace {
 
-// The op attributes are private structs of their op files, so they are read through the op's
-// printed attributes (canonical text): a value absent from the list is the default.
-std::optional<std::string> PrintedAttr(const Node& n, std::string_view key) {
-  for (const auto& [k, v] : n.op->attrs.print(n.attrs))
-    if (k == key) return v;
-  return std::nullopt;
-}
-
-// Ops whose value depends on a random draw: folding them would freeze one draw into the model.
-// The registry has no notion of randomness yet, so they are listed here. Dropout is kept even
-// though it is the identity in inference: simplify removes it, and folding must not depend on
-// the mode the graph will run in.
-bool IsRandom(const Node& n) {
-  if (n.op_name() == "Dropout") return true;
-  if (n.op_name() == "LeakyReLU") {
-    std::optional<std::string> act = PrintedAttr(n, "act_type");
-    return act && *act == "rrelu";
-  }
-  return false;
-}
-
 // A name not used by any node of `g` nor by any constant, starting from `base`: the new
 // variable's value is bound by name, so a clash would bind the wrong tensor.
 std::string UniqueName(const std::string& base, const std::set<std::string>& taken) {
@@ -62,7 +41,7 @@ Graph ConstantFold(Graph g, const PassContext& ctx) {
       continue;
     }
     // A node without inputs (none exist today) may be a generator: left alone.
-    if (n.inputs.empty() || IsRandom(n)) continue;
+    if (n.inputs.empty() || n.op->IsRandom(n.attrs)) continue;
     bool all = true;
     for (const Entry& in : n.inputs) all = all && constant[in.node];
     constant[i] = all;

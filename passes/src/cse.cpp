@@ -13,12 +13,6 @@ namespace kiln {
 
 namespace {
 
-// Ops whose results depend on a random draw. The registry has no such property yet, so they
-// are listed here; a later registry flag would replace this list.
-bool IsRandom(const Node& n) {
-  return n.op_name() == "Dropout" || n.op_name() == "LeakyReLU";
-}
-
 // Everything that determines a node's outputs: op, printed attributes, extra attributes, inputs.
 using Key = std::tuple<std::string, AttrList, AttrMap, std::vector<std::pair<uint32_t, uint32_t>>>;
 
@@ -34,7 +28,7 @@ Graph EliminateCommonSubexpressions(Graph g, const PassContext& ctx) {
   for (uint32_t i = 0; i < g.num_nodes(); ++i) {
     Node& n = g.mutable_node(i);
     for (Entry& in : n.inputs) in = replace[g.entry_id(in)];
-    if (n.is_variable() || IsRandom(n) || !n.op->AuxInputs(n.attrs).empty()) continue;
+    if (n.is_variable() || n.op->IsRandom(n.attrs) || !n.op->AuxInputs(n.attrs).empty()) continue;
     Key key{n.op->name(), n.op->attrs.print(n.attrs), n.extra, {}};
     for (const Entry& in : n.inputs) std::get<3>(key).emplace_back(in.node, in.index);
     auto [it, inserted] = seen.emplace(std::move(key), i);

@@ -1,4 +1,4 @@
-// simplify.cpp - algebraic rewrites for inference graphs (see kiln/passes/simplify.h).
+// simplify.cpp - algebraic rewrites (see kiln/passes/simplify.h).
 #include "kiln/passes/simplify.h"
 
 #include <cstdint>
@@ -19,38 +19,6 @@ std::optional<std::string> PrintedAttr(const Node& n, std::string_view key) {
   for (const auto& [k, v] : n.op->attrs.print(n.attrs))
     if (k == key) return v;
   return std::nullopt;
-}
-
-// The scalar ops whose identity element makes them the identity: the registry has no notion
-// of identity elements yet, so they are listed here with that element.
-std::optional<double> IdentityScalar(std::string_view op) {
-  if (op == "_mul_scalar" || op == "_div_scalar") return 1.0;
-  if (op == "_plus_scalar" || op == "_minus_scalar") return 0.0;
-  return std::nullopt;
-}
-
-bool IsIdentityScalarOp(const Node& n) {
-  std::optional<double> identity = IdentityScalar(n.op_name());
-  if (!identity) return false;
-  std::optional<std::string> text = PrintedAttr(n, "scalar");
-  if (!text) return false;
-  try {
-    return std::stod(*text) == *identity;
-  } catch (const std::exception&) {
-    return false;
-  }
-}
-
-// Dropout in inference (mode=training, the default) passes its data through; its mask output
-// must be unused, as no other entry holds it.
-bool IsInferenceDropout(const Node& n, const std::vector<uint32_t>& uses, const Graph& g,
-                        uint32_t i) {
-  if (n.op_name() != "Dropout") return false;
-  std::optional<std::string> mode = PrintedAttr(n, "mode");
-  if (mode && *mode != "training") return false;
-  for (int k = 1; k < n.num_outputs(); ++k)
-    if (uses[g.entry_id(i, uint32_t(k))] != 0) return false;
-  return true;
 }
 
 // Reshape's attributes when only an explicit positive shape is given (so the output's shape is
@@ -99,7 +67,7 @@ Graph Simplify(Graph g, const PassContext& ctx) {
     for (Entry& in : n.inputs) in = replace[g.entry_id(in)];
     if (n.is_variable()) continue;
     Entry self{i, 0};
-    if (IsIdentityScalarOp(n) || (!ctx.is_train && IsInferenceDropout(n, uses, g, i))) {
+    if (n.op->IsIdentity(n.attrs)) {
       replace[g.entry_id(self)] = n.inputs[0];
       continue;
     }

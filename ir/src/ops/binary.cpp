@@ -28,6 +28,7 @@
 // _rdiv_scalar -dy * out / x. where: x gets dy where condition is nonzero, y elsewhere; the
 // condition gets none. add_n gives each operand dy. The backward ops take floating types.
 #include <cmath>
+#include <optional>
 
 #include "ops/register.h"
 #include "ops/tensor_util.h"
@@ -545,9 +546,13 @@ void RegisterBroadcast(OpRegistry& r, const Names& n, const char* doc, BinOp gra
       .Arith(ArithOf(grad));
 }
 
+// `identity`: the scalar for which the op is the identity (0 for x + s, 1 for x * s), if any.
 template <class Fn>
-void RegisterScalar(OpRegistry& r, const Names& n, const char* doc, FGradient grad) {
+void RegisterScalar(OpRegistry& r, const Names& n, const char* doc, FGradient grad,
+                    std::optional<double> identity = std::nullopt) {
   OpDef& op = r.Register(n.name);
+  if (identity)
+    op.IdentityWhen([v = *identity](const Attrs& a) { return a.Get<ScalarAttrs>().scalar == v; });
   for (const char* a : n.aliases) op.Alias(a);
   op.Describe(StrCat("elementwise ", doc, "; scalar is first converted to the data's dtype"))
       .SetAttrs<ScalarAttrs>()
@@ -623,13 +628,13 @@ void RegisterBinaryOps(OpRegistry& r) {
   RegisterBinaryBackward<MinGrad>(r, "_backward_minimum", "minimum");
   RegisterBinaryBackward<PowGrad>(r, "_backward_power", "power");
 
-  RegisterScalar<AddFn>(r, {"_plus_scalar", {"_PlusScalar"}}, "data + scalar", PassThrough);
-  RegisterScalar<SubFn>(r, {"_minus_scalar", {"_MinusScalar"}}, "data - scalar", PassThrough);
+  RegisterScalar<AddFn>(r, {"_plus_scalar", {"_PlusScalar"}}, "data + scalar", PassThrough, 0.0);
+  RegisterScalar<SubFn>(r, {"_minus_scalar", {"_MinusScalar"}}, "data - scalar", PassThrough, 0.0);
   RegisterScalar<Rev<SubFn>>(r, {"_rminus_scalar", {"_RMinusScalar"}}, "scalar - data", Negate);
   RegisterScalar<MulFn>(r, {"_mul_scalar", {"_MulScalar"}}, "data * scalar",
-                        SameScalarOp<kMulScalar>);
+                        SameScalarOp<kMulScalar>, 1.0);
   RegisterScalar<DivFn>(r, {"_div_scalar", {"_DivScalar"}}, "data / scalar",
-                        SameScalarOp<kDivScalar>);
+                        SameScalarOp<kDivScalar>, 1.0);
   RegisterScalar<Rev<DivFn>>(r, {"_rdiv_scalar", {"_RDivScalar"}}, "scalar / data", RDivScalarGrad);
   RegisterScalar<MaxFn>(r, {"_maximum_scalar", {"_MaximumScalar"}}, "max(data, scalar)",
                         ExtremumScalarGrad<kMaxScalarGrad>);

@@ -527,6 +527,7 @@ void RegisterActivationOps(OpRegistry& r) {
       // Elementwise for every act_type but prelu, whose gamma is broadcast along the channel
       // axis. The pattern is one per op, so it is the looser kBroadcast; fusion treats both
       // alike (either may join an elementwise group or a convolution's epilogue).
+      .Random([](const Attrs& a) { return a.Get<LeakyReLUAttrs>().act_type == LeakyType::kRrelu; })
       .Pattern(FusionPattern::kBroadcast)
       .Reference([](KernelCtx& ctx) {
         KILN_FLOAT_DTYPE_SWITCH(ctx.out[0].dtype(), T, LeakyReLUKernel<T>(ctx));

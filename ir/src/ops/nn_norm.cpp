@@ -565,6 +565,7 @@ void RegisterNormOps(OpRegistry& r) {
       .VisibleOutputs([](const Attrs&) { return 1; })
       .InferShape(DropoutShape)
       .InferType(FloatTypeInfer)
+      .Random([](const Attrs&) { return true; })
       .Inplace(InplaceIdentity)
       .Pattern(FusionPattern::kOpaque)
       .Reference([](KernelCtx& ctx) {

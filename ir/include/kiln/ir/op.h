@@ -195,6 +195,11 @@ class OpDef {
   const FGradient& inference_form() const { return inference_form_; }
   const FChannelScaling& channel_scaling() const { return channel_scaling_; }
   ArithKind arith() const { return arith_; }
+  // Whether the op's outputs depend on a random draw (Dropout, rrelu): such nodes are never
+  // merged (cse) nor evaluated at compile time (constant-fold).
+  bool IsRandom(const Attrs& a) const { return random_ && random_(a); }
+  // Whether output 0 equals input 0 for these attributes (x * 1, x + 0): simplify removes it.
+  bool IsIdentity(const Attrs& a) const { return identity_ && identity_(a); }
 
   // --- Registration (builder style). ---
   OpDef& Describe(std::string text) {
@@ -272,6 +277,14 @@ class OpDef {
     arith_ = k;
     return *this;
   }
+  OpDef& Random(std::function<bool(const Attrs&)> f) {
+    random_ = std::move(f);
+    return *this;
+  }
+  OpDef& IdentityWhen(std::function<bool(const Attrs&)> f) {
+    identity_ = std::move(f);
+    return *this;
+  }
 
  private:
   std::string name_;
@@ -291,6 +304,8 @@ class OpDef {
   FGradient inference_form_;
   FChannelScaling channel_scaling_;
   ArithKind arith_ = ArithKind::kNone;
+  std::function<bool(const Attrs&)> random_;
+  std::function<bool(const Attrs&)> identity_;
 };
 
 class OpRegistry {
