@@ -11,6 +11,7 @@ PACKAGES=(
   llvm-19-dev llvm-19-tools clang-format
   libopenblas-dev libflatbuffers-dev flatbuffers-compiler
   libgtest-dev zlib1g-dev dataset-fashion-mnist graphviz python3
+  libonnx-dev libprotobuf-dev protobuf-compiler python3-onnx python3-numpy python3-torch
 )
 BUILD_DIR=${KILN_BUILD_DIR:-build}
 JOBS=${KILN_JOBS:-$(nproc)}

@@ -23,7 +23,7 @@ constexpr const char* kUsage =
     "usage: kiln-dump FILE [--format text|json|dot] [--shape NAME=D1xD2x...]...\n"
     "                      [--dtype NAME=DTYPE]... [--memory] [-O0|-O1|-O2|-O3]\n"
     "                      [--after PASS|all]\n"
-    "  FILE      kiln text IR, or MXNet symbol JSON if it ends in .json ('-': stdin)\n"
+    "  FILE      kiln text IR, MXNet symbol JSON (.json) or ONNX (.onnx) ('-': stdin)\n"
     "  --format  text (default): kiln text IR with every entry's type\n"
     "            json: MXNet symbol JSON\n"
     "            dot: Graphviz (render with `dot -Tsvg`)\n"
@@ -134,7 +134,7 @@ int Main(int argc, char** argv) {
   }
   if (file.empty()) throw UsageError("no input file");
 
-  Graph g = LoadGraph(file);
+  Graph g = LoadGraph(file, infer);
   infer.require_complete = true;
   if (!after.empty() && opt_level < 0) opt_level = 3;
   if (opt_level >= 0) {

@@ -15,7 +15,7 @@ constexpr const char* kUsage =
     "usage: kiln-opt FILE [-O0|-O1|-O2|-O3] [-p PASS[,PASS...]]... [--shape NAME=D1xD2x...]...\n"
     "                     [--dtype NAME=DTYPE]... [--verify-each] [--print-after-all]\n"
     "                     [--print-after PASS]... [--time-passes] [--list-passes]\n"
-    "  FILE               kiln text IR, or MXNet symbol JSON if it ends in .json ('-': stdin)\n"
+    "  FILE               kiln text IR, MXNet symbol JSON (.json) or ONNX (.onnx) ('-': stdin)\n"
     "  -O0 .. -O3         the optimisation level's pipeline first (see --help's pass list)\n"
     "  -p                 the passes to run, in order (none: parse and print)\n"
     "  --shape, --dtype   known variable facts for the inference passes (repeatable)\n"
@@ -64,7 +64,7 @@ int Main(int argc, char** argv) {
   PassManager pm(pipeline);
   pm.options() = options;
   pm.options().dump = &std::cerr;
-  Graph g = pm.Run(LoadGraph(file), ctx);
+  Graph g = pm.Run(LoadGraph(file, ctx.infer), ctx);
   std::cout << PrintGraph(g);
   std::cout.flush();
   if (options.time_passes) std::cerr << pm.TimingReport();

@@ -7,6 +7,7 @@
 #include <new>
 #include <sstream>
 
+#include "kiln/frontend/onnx.h"
 #include "kiln/ir/mxnet_json.h"
 #include "kiln/ir/text.h"
 
@@ -102,7 +103,17 @@ std::string ReadInput(const std::string& path) {
   return text.str();
 }
 
-Graph LoadGraph(const std::string& path) {
+Graph LoadGraph(const std::string& path, const InferOptions& infer) {
+  if (path.ends_with(".onnx")) {
+    // ONNX models are binary and need the --shape values at import (static shapes); the
+    // parameters' values are not needed by the tools, only their shapes and dtypes.
+    OnnxImportOptions options;
+    for (const auto& [name, shape] : infer.shapes) {
+      if (!shape.rank_known()) continue;
+      options.input_shapes[name] = shape.dims();
+    }
+    return ImportOnnxFile(path, options).graph;
+  }
   std::string text = ReadInput(path);
   bool json = path.ends_with(".json");
   if (path == "-") {

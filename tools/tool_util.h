@@ -52,9 +52,10 @@ std::string ReadInput(const std::string& path);
 // Reads the argument both tools share, when no tool-specific option matched it: --shape and
 // --dtype (into `infer`), or the one input file (into `file`); any other "-x" is a UsageError.
 void ReadCommonArg(ArgReader& args, InferOptions& infer, std::string& file);
-// A graph from a file: MXNet JSON if the name ends in ".json" (or, for "-", the text starts
-// with '{'), kiln text IR otherwise.
-Graph LoadGraph(const std::string& path);
+// A graph from a file: an ONNX model if the name ends in ".onnx" (its dynamic input dims fixed
+// by the shapes in `infer`, i.e. --shape), MXNet JSON if it ends in ".json" (or, for "-", the
+// text starts with '{'), kiln text IR otherwise.
+Graph LoadGraph(const std::string& path, const InferOptions& infer = {});
 
 // Runs `body`, mapping exceptions to messages on stderr and exit codes (see above). Never lets
 // an exception escape.

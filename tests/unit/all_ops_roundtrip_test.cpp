@@ -121,6 +121,31 @@ const std::map<std::string, OpSample>& Samples() {
     t["_backward_slice"] = {{{"begin", "(0, 1)"}, {"end", "(2, 3)"}}, {Shape{2, 2}, Shape{2, 4}}};
     t["_backward_slice_axis"] = {{{"axis", "1"}, {"begin", "0"}, {"end", "2"}},
                                  {Shape{2, 2}, Shape{2, 4}}};
+    // Comparisons, logic, rounding and NumPy-style layout ops (logic.cpp, layout.cpp).
+    for (const char* op :
+         {"broadcast_equal", "broadcast_not_equal", "broadcast_greater", "broadcast_greater_equal",
+          "broadcast_lesser", "broadcast_lesser_equal", "broadcast_logical_and",
+          "broadcast_logical_or", "broadcast_logical_xor"})
+      t[op] = {{}, {m, row}};
+    for (const char* op : {"logical_not", "floor", "ceil", "round", "trunc", "rint"})
+      t[op] = {{}, {m}};
+    t["_np_reshape"] = {{{"newshape", "(3, -1)"}}, {m}};
+    t["tile"] = {{{"reps", "(2, 1)"}}, {m}};
+    t["Pad"] = {{{"mode", "edge"}, {"pad_width", "(1, 0, 0, 2)"}}, {m}};
+    t["take"] = {{{"axis", "1"}}, {m, Shape{4}}};
+    t["_backward_tile"] = {{{"reps", "(2, 1)"}}, {Shape{4, 3}, m}};
+    t["_backward_take"] = {{{"axis", "1"}}, {Shape{2, 4}, Shape{4}, m}};
+    t["take_along_axis"] = {{{"axis", "1"}}, {m, Shape{2, 2}}};
+    t["cumsum"] = {{{"axis", "1"}, {"reverse", "True"}}, {m}};
+    t["_backward_take_along_axis"] = {{{"axis", "1"}}, {Shape{2, 2}, Shape{2, 2}, m}};
+    t["einsum"] = {{{"subscripts", "ij,jk->ik"}, {"num_args", "2"}}, {m, Shape{3, 4}}};
+    t["resize"] = {{{"size", "(1, 2, 8, 6)"}, {"mode", "linear"}}, {img}};
+    for (const char* op : {"sin", "cos", "tan", "arcsin", "arccos", "arctan", "sinh", "cosh",
+                           "arcsinh", "arccosh", "arctanh"})
+      t[op] = {{}, {m}};
+    t["LSTM"] = {{{"hidden_size", "4"}}, {Shape{5, 2, 3}}};
+    t["GRU"] = {{{"hidden_size", "4"}, {"direction", "bidirectional"}}, {Shape{5, 2, 3}}};
+    t["RNN_tanh"] = {{{"hidden_size", "4"}, {"direction", "reverse"}}, {Shape{5, 2, 3}}};
     return t;
   }();
   return table;

@@ -17,6 +17,14 @@ void RegisterAllOps(OpRegistry& r) {
   RegisterShapeOps(r);
   RegisterSliceOps(r);
   RegisterLikeOps(r);
+  RegisterLogicOps(r);
+  RegisterLayoutOps(r);
+  RegisterEinsumOps(r);
+  RegisterResizeOps(r);
+  RegisterRnnOps(r);
+  RegisterTrigOps(r);
+  RegisterGatherOps(r);
+  RegisterScanOps(r);
   RegisterDeviceCopyOps(r);
   RegisterCompositeOps(r);
 }

@@ -29,6 +29,15 @@ void RegisterShapeOps(OpRegistry& r);   // Flatten, Reshape, transpose, expand_d
                                         // broadcast_to, one_hot
 void RegisterSliceOps(OpRegistry& r);   // Concat, SliceChannel, slice, slice_axis
 void RegisterLikeOps(OpRegistry& r);    // reshape_like, _reduce_sum_like
+void RegisterLogicOps(OpRegistry& r);   // broadcast comparisons and logical ops, logical_not,
+                                        // floor, ceil, round, trunc, rint
+void RegisterLayoutOps(OpRegistry& r);  // _np_reshape, tile, Pad, take
+void RegisterEinsumOps(OpRegistry& r);  // einsum
+void RegisterResizeOps(OpRegistry& r);  // resize
+void RegisterRnnOps(OpRegistry& r);     // LSTM, GRU, RNN_tanh (ONNX's layout)
+void RegisterTrigOps(OpRegistry& r);    // sin, cos, tan, arcsin, ..., arctanh
+void RegisterGatherOps(OpRegistry& r);  // take_along_axis
+void RegisterScanOps(OpRegistry& r);    // cumsum
 
 // Placement.
 void RegisterDeviceCopyOps(OpRegistry& r);  // _CrossDeviceCopy

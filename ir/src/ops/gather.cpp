@@ -1,0 +1,129 @@
+// gather.cpp - take_along_axis: per-element gathering along one axis (NumPy's
+// take_along_axis, ONNX's GatherElements).
+//
+// out[i0, .., ik, ..] = a[i0, .., indices[i0, .., ik, ..], ..] with the index replacing the
+// coordinate along `axis`. indices has a's rank and, along every other axis, an extent no
+// larger than a's; the result has indices' shape. Indices may have any numeric dtype; negative ones
+// count from the end; anything outside [-n, n) is a UserError naming the index and its position.
+//
+// Gradient: `_backward_take_along_axis` adds dy into zeros shaped like `a` at the gathered
+// positions (repeated positions accumulate); indices get none.
+#include <cmath>
+
+#include "ops/register.h"
+#include "ops/tensor_util.h"
+
+namespace kiln::ops {
+namespace {
+
+struct TakeAlongAxisAttrs {
+  int64_t axis = 0;
+  static void Describe(AttrSchema<TakeAlongAxisAttrs>& s) {
+    s.Field("axis", &TakeAlongAxisAttrs::axis).Required();
+  }
+};
+
+void TakeAlongAxisShape(ShapeInferCtx& ctx) {
+  const Shape& a = ctx.in(0);
+  const Shape& idx = ctx.in(1);
+  if (!a.rank_known() || !idx.rank_known()) return;
+  if (a.ndim() != idx.ndim())
+    ctx.Fail(StrCat("indices ", idx.ToString(), " must have the rank of a ", a.ToString()));
+  int axis = NormalizeAxis(ctx, ctx.attrs<TakeAlongAxisAttrs>().axis, a.ndim(), "axis");
+  for (int i = 0; i < a.ndim(); ++i)
+    if (i != axis && a.dim_known(i) && idx.dim_known(i) && idx[i] > a[i])
+      ctx.Fail(StrCat("indices ", idx.ToString(), " exceed a ", a.ToString(), " along axis ", i));
+  ctx.SetOut(0, idx, "the result has the indices' shape");
+}
+
+void TakeAlongAxisType(TypeInferCtx& ctx) {
+  if (ctx.in(1) == DType::kBool) ctx.Fail("indices have dtype bool; integer indices are needed");
+  if (ctx.in(0) != DType::kUnknown) ctx.SetOut(0, ctx.in(0), "the result has a's dtype");
+  if (ctx.out(0) != DType::kUnknown) ctx.SetIn(0, ctx.out(0), "the result has a's dtype");
+}
+
+// Calls f(out_flat, a_flat) for every element of the index tensor.
+template <class F>
+void WalkAlongAxis(const KernelCtx& ctx, const std::vector<int64_t>& a_shape, const Tensor& idx,
+                   F f) {
+  const int nd = idx.ndim();
+  const int axis =
+      int(ctx.Attr<TakeAlongAxisAttrs>().axis < 0 ? ctx.Attr<TakeAlongAxisAttrs>().axis + nd
+                                                  : ctx.Attr<TakeAlongAxisAttrs>().axis);
+  const int64_t n = a_shape[size_t(axis)];
+  std::vector<int64_t> st = Strides(a_shape);
+  std::vector<int64_t> pos(static_cast<size_t>(nd), 0);
+  for (int64_t flat = 0; flat < idx.size(); ++flat) {
+    double v = idx.At(flat);
+    int64_t i = std::isfinite(v) ? int64_t(v) : n;
+    if (i < -n || i >= n)
+      ctx.Fail(StrCat("index ", v, " at position ", flat, " is out of range for axis ", axis,
+                      " of extent ", n));
+    if (i < 0) i += n;
+    int64_t off = 0;
+    for (int d = 0; d < nd; ++d) off += (d == axis ? i : pos[size_t(d)]) * st[size_t(d)];
+    f(flat, off);
+    for (int d = nd - 1; d >= 0; --d) {
+      if (++pos[size_t(d)] < idx.dim(d)) break;
+      pos[size_t(d)] = 0;
+    }
+  }
+}
+
+void TakeAlongAxisKernel(KernelCtx& ctx) {
+  const size_t es = DTypeSize(ctx.in[0].dtype());
+  const auto* src = static_cast<const char*>(ctx.in[0].raw_data());
+  auto* dst = static_cast<char*>(ctx.out[0].raw_data());
+  WalkAlongAxis(ctx, ctx.in[0].shape(), ctx.in[1], [&](int64_t o, int64_t a) {
+    std::memcpy(dst + size_t(o) * es, src + size_t(a) * es, es);
+  });
+}
+
+template <class T>
+void TakeAlongAxisBackwardKernel(KernelCtx& ctx) {
+  const Tensor& da = ctx.out[0];
+  std::vector<AccType<T>> acc(static_cast<size_t>(da.size()), 0);
+  const T* g = ctx.in[0].data<T>();
+  WalkAlongAxis(ctx, da.shape(), ctx.in[1],
+                [&](int64_t o, int64_t a) { acc[size_t(a)] += ToAcc(g[o]); });
+  T* out = da.data<T>();
+  for (size_t i = 0; i < acc.size(); ++i) out[i] = ConvertValue<T>(acc[i]);
+}
+
+}  // namespace
+
+void RegisterGatherOps(OpRegistry& r) {
+  r.Register("take_along_axis")
+      .Alias("_npi_take_along_axis")
+      .Describe("elements of a at per-element indices along axis (NumPy's take_along_axis)")
+      .SetAttrs<TakeAlongAxisAttrs>()
+      .Inputs({"a", "indices"})
+      .InferShape(TakeAlongAxisShape)
+      .InferType(TakeAlongAxisType)
+      .Pattern(FusionPattern::kInjective)
+      .Reference(TakeAlongAxisKernel)
+      .Gradient([](GradCtx& g) -> GradList {
+        return {
+            g.EmitWithAttrs("_backward_take_along_axis", {g.ograd(0), g.input(1), g.input(0)})[0],
+            std::nullopt};
+      });
+
+  r.Register("_backward_take_along_axis")
+      .Describe("gradient of take_along_axis: d output added into zeros shaped like a")
+      .SetAttrs<TakeAlongAxisAttrs>()
+      .Inputs({"ograd", "indices", "a"})
+      .InferShape([](ShapeInferCtx& ctx) {
+        ctx.SetOut(0, ctx.in(2), "the gradient has a's shape");
+        ctx.SetIn(2, ctx.out(0), "the gradient has a's shape");
+      })
+      .InferType([](TypeInferCtx& ctx) {
+        ctx.SetOut(0, ctx.in(0), "the gradient has the output gradient's dtype");
+        ctx.SetIn(2, ctx.out(0), "the gradient has a's dtype");
+      })
+      .Pattern(FusionPattern::kOpaque)
+      .Reference([](KernelCtx& ctx) {
+        KILN_FLOAT_DTYPE_SWITCH(ctx.out[0].dtype(), T, TakeAlongAxisBackwardKernel<T>(ctx));
+      });
+}
+
+}  // namespace kiln::ops

@@ -1,0 +1,446 @@
+// layout.cpp - ops that rearrange elements with NumPy's rules: _np_reshape, tile, Pad, take.
+//
+// _np_reshape is MXNet's NumPy-compatible reshape: `newshape` may be empty (a 0-d result) and
+// may hold one -1 (inferred); unlike Reshape it has no special codes (0, -2, -3, -4), so it
+// expresses every ONNX Reshape/Flatten/Squeeze/Unsqueeze once the importer has resolved their
+// shapes. tile repeats the input `reps` times along each axis (reps shorter than the rank is
+// padded with leading 1s, a shorter rank with leading axes of extent 1, as NumPy and MXNet).
+// Pad pads every axis by pad_width = (before0, after0, before1, after1, ...) with a constant,
+// the edge value or the reflection (without repeating the edge, as NumPy's "reflect"); unlike
+// MXNet's Pad (4-D and 5-D only) every rank is accepted, and reflect needs pads smaller than
+// the axis. take gathers slices along `axis` at integer `indices` of any numeric dtype; the
+// result's shape is a.shape[:axis] + indices.shape + a.shape[axis+1:]. Its mode is MXNet's:
+// clip (out-of-range indices clamp), wrap (modulo) or raise (NumPy's: [-n, n) with negative
+// indices counted from the end, anything else an error naming the index).
+//
+// Gradients: _np_reshape gives reshape_like(dy, data); Pad in constant mode slices the padding
+// off dy (edge and reflect would scatter into the borders: no gradient, a UserError); tile sums
+// dy over the repetitions (_backward_tile); take scatter-adds dy into zeros shaped like `a`
+// (_backward_take, repeated indices accumulate; indices get no gradient). The backward ops read
+// the forward input for its shape, since shapes are unknown when gradients are built.
+#include <cmath>
+
+#include "ops/register.h"
+#include "ops/tensor_util.h"
+
+namespace kiln::ops {
+namespace {
+
+// --- _np_reshape ---
+
+struct NpReshapeAttrs {
+  std::vector<int64_t> newshape;
+  static void Describe(AttrSchema<NpReshapeAttrs>& s) {
+    s.Field("newshape", &NpReshapeAttrs::newshape).Min(-1);
+    s.Check([](const NpReshapeAttrs& a) -> std::string {
+      int infer = 0;
+      for (int64_t d : a.newshape) infer += d == -1;
+      if (infer > 1) return StrCat("newshape = ", attr_text::Print(a.newshape), " has two -1");
+      return "";
+    });
+  }
+};
+
+void NpReshapeShape(ShapeInferCtx& ctx) {
+  const auto& a = ctx.attrs<NpReshapeAttrs>();
+  std::vector<int64_t> dims = a.newshape;
+  int64_t known = 1;
+  int infer = -1;
+  for (size_t i = 0; i < dims.size(); ++i) {
+    if (dims[i] == -1)
+      infer = int(i);
+    else
+      known *= dims[i];
+  }
+  int64_t n = ctx.in(0).NumElements();
+  if (infer >= 0) {
+    if (n < 0) {
+      ctx.SetOut(0, Shape(dims));
+      return;
+    }
+    if (known == 0 || n % known != 0)
+      ctx.Fail(StrCat("cannot reshape ", ctx.in(0).ToString(), " (", n, " elements) to ",
+                      DimsString(a.newshape)));
+    dims[size_t(infer)] = n / known;
+  } else if (n >= 0 && n != known) {
+    ctx.Fail(StrCat("cannot reshape ", ctx.in(0).ToString(), " (", n, " elements) to ",
+                    DimsString(a.newshape), " (", known, " elements)"));
+  }
+  ctx.SetOut(0, Shape(dims));
+}
+
+// --- tile ---
+
+struct TileAttrs {
+  std::vector<int64_t> reps;
+  static void Describe(AttrSchema<TileAttrs>& s) {
+    s.Field("reps", &TileAttrs::reps).Required().Min(0);
+  }
+};
+
+// The input's dims and the reps, both padded with leading 1s to the output's rank.
+void TileGeometry(const std::vector<int64_t>& in, const std::vector<int64_t>& reps,
+                  std::vector<int64_t>* din, std::vector<int64_t>* drep) {
+  size_t n = std::max(in.size(), reps.size());
+  din->assign(n - in.size(), 1);
+  din->insert(din->end(), in.begin(), in.end());
+  drep->assign(n - reps.size(), 1);
+  drep->insert(drep->end(), reps.begin(), reps.end());
+}
+
+void TileShape(ShapeInferCtx& ctx) {
+  const Shape& in = ctx.in(0);
+  if (!in.rank_known()) return;
+  std::vector<int64_t> din, drep;
+  TileGeometry(in.dims(), ctx.attrs<TileAttrs>().reps, &din, &drep);
+  for (size_t i = 0; i < din.size(); ++i)
+    if (din[i] != Shape::kUnknownDim) din[i] *= drep[i];
+  ctx.SetOut(0, Shape(din), "tiling the input by reps");
+}
+
+void TileKernel(KernelCtx& ctx) {
+  const Tensor& x = ctx.in[0];
+  const Tensor& y = ctx.out[0];
+  std::vector<int64_t> din, drep;
+  TileGeometry(x.shape(), ctx.Attr<TileAttrs>().reps, &din, &drep);
+  const size_t es = DTypeSize(x.dtype());
+  const auto* src = static_cast<const char*>(x.raw_data());
+  auto* dst = static_cast<char*>(y.raw_data());
+  std::vector<int64_t> in_strides = Strides(din);
+  const int nd = int(din.size());
+  std::vector<int64_t> idx(size_t(nd), 0);
+  for (int64_t flat = 0; flat < y.size(); ++flat) {
+    int64_t off = 0;
+    for (int d = 0; d < nd; ++d) off += (idx[size_t(d)] % din[size_t(d)]) * in_strides[size_t(d)];
+    std::memcpy(dst + flat * es, src + off * es, es);
+    for (int d = nd - 1; d >= 0; --d) {
+      if (++idx[size_t(d)] < y.dim(d)) break;
+      idx[size_t(d)] = 0;
+    }
+  }
+}
+
+// --- Pad ---
+
+enum class PadMode { kConstant, kEdge, kReflect };
+
+struct PadAttrs {
+  PadMode mode = PadMode::kConstant;
+  std::vector<int64_t> pad_width;
+  double constant_value = 0;
+  static void Describe(AttrSchema<PadAttrs>& s) {
+    s.Enum("mode", &PadAttrs::mode,
+           {{"constant", PadMode::kConstant},
+            {"edge", PadMode::kEdge},
+            {"reflect", PadMode::kReflect}});
+    s.Field("pad_width", &PadAttrs::pad_width).Required().Min(0);
+    s.Field("constant_value", &PadAttrs::constant_value);
+    s.Check([](const PadAttrs& a) -> std::string {
+      if (a.pad_width.size() % 2 != 0)
+        return StrCat("pad_width = ", attr_text::Print(a.pad_width),
+                      " must hold a (before, after) pair per axis");
+      return "";
+    });
+  }
+};
+
+void PadShape(ShapeInferCtx& ctx) {
+  const auto& a = ctx.attrs<PadAttrs>();
+  const Shape& in = ctx.in(0);
+  if (!in.rank_known()) return;
+  if (size_t(in.ndim()) * 2 != a.pad_width.size())
+    ctx.Fail(StrCat("pad_width = ", attr_text::Print(a.pad_width), " has ", a.pad_width.size(),
+                    " values but data ", in.ToString(), " needs ", 2 * in.ndim()));
+  std::vector<int64_t> dims = in.dims();
+  for (int i = 0; i < in.ndim(); ++i) {
+    if (dims[size_t(i)] == Shape::kUnknownDim) continue;
+    int64_t before = a.pad_width[size_t(2 * i)], after = a.pad_width[size_t(2 * i + 1)];
+    if (a.mode == PadMode::kReflect && (before >= dims[size_t(i)] || after >= dims[size_t(i)]))
+      ctx.Fail(StrCat("reflect padding of axis ", i, " by (", before, ", ", after,
+                      ") needs pads smaller than its extent ", dims[size_t(i)]));
+    if (a.mode == PadMode::kEdge && dims[size_t(i)] == 0 && before + after > 0)
+      ctx.Fail(StrCat("edge padding of axis ", i, " needs a non-empty axis"));
+    dims[size_t(i)] += before + after;
+  }
+  ctx.SetOut(0, Shape(dims), "padding the data by pad_width");
+}
+
+// The input coordinate that output coordinate `o` of an axis reads, or -1 for the constant.
+int64_t PadSource(PadMode mode, int64_t o, int64_t before, int64_t n) {
+  int64_t i = o - before;
+  if (i >= 0 && i < n) return i;
+  switch (mode) {
+    case PadMode::kConstant:
+      return -1;
+    case PadMode::kEdge:
+      return i < 0 ? 0 : n - 1;
+    case PadMode::kReflect: {
+      if (n == 1) return 0;
+      int64_t period = 2 * (n - 1);
+      int64_t m = ((i % period) + period) % period;
+      return m < n ? m : period - m;
+    }
+  }
+  return -1;
+}
+
+void PadKernel(KernelCtx& ctx) {
+  const auto& a = ctx.Attr<PadAttrs>();
+  const Tensor& x = ctx.in[0];
+  const Tensor& y = ctx.out[0];
+  const size_t es = DTypeSize(x.dtype());
+  // The constant in the element type, as bytes.
+  Tensor fill = Tensor::FromValues({}, x.dtype(), {a.constant_value});
+  const auto* src = static_cast<const char*>(x.raw_data());
+  auto* dst = static_cast<char*>(y.raw_data());
+  std::vector<int64_t> in_strides = Strides(x.shape());
+  const int nd = x.ndim();
+  std::vector<int64_t> idx(size_t(nd), 0);
+  for (int64_t flat = 0; flat < y.size(); ++flat) {
+    int64_t off = 0;
+    bool constant = false;
+    for (int d = 0; d < nd && !constant; ++d) {
+      int64_t s = PadSource(a.mode, idx[size_t(d)], a.pad_width[size_t(2 * d)], x.dim(d));
+      if (s < 0)
+        constant = true;
+      else
+        off += s * in_strides[size_t(d)];
+    }
+    std::memcpy(dst + flat * es, constant ? fill.raw_data() : src + off * es, es);
+    for (int d = nd - 1; d >= 0; --d) {
+      if (++idx[size_t(d)] < y.dim(d)) break;
+      idx[size_t(d)] = 0;
+    }
+  }
+}
+
+// --- take ---
+
+enum class TakeMode { kClip, kWrap, kRaise };
+
+struct TakeAttrs {
+  int64_t axis = 0;
+  TakeMode mode = TakeMode::kClip;
+  static void Describe(AttrSchema<TakeAttrs>& s) {
+    s.Field("axis", &TakeAttrs::axis);
+    s.Enum("mode", &TakeAttrs::mode,
+           {{"clip", TakeMode::kClip}, {"wrap", TakeMode::kWrap}, {"raise", TakeMode::kRaise}});
+  }
+};
+
+void TakeShape(ShapeInferCtx& ctx) {
+  const Shape& a = ctx.in(0);
+  const Shape& idx = ctx.in(1);
+  if (!a.rank_known() || !idx.rank_known()) return;
+  if (a.ndim() == 0) ctx.Fail("a is 0-d; take needs an axis to gather along");
+  int axis = NormalizeAxis(ctx, ctx.attrs<TakeAttrs>().axis, a.ndim(), "axis");
+  std::vector<int64_t> dims(a.dims().begin(), a.dims().begin() + axis);
+  dims.insert(dims.end(), idx.dims().begin(), idx.dims().end());
+  dims.insert(dims.end(), a.dims().begin() + axis + 1, a.dims().end());
+  ctx.SetOut(0, Shape(dims), "a's axes around axis, with the indices' axes in its place");
+}
+
+void TakeType(TypeInferCtx& ctx) {
+  if (ctx.in(1) == DType::kBool) ctx.Fail("indices have dtype bool; integer indices are needed");
+  if (ctx.in(0) != DType::kUnknown) ctx.SetOut(0, ctx.in(0), "the result has a's dtype");
+  if (ctx.out(0) != DType::kUnknown) ctx.SetIn(0, ctx.out(0), "the result has a's dtype");
+}
+
+void TakeKernel(KernelCtx& ctx) {
+  const auto& attrs = ctx.Attr<TakeAttrs>();
+  const Tensor& a = ctx.in[0];
+  const Tensor& y = ctx.out[0];
+  const int axis = int(attrs.axis < 0 ? attrs.axis + a.ndim() : attrs.axis);
+  const int64_t n = a.dim(axis);
+  const int64_t outer = NumElements({a.shape().begin(), a.shape().begin() + axis});
+  const int64_t inner = NumElements({a.shape().begin() + axis + 1, a.shape().end()});
+  const int64_t count = ctx.in[1].size();
+  std::vector<int64_t> rows(static_cast<size_t>(count));
+  for (int64_t k = 0; k < count; ++k) {
+    double v = ctx.in[1].At(k);
+    int64_t i = std::isfinite(v) ? int64_t(v) : 0;
+    switch (attrs.mode) {
+      case TakeMode::kClip:
+        i = std::clamp<int64_t>(i, 0, std::max<int64_t>(n - 1, 0));
+        break;
+      case TakeMode::kWrap:
+        i = n == 0 ? 0 : ((i % n) + n) % n;
+        break;
+      case TakeMode::kRaise:
+        if (i < -n || i >= n || !std::isfinite(v))
+          ctx.Fail(StrCat("index ", v, " at position ", k, " is out of range for axis ", axis,
+                          " of extent ", n));
+        if (i < 0) i += n;
+        break;
+    }
+    if (n == 0 && count > 0 && inner * outer > 0)
+      ctx.Fail(StrCat("cannot take from axis ", axis, " of extent 0"));
+    rows[size_t(k)] = i;
+  }
+  const size_t es = DTypeSize(a.dtype());
+  const size_t block = size_t(inner) * es;
+  const auto* src = static_cast<const char*>(a.raw_data());
+  auto* dst = static_cast<char*>(y.raw_data());
+  for (int64_t o = 0; o < outer; ++o)
+    for (int64_t k = 0; k < count; ++k)
+      std::memcpy(dst + size_t(o * count + k) * block,
+                  src + size_t(o * n + rows[size_t(k)]) * block, block);
+}
+
+// d data of tile: every element of dy added into the input element it repeats.
+template <class T>
+void TileBackwardKernel(KernelCtx& ctx) {
+  const Tensor& dy = ctx.in[0];
+  const Tensor& dx = ctx.out[0];
+  std::vector<int64_t> din, drep;
+  TileGeometry(dx.shape(), ctx.Attr<TileAttrs>().reps, &din, &drep);
+  std::vector<AccType<T>> acc(static_cast<size_t>(dx.size()), 0);
+  std::vector<int64_t> in_strides = Strides(din);
+  const int nd = int(din.size());
+  std::vector<int64_t> idx(static_cast<size_t>(nd), 0);
+  const T* g = dy.data<T>();
+  for (int64_t flat = 0; flat < dy.size(); ++flat) {
+    int64_t off = 0;
+    for (int d = 0; d < nd; ++d) off += (idx[size_t(d)] % din[size_t(d)]) * in_strides[size_t(d)];
+    acc[size_t(off)] += ToAcc(g[flat]);
+    for (int d = nd - 1; d >= 0; --d) {
+      if (++idx[size_t(d)] < dy.dim(d)) break;
+      idx[size_t(d)] = 0;
+    }
+  }
+  T* out = dx.data<T>();
+  for (size_t i = 0; i < acc.size(); ++i) out[i] = ConvertValue<T>(acc[i]);
+}
+
+// d a of take: dy's slices added at the rows the indices chose (the forward's index rules).
+template <class T>
+void TakeBackwardKernel(KernelCtx& ctx) {
+  const auto& attrs = ctx.Attr<TakeAttrs>();
+  const Tensor& dy = ctx.in[0];
+  const Tensor& indices = ctx.in[1];
+  const Tensor& da = ctx.out[0];
+  const int axis = int(attrs.axis < 0 ? attrs.axis + da.ndim() : attrs.axis);
+  const int64_t n = da.dim(axis);
+  const int64_t outer = NumElements({da.shape().begin(), da.shape().begin() + axis});
+  const int64_t inner = NumElements({da.shape().begin() + axis + 1, da.shape().end()});
+  const int64_t count = indices.size();
+  std::vector<AccType<T>> acc(static_cast<size_t>(da.size()), 0);
+  const T* g = dy.data<T>();
+  for (int64_t k = 0; k < count; ++k) {
+    double v = indices.At(k);
+    int64_t i = std::isfinite(v) ? int64_t(v) : 0;
+    if (attrs.mode == TakeMode::kWrap)
+      i = n == 0 ? 0 : ((i % n) + n) % n;
+    else if (attrs.mode == TakeMode::kRaise && i < 0)
+      i += n;
+    i = std::clamp<int64_t>(i, 0, std::max<int64_t>(n - 1, 0));
+    for (int64_t o = 0; o < outer; ++o)
+      for (int64_t j = 0; j < inner; ++j)
+        acc[size_t((o * n + i) * inner + j)] += ToAcc(g[(o * count + k) * inner + j]);
+  }
+  T* out = da.data<T>();
+  for (size_t i = 0; i < acc.size(); ++i) out[i] = ConvertValue<T>(acc[i]);
+}
+
+// Backward ops: input 0 is the output gradient; the gradient has the shape and dtype of the
+// forward input `like` (the last input).
+void LikeLastInputShape(ShapeInferCtx& ctx) {
+  int last = ctx.num_in() - 1;
+  ctx.SetOut(0, ctx.in(last), "the gradient has the forward input's shape");
+  ctx.SetIn(last, ctx.out(0), "the gradient has the forward input's shape");
+}
+
+void LikeOgradType(TypeInferCtx& ctx) {
+  int last = ctx.num_in() - 1;
+  ctx.SetOut(0, ctx.in(0), "the gradient has the output gradient's dtype");
+  ctx.SetIn(last, ctx.out(0), "the gradient has the forward input's dtype");
+}
+
+}  // namespace
+
+void RegisterLayoutOps(OpRegistry& r) {
+  r.Register("_np_reshape")
+      .Describe("the data with shape `newshape` (NumPy's reshape: one -1 inferred; () is 0-d)")
+      .SetAttrs<NpReshapeAttrs>()
+      .InferShape(NpReshapeShape)
+      .InferType(SameTypeInfer)
+      .Pattern(FusionPattern::kInjective)
+      .Inplace(InplaceIdentity)
+      .Reference([](KernelCtx& ctx) { CopyAllBytes(ctx.in[0], ctx.out[0]); })
+      .Gradient([](GradCtx& g) -> GradList {
+        return {g.Emit1("reshape_like", {g.ograd(0), g.input(0)})};
+      });
+
+  r.Register("tile")
+      .Describe("the data repeated reps[i] times along axis i (NumPy's tile)")
+      .SetAttrs<TileAttrs>()
+      .InferShape(TileShape)
+      .InferType(SameTypeInfer)
+      .Pattern(FusionPattern::kInjective)
+      .Reference(TileKernel)
+      .Gradient([](GradCtx& g) -> GradList {
+        return {g.EmitWithAttrs("_backward_tile", {g.ograd(0), g.input(0)})[0]};
+      });
+
+  r.Register("_backward_tile")
+      .Describe("gradient of tile: d output summed over the repetitions")
+      .SetAttrs<TileAttrs>()
+      .Inputs({"ograd", "data"})
+      .InferShape(LikeLastInputShape)
+      .InferType(LikeOgradType)
+      .Pattern(FusionPattern::kOpaque)
+      .Reference([](KernelCtx& ctx) {
+        KILN_FLOAT_DTYPE_SWITCH(ctx.out[0].dtype(), T, TileBackwardKernel<T>(ctx));
+      });
+
+  r.Register("Pad")
+      .Alias("pad")
+      .Describe("the data padded by pad_width with a constant, the edge value or a reflection")
+      .SetAttrs<PadAttrs>()
+      .InferShape(PadShape)
+      .InferType(SameTypeInfer)
+      .Pattern(FusionPattern::kInjective)
+      .Reference(PadKernel)
+      .Gradient([](GradCtx& g) -> GradList {
+        const auto& a = g.attrs<PadAttrs>();
+        if (a.mode != PadMode::kConstant)
+          g.Fail(
+              "Pad has a gradient in constant mode only (edge and reflect fold the border "
+              "gradient back into the data, which kiln does not implement)");
+        // Slice the padding off: [before, -after) per axis (an end of None when after is 0).
+        std::vector<std::optional<int64_t>> begin, end;
+        for (size_t i = 0; i + 1 < a.pad_width.size(); i += 2) {
+          begin.push_back(a.pad_width[i]);
+          end.push_back(a.pad_width[i + 1] > 0 ? std::optional<int64_t>(-a.pad_width[i + 1])
+                                               : std::nullopt);
+        }
+        return {g.Emit1("slice", {g.ograd(0)},
+                        {{"begin", attr_text::Print(begin)}, {"end", attr_text::Print(end)}})};
+      });
+
+  r.Register("take")
+      .Describe("slices of a along axis at the given indices (modes clip, wrap, raise)")
+      .SetAttrs<TakeAttrs>()
+      .Inputs({"a", "indices"})
+      .InferShape(TakeShape)
+      .InferType(TakeType)
+      .Pattern(FusionPattern::kInjective)
+      .Reference(TakeKernel)
+      .Gradient([](GradCtx& g) -> GradList {
+        return {g.EmitWithAttrs("_backward_take", {g.ograd(0), g.input(1), g.input(0)})[0],
+                std::nullopt};
+      });
+
+  r.Register("_backward_take")
+      .Describe("gradient of take: d output added into zeros shaped like a at the indices")
+      .SetAttrs<TakeAttrs>()
+      .Inputs({"ograd", "indices", "a"})
+      .InferShape(LikeLastInputShape)
+      .InferType(LikeOgradType)
+      .Pattern(FusionPattern::kOpaque)
+      .Reference([](KernelCtx& ctx) {
+        KILN_FLOAT_DTYPE_SWITCH(ctx.out[0].dtype(), T, TakeBackwardKernel<T>(ctx));
+      });
+}
+
+}  // namespace kiln::ops
