@@ -2,6 +2,7 @@
 #include "kiln/passes/fuse.h"
 
 #include <algorithm>
+#include <functional>
 #include <map>
 #include <memory>
 #include <numeric>

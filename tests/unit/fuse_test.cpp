@@ -204,6 +204,46 @@ TEST(Fuse, PutsTheForwardPhaseFirst) {
   EXPECT_EQ(ForwardPrefix(g, 1), 6u);  // in the input order, o comes last
 }
 
+TEST(Fuse, MultiOutputOpTakesAnEpilogueOnOutputZero) {
+  // BatchNorm's output 0 gets relu; its mean output leaves the graph, so the composite returns
+  // both.
+  Graph g = Typed(R"g(graph {
+    %x = var : float32[2, 3, 4, 4]
+    %g = var : float32[3]
+    %b = var : float32[3]
+    %m = var : float32[3]
+    %v = var : float32[3]
+    %bn = BatchNorm(%x, %g, %b, %m, %v) {output_mean_var=True}
+    %r = relu(%bn)
+    return %r, %bn#1
+  })g");
+  Graph f = FuseAndCompare(g);
+  EXPECT_EQ(OpsOf(f), std::vector<std::string>{"fused"});
+  EXPECT_EQ(f.node(f.outputs()[0].node).num_outputs(), 2);
+}
+
+TEST(Fuse, NoEpilogueThatAnotherOutputReachesAgain) {
+  // The mean (output 1) flows through exp back into the multiplication that would be the
+  // epilogue: fusing would need the group's own result before it is computed.
+  Graph g = Typed(R"g(graph {
+    %x = var : float32[2, 3, 4, 4]
+    %g = var : float32[3]
+    %b = var : float32[3]
+    %m = var : float32[3]
+    %v = var : float32[3]
+    %bn = BatchNorm(%x, %g, %b, %m, %v) {output_mean_var=True}
+    %mr = Reshape(%bn#1) {shape="(1, 3, 1, 1)"}
+    %e = exp(%mr)
+    %t = broadcast_mul(%bn, %e)
+    return %t
+  })g");
+  Graph f = FuseAndCompare(g);
+  for (const Node& n : f.nodes())
+    if (!n.is_variable() && IsComposite(n))
+      for (const Node& b : CompositeBody(n).nodes())
+        EXPECT_NE(std::string(b.op_name()), "BatchNorm") << PrintGraph(f);
+}
+
 TEST(Fuse, NeedsFacts) {
   Graph g = ParseGraph("graph {\n  %x = var\n  %y = exp(%x)\n  return %y\n}\n");
   test::ExpectUserError([&] { Fuse(g, {}); }, {"fuse needs", "infer-shape"});

@@ -14,9 +14,12 @@
 //   elementwise ops and into a reduction at the post-dominator (a reduction with a prologue).
 //   Reductions end a group: nothing after a reduction joins it.
 // - Phase 1: injective ops (reshape, transpose, slice, concat) fuse with injective successors.
-// - Opaque ops (BatchNorm with batch statistics, pooling, softmax, losses, backward ops of
-//   the heavy ops) stay alone. So do elementwise producers of heavy ops: kiln's matrix-product
-//   and convolution kernels take epilogues, not prologues.
+// - An out-elementwise-fusable op with several outputs (BatchNorm with batch statistics, the
+//   data-gradient ops of convolution, FullyConnected and pooling) takes its epilogue on output
+//   0, unless a path through another output would come back into the group.
+// - Opaque ops (softmax, losses, Dropout, the BatchNorm gradient) stay alone. So do elementwise
+//   producers of heavy ops: kiln's matrix-product and convolution kernels take epilogues, not
+//   prologues.
 // - A group holds at most PassContext::max_fused_ops ops; groups never span devices (where the
 //   graph is placed) or the forward and backward phases of a training graph
 //   (PassContext::forward_outputs), and the forward phase's nodes come first in the result.
