@@ -404,8 +404,12 @@ class TextParser {
         if (!BodyFollows())
           Fail(pos_, StrCat("expected the body of fused \"", name, "\" ({ ... return ... }), got ",
                             Describe()));
+        // Bodies nest; a bound keeps hostile input from exhausting the stack.
+        if (depth_ + 1 > kMaxBodyDepth)
+          Fail(pos_, StrCat("fused bodies nested deeper than ", kMaxBodyDepth));
         TextParser sub(text_, source_);
         sub.pos_ = pos_;
+        sub.depth_ = depth_ + 1;
         auto body = std::make_shared<Graph>(sub.ParseBody());
         pos_ = sub.pos_;
         node.attrs = WithCompositeBody(node.attrs, std::move(body));
@@ -459,6 +463,8 @@ class TextParser {
   std::vector<std::pair<uint32_t, OutputType>> annotations_;
   bool any_shape_ = false;
   bool any_dtype_ = false;
+  int depth_ = 0;  // how many fused bodies enclose this one
+  static constexpr int kMaxBodyDepth = 64;
 };
 
 }  // namespace

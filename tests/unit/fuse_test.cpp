@@ -282,5 +282,16 @@ TEST(Composite, ParseErrorsNameTheProblem) {
                         {"expected the body of fused \"f\""});
 }
 
+TEST(Composite, DeepNestingIsAnErrorNotACrash) {
+  std::string text = "graph {\n  %x = var\n";
+  std::string close;
+  for (int i = 0; i < 100; ++i) {
+    text += StrCat("  %f", i, " = fused(%x) {\n  %x = var\n");
+    close = "  return %x\n  }\n" + close;
+  }
+  text += "  return %x\n" + close + "  return %f0\n}\n";
+  test::ExpectUserError([&] { ParseGraph(text); }, {"nested deeper than 64"});
+}
+
 }  // namespace
 }  // namespace kiln
