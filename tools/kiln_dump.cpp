@@ -7,7 +7,11 @@
 // --memory prints the static memory plan (kiln/passes/memory_plan.h) instead of the graph.
 // -O0..-O3 run that level's pipeline first (memory is then planned on the optimised graph);
 // --after PASS|all prints the IR after that pass (or after every pass) of the pipeline.
+// --kernels prints the kernel IR that each op node (kernel) of the optimised graph lowers to
+// (kiln/codegen/lower.h), or the ops that keep it from lowering.
 #include <iostream>
+
+#include "kiln/codegen/lower.h"
 
 #include "kiln/ir/mxnet_json.h"
 #include "kiln/ir/text.h"
@@ -22,7 +26,7 @@ namespace {
 constexpr const char* kUsage =
     "usage: kiln-dump FILE [--format text|json|dot] [--shape NAME=D1xD2x...]...\n"
     "                      [--dtype NAME=DTYPE]... [--memory] [-O0|-O1|-O2|-O3]\n"
-    "                      [--after PASS|all]\n"
+    "                      [--after PASS|all] [--kernels]\n"
     "  FILE      kiln text IR, MXNet symbol JSON (.json) or ONNX (.onnx) ('-': stdin)\n"
     "  --format  text (default): kiln text IR with every entry's type\n"
     "            json: MXNet symbol JSON\n"
@@ -34,7 +38,26 @@ constexpr const char* kUsage =
     "  -O0..-O3  run that optimisation level's pipeline (kiln-opt --help lists the passes)\n"
     "            before printing or planning; without it the graph is only inferred\n"
     "  --after   print the text IR after PASS of the pipeline, or after every pass (all),\n"
-    "            each headed by `// *** IR after PASS ***`; -O3 unless a level is given\n";
+    "            each headed by `// *** IR after PASS ***`; -O3 unless a level is given\n"
+    "  --kernels print the kernel IR of every kernel (op node) of the graph, or why one\n"
+    "            cannot be lowered yet; -O3 unless a level is given\n";
+
+// Every op node's kernel IR, or the ops without a compute definition.
+std::string PrintKernels(const Graph& g) {
+  std::string out;
+  for (uint32_t id = 0; id < g.num_nodes(); ++id) {
+    if (g.node(id).is_variable()) continue;
+    std::vector<std::string> missing = codegen::UnsupportedOps(g, id);
+    if (missing.empty()) {
+      out += codegen::PrintKernel(codegen::LowerNode(g, id)) + "\n";
+      continue;
+    }
+    out += StrCat("// ", g.node(id).name, ": not lowered, no compute definition for");
+    for (const std::string& m : missing) out += " " + m;
+    out += "\n\n";
+  }
+  return out;
+}
 
 // A dot string literal's contents: quotes and backslashes escaped; `\n` in the result (two
 // characters) is dot's line break, so callers join lines after escaping.
@@ -108,7 +131,7 @@ int Main(int argc, char** argv) {
   ArgReader args(argc, argv);
   std::string file, format = "text", value;
   InferOptions infer;
-  bool memory = false;
+  bool memory = false, kernels = false;
   int opt_level = -1;
   std::string after;
   while (!args.done()) {
@@ -117,6 +140,8 @@ int Main(int argc, char** argv) {
       return 0;
     } else if (args.Flag("--memory")) {
       memory = true;
+    } else if (args.Flag("--kernels")) {
+      kernels = true;
     } else if (args.peek().size() == 3 && args.peek().starts_with("-O")) {
       std::string level(args.peek());
       if (level[2] < '0' || level[2] > '9') throw UsageError(StrCat("unknown option ", level));
@@ -136,7 +161,7 @@ int Main(int argc, char** argv) {
 
   Graph g = LoadGraph(file, infer);
   infer.require_complete = true;
-  if (!after.empty() && opt_level < 0) opt_level = 3;
+  if ((!after.empty() || kernels) && opt_level < 0) opt_level = 3;
   if (opt_level >= 0) {
     PassContext ctx;
     ctx.infer = infer;
@@ -154,7 +179,9 @@ int Main(int argc, char** argv) {
     InferShapes(g, infer);
     InferTypes(g, infer);
   }
-  if (memory)
+  if (kernels)
+    std::cout << PrintKernels(g);
+  else if (memory)
     std::cout << FormatMemoryPlan(g, PlanMemory(g));
   else if (format == "text")
     std::cout << PrintGraph(g);

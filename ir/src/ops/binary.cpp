@@ -314,6 +314,48 @@ FReference ScalarReference() {
 
 enum class BinOp { kAdd, kSub, kMul, kDiv, kMax, kMin, kPow };
 
+// --- Compute definitions (kiln/ir/compute.h). ---
+// Only add, sub, mul and div on float32/float64: the reference computes in double and rounds
+// once, which equals the float operation (double holds the exact result to round). maximum and
+// minimum propagate NaN unlike the kernel IR's Min/Max, power needs pow's accuracy story, and
+// the integer forms differ (x / 0 = 0): none has a definition yet.
+std::optional<TBinaryOp> ComputeOpOf(BinOp op) {
+  switch (op) {
+    case BinOp::kAdd:
+      return TBinaryOp::kAdd;
+    case BinOp::kSub:
+      return TBinaryOp::kSub;
+    case BinOp::kMul:
+      return TBinaryOp::kMul;
+    case BinOp::kDiv:
+      return TBinaryOp::kDiv;
+    default:
+      return std::nullopt;
+  }
+}
+
+// lhs OP rhs, each read with broadcasting (the identity for same-shaped operands).
+FCompute BinaryCompute(BinOp op) {
+  std::optional<TBinaryOp> t = ComputeOpOf(op);
+  if (!t) return nullptr;
+  return [t = *t](const ComputeCtx& c) -> std::vector<TExpr> {
+    if (!IsComputeFloat(c.out_dtype(0))) return {};
+    return {TBinary(t, c.Read(0, c.BroadcastIndex(0)), c.Read(1, c.BroadcastIndex(1)))};
+  };
+}
+
+// data OP scalar (or scalar OP data with `reversed`), the scalar rounded to the data's dtype.
+FCompute ScalarCompute(BinOp op, bool reversed) {
+  std::optional<TBinaryOp> t = ComputeOpOf(op);
+  if (!t) return nullptr;
+  return [t = *t, reversed](const ComputeCtx& c) -> std::vector<TExpr> {
+    DType d = c.out_dtype(0);
+    if (!IsComputeFloat(d)) return {};
+    TExpr s = TConst(c.attrs<ScalarAttrs>().scalar, d);
+    return {reversed ? TBinary(t, s, c.In(0)) : TBinary(t, c.In(0), s)};
+  };
+}
+
 // Gradients of lhs OP rhs. With `broadcast`, each is summed back to its operand's shape.
 FGradient BinaryGradient(BinOp op, bool broadcast) {
   return [op, broadcast](GradCtx& g) -> GradList {
@@ -527,6 +569,7 @@ void RegisterElemwise(OpRegistry& r, const Names& n, const char* doc, BinOp grad
       .Pattern(FusionPattern::kElemwise)
       .Inplace(InplaceEither)
       .Reference(BinaryReference<Fn>())
+      .Compute(BinaryCompute(grad))
       .Gradient(BinaryGradient(grad, false))
       .Arith(ArithOf(grad));
 }
@@ -542,6 +585,7 @@ void RegisterBroadcast(OpRegistry& r, const Names& n, const char* doc, BinOp gra
       .InferType(SameTypeInfer)
       .Pattern(FusionPattern::kBroadcast)
       .Reference(BinaryReference<Fn>())
+      .Compute(BinaryCompute(grad))
       .Gradient(BinaryGradient(grad, true))
       .Arith(ArithOf(grad));
 }
@@ -549,7 +593,7 @@ void RegisterBroadcast(OpRegistry& r, const Names& n, const char* doc, BinOp gra
 // `identity`: the scalar for which the op is the identity (0 for x + s, 1 for x * s), if any.
 template <class Fn>
 void RegisterScalar(OpRegistry& r, const Names& n, const char* doc, FGradient grad,
-                    std::optional<double> identity = std::nullopt) {
+                    std::optional<double> identity = std::nullopt, FCompute compute = nullptr) {
   OpDef& op = r.Register(n.name);
   if (identity)
     op.IdentityWhen([v = *identity](const Attrs& a) { return a.Get<ScalarAttrs>().scalar == v; });
@@ -561,6 +605,7 @@ void RegisterScalar(OpRegistry& r, const Names& n, const char* doc, FGradient gr
       .Pattern(FusionPattern::kElemwise)
       .Inplace(InplaceIdentity)
       .Reference(ScalarReference<Fn>())
+      .Compute(std::move(compute))
       .Gradient(std::move(grad));
 }
 
@@ -628,14 +673,18 @@ void RegisterBinaryOps(OpRegistry& r) {
   RegisterBinaryBackward<MinGrad>(r, "_backward_minimum", "minimum");
   RegisterBinaryBackward<PowGrad>(r, "_backward_power", "power");
 
-  RegisterScalar<AddFn>(r, {"_plus_scalar", {"_PlusScalar"}}, "data + scalar", PassThrough, 0.0);
-  RegisterScalar<SubFn>(r, {"_minus_scalar", {"_MinusScalar"}}, "data - scalar", PassThrough, 0.0);
-  RegisterScalar<Rev<SubFn>>(r, {"_rminus_scalar", {"_RMinusScalar"}}, "scalar - data", Negate);
+  RegisterScalar<AddFn>(r, {"_plus_scalar", {"_PlusScalar"}}, "data + scalar", PassThrough, 0.0,
+                        ScalarCompute(BinOp::kAdd, false));
+  RegisterScalar<SubFn>(r, {"_minus_scalar", {"_MinusScalar"}}, "data - scalar", PassThrough, 0.0,
+                        ScalarCompute(BinOp::kSub, false));
+  RegisterScalar<Rev<SubFn>>(r, {"_rminus_scalar", {"_RMinusScalar"}}, "scalar - data", Negate,
+                             std::nullopt, ScalarCompute(BinOp::kSub, true));
   RegisterScalar<MulFn>(r, {"_mul_scalar", {"_MulScalar"}}, "data * scalar",
-                        SameScalarOp<kMulScalar>, 1.0);
+                        SameScalarOp<kMulScalar>, 1.0, ScalarCompute(BinOp::kMul, false));
   RegisterScalar<DivFn>(r, {"_div_scalar", {"_DivScalar"}}, "data / scalar",
-                        SameScalarOp<kDivScalar>, 1.0);
-  RegisterScalar<Rev<DivFn>>(r, {"_rdiv_scalar", {"_RDivScalar"}}, "scalar / data", RDivScalarGrad);
+                        SameScalarOp<kDivScalar>, 1.0, ScalarCompute(BinOp::kDiv, false));
+  RegisterScalar<Rev<DivFn>>(r, {"_rdiv_scalar", {"_RDivScalar"}}, "scalar / data", RDivScalarGrad,
+                             std::nullopt, ScalarCompute(BinOp::kDiv, true));
   RegisterScalar<MaxFn>(r, {"_maximum_scalar", {"_MaximumScalar"}}, "max(data, scalar)",
                         ExtremumScalarGrad<kMaxScalarGrad>);
   RegisterScalar<MinFn>(r, {"_minimum_scalar", {"_MinimumScalar"}}, "min(data, scalar)",

@@ -75,6 +75,31 @@ void ActivationKernel(const KernelCtx& ctx) {
   }
 }
 
+// The compute definition (kiln/ir/compute.h), term for term the reference's on float32 and
+// float64: relu gives 0 for NaN (x > 0 is false), softrelu evaluates both branches and selects.
+std::vector<TExpr> ActivationCompute(const ComputeCtx& c) {
+  if (!IsComputeFloat(c.out_dtype(0))) return {};
+  TExpr x = c.In(0);
+  DType d = x->dtype;
+  TExpr zero = TConst(0, d), one = TConst(1, d);
+  switch (c.attrs<ActivationAttrs>().act_type) {
+    case ActType::kRelu:
+      return {TSelect(TBinary(TBinaryOp::kGT, x, zero), x, zero)};
+    case ActType::kSigmoid:
+      return {TCall(TMath::kSigmoid, {x})};
+    case ActType::kTanh:
+      return {TCall(TMath::kTanh, {x})};
+    case ActType::kSoftrelu: {
+      TExpr pos = x + TCall(TMath::kLog1p, {TCall(TMath::kExp, {zero - x})});
+      TExpr neg = TCall(TMath::kLog1p, {TCall(TMath::kExp, {x})});
+      return {TSelect(TBinary(TBinaryOp::kGT, x, zero), pos, neg)};
+    }
+    case ActType::kSoftsign:
+      return {x / (one + TCall(TMath::kAbs, {x}))};
+  }
+  return {};
+}
+
 // ----- LeakyReLU -----
 
 enum class LeakyType { kLeaky, kElu, kPrelu, kSelu, kGelu, kRrelu };
@@ -489,6 +514,7 @@ void RegisterActivationOps(OpRegistry& r) {
       .Reference([](KernelCtx& ctx) {
         KILN_FLOAT_DTYPE_SWITCH(ctx.out[0].dtype(), T, ActivationKernel<T>(ctx));
       })
+      .Compute(ActivationCompute)
       .Gradient([](GradCtx& g) -> GradList {
         return {g.EmitWithAttrs("_backward_Activation", {g.ograd(0), g.output(0)})[0]};
       });

@@ -228,6 +228,33 @@ void FillKernel(KernelCtx& ctx) {
   });
 }
 
+// The compute definition of unary op `name` on float32/float64 (kiln/ir/compute.h), or null.
+// Each matches the reference function above up to the rounding of the math call (vmath's
+// bounds, docs/codegen.md). relu keeps NaN (x <= 0 is false for it); negative multiplies by -1
+// so that -0 comes out as the reference's; rsqrt divides by sqrt, as the reference does.
+FCompute UnaryComputeOf(std::string_view name) {
+  auto call = [](TMath f) { return [f](TExpr x) { return TCall(f, {std::move(x)}); }; };
+  if (name == "exp") return UnaryFloatCompute(call(TMath::kExp));
+  if (name == "log") return UnaryFloatCompute(call(TMath::kLog));
+  if (name == "sqrt") return UnaryFloatCompute(call(TMath::kSqrt));
+  if (name == "tanh") return UnaryFloatCompute(call(TMath::kTanh));
+  if (name == "sigmoid") return UnaryFloatCompute(call(TMath::kSigmoid));
+  if (name == "erf") return UnaryFloatCompute(call(TMath::kErf));
+  if (name == "abs") return UnaryFloatCompute(call(TMath::kAbs));
+  if (name == "rsqrt")
+    return UnaryFloatCompute(
+        [](TExpr x) { return TConst(1, x->dtype) / TCall(TMath::kSqrt, {x}); });
+  if (name == "square") return UnaryFloatCompute([](TExpr x) { return x * x; });
+  if (name == "negative")
+    return UnaryFloatCompute([](TExpr x) { return x * TConst(-1, x->dtype); });
+  if (name == "relu")
+    return UnaryFloatCompute([](TExpr x) {
+      TExpr zero = TConst(0, x->dtype);
+      return TSelect(TBinary(TBinaryOp::kLE, x, zero), zero, x);
+    });
+  return nullptr;
+}
+
 }  // namespace
 
 void RegisterUnaryOps(OpRegistry& r) {
@@ -240,6 +267,7 @@ void RegisterUnaryOps(OpRegistry& r) {
         .Pattern(FusionPattern::kElemwise)
         .Inplace(InplaceIdentity)
         .Reference(UnaryReference(op))
+        .Compute(UnaryComputeOf(op.name))
         .Gradient([grad = op.grad](GradCtx& g) -> GradList {
           if (!grad) return {std::nullopt};
           return {grad(g)};

@@ -26,8 +26,8 @@
 // (forward from inputs to outputs, backward to fill unknown inputs such as weights) and are
 // called repeatedly until nothing changes, so they must accept partial knowledge and fail only
 // on a contradiction. An op's gradient (FGradient, see kiln/ir/grad.h) builds the nodes that
-// compute its inputs' gradients from its outputs' gradients. A later issue adds the compute
-// definition for code generation, a further member of OpDef set the same way.
+// compute its inputs' gradients from its outputs' gradients. Its compute definition (FCompute,
+// kiln/ir/compute.h) says what it computes as a tensor expression, for code generation.
 #pragma once
 
 #include <deque>
@@ -41,6 +41,7 @@
 #include <vector>
 
 #include "kiln/ir/attrs.h"
+#include "kiln/ir/compute.h"
 #include "kiln/ir/entry.h"
 #include "kiln/ir/shape.h"
 #include "kiln/runtime/dtype.h"
@@ -194,6 +195,8 @@ class OpDef {
   // that output is unused). Null for ops that are the same in training and inference.
   const FGradient& inference_form() const { return inference_form_; }
   const FChannelScaling& channel_scaling() const { return channel_scaling_; }
+  // The op's tensor-expression definition for code generation; null when it has none yet.
+  const FCompute& compute() const { return compute_; }
   ArithKind arith() const { return arith_; }
   // Whether the op's outputs depend on a random draw (Dropout, rrelu): such nodes are never
   // merged (cse) nor evaluated at compile time (constant-fold).
@@ -273,6 +276,10 @@ class OpDef {
     channel_scaling_ = std::move(f);
     return *this;
   }
+  OpDef& Compute(FCompute f) {
+    compute_ = std::move(f);
+    return *this;
+  }
   OpDef& Arith(ArithKind k) {
     arith_ = k;
     return *this;
@@ -303,6 +310,7 @@ class OpDef {
   FGradient gradient_;
   FGradient inference_form_;
   FChannelScaling channel_scaling_;
+  FCompute compute_;
   ArithKind arith_ = ArithKind::kNone;
   std::function<bool(const Attrs&)> random_;
   std::function<bool(const Attrs&)> identity_;

@@ -1,0 +1,138 @@
+// compute.cpp - the tensor-expression constructors and ComputeCtx (kiln/ir/compute.h).
+#include "kiln/ir/compute.h"
+
+#include <utility>
+
+#include "kiln/runtime/error.h"
+
+namespace kiln {
+namespace {
+
+TExpr Make(TExprNode n) {
+  return std::make_shared<const TExprNode>(std::move(n));
+}
+
+bool IsComparison(TBinaryOp op) {
+  return op >= TBinaryOp::kEQ && op <= TBinaryOp::kGE;
+}
+bool IsLogical(TBinaryOp op) {
+  return op == TBinaryOp::kAnd || op == TBinaryOp::kOr;
+}
+
+}  // namespace
+
+bool IsComputeFloat(DType t) {
+  return t == DType::kFloat32 || t == DType::kFloat64;
+}
+
+TExpr TAxis(int k) {
+  TExprNode n{TExprKind::kAxis, DType::kInt64};
+  n.index = k;
+  return Make(std::move(n));
+}
+
+TExpr TConst(double value, DType dtype) {
+  TExprNode n{TExprKind::kConst, dtype};
+  // Rounded to the type now, as the reference kernels convert attribute values (MXNet's
+  // DType(scalar)), so that every backend sees the same constant.
+  n.value = dtype == DType::kFloat32 ? double(float(value)) : value;
+  return Make(std::move(n));
+}
+
+TExpr TIndex(int64_t value) {
+  return TConst(double(value), DType::kInt64);
+}
+
+TExpr TBinary(TBinaryOp op, TExpr a, TExpr b) {
+  KILN_INTERNAL_CHECK(a && b && a->dtype == b->dtype,
+                      "compute: operands of a binary op differ in "
+                      "dtype");
+  TExprNode n{TExprKind::kBinary, IsComparison(op) || IsLogical(op) ? DType::kBool : a->dtype};
+  n.op = op;
+  n.operands = {std::move(a), std::move(b)};
+  return Make(std::move(n));
+}
+
+TExpr TSelect(TExpr cond, TExpr t, TExpr f) {
+  KILN_INTERNAL_CHECK(cond && t && f && cond->dtype == DType::kBool && t->dtype == f->dtype,
+                      "compute: Select needs a bool condition and two values of one dtype");
+  TExprNode n{TExprKind::kSelect, t->dtype};
+  n.operands = {std::move(cond), std::move(t), std::move(f)};
+  return Make(std::move(n));
+}
+
+TExpr TCast(DType dtype, TExpr a) {
+  TExprNode n{TExprKind::kCast, dtype};
+  n.operands = {std::move(a)};
+  return Make(std::move(n));
+}
+
+TExpr TCall(TMath fn, std::vector<TExpr> args) {
+  KILN_INTERNAL_CHECK(!args.empty(), "compute: a math call needs arguments");
+  TExprNode n{TExprKind::kCall, args[0]->dtype};
+  n.fn = fn;
+  n.operands = std::move(args);
+  return Make(std::move(n));
+}
+
+TExpr operator+(TExpr a, TExpr b) {
+  return TBinary(TBinaryOp::kAdd, std::move(a), std::move(b));
+}
+TExpr operator-(TExpr a, TExpr b) {
+  return TBinary(TBinaryOp::kSub, std::move(a), std::move(b));
+}
+TExpr operator*(TExpr a, TExpr b) {
+  return TBinary(TBinaryOp::kMul, std::move(a), std::move(b));
+}
+TExpr operator/(TExpr a, TExpr b) {
+  return TBinary(TBinaryOp::kDiv, std::move(a), std::move(b));
+}
+TExpr TMin(TExpr a, TExpr b) {
+  return TBinary(TBinaryOp::kMin, std::move(a), std::move(b));
+}
+TExpr TMax(TExpr a, TExpr b) {
+  return TBinary(TBinaryOp::kMax, std::move(a), std::move(b));
+}
+
+ComputeCtx::ComputeCtx(const Attrs& attrs, std::vector<Shape> in_shapes,
+                       std::vector<DType> in_dtypes, std::vector<Shape> out_shapes,
+                       std::vector<DType> out_dtypes)
+    : attrs_(attrs),
+      in_shapes_(std::move(in_shapes)),
+      in_dtypes_(std::move(in_dtypes)),
+      out_shapes_(std::move(out_shapes)),
+      out_dtypes_(std::move(out_dtypes)) {}
+
+TExpr ComputeCtx::Read(int j, std::vector<TExpr> indices) const {
+  KILN_INTERNAL_CHECK(int(indices.size()) == in_shape(j).ndim(), "compute: input ", j,
+                      " read with ", indices.size(), " indices");
+  TExprNode n{TExprKind::kRead, in_dtype(j)};
+  n.index = j;
+  n.operands = std::move(indices);
+  return Make(std::move(n));
+}
+
+std::vector<TExpr> ComputeCtx::Axes() const {
+  std::vector<TExpr> axes;
+  for (int k = 0; k < out_shape(0).ndim(); ++k) axes.push_back(TAxis(k));
+  return axes;
+}
+
+std::vector<TExpr> ComputeCtx::BroadcastIndex(int j) const {
+  const Shape& in = in_shape(j);
+  int offset = out_shape(0).ndim() - in.ndim();
+  KILN_INTERNAL_CHECK(offset >= 0, "compute: input ", j, " has a higher rank than the output");
+  std::vector<TExpr> idx;
+  for (int d = 0; d < in.ndim(); ++d)
+    idx.push_back(in[d] == 1 && out_shape(0)[d + offset] != 1 ? TIndex(0) : TAxis(d + offset));
+  return idx;
+}
+
+FCompute UnaryFloatCompute(std::function<TExpr(TExpr x)> f) {
+  return [f = std::move(f)](const ComputeCtx& c) -> std::vector<TExpr> {
+    if (!IsComputeFloat(c.out_dtype(0)) || c.in_dtype(0) != c.out_dtype(0)) return {};
+    return {f(c.In(0))};
+  };
+}
+
+}  // namespace kiln
