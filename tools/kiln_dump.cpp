@@ -8,9 +8,12 @@
 // -O0..-O3 run that level's pipeline first (memory is then planned on the optimised graph);
 // --after PASS|all prints the IR after that pass (or after every pass) of the pipeline.
 // --kernels prints the kernel IR that each op node (kernel) of the optimised graph lowers to
-// (kiln/codegen/lower.h), or the ops that keep it from lowering.
+// (kiln/codegen/lower.h), or the ops that keep it from lowering; --llvm and --asm print the
+// LLVM IR (after LLVM's -O3) and the assembly of those kernels for the host or --cpu NAME;
+// --kernel NAME restricts all three to the kernel of one node.
 #include <iostream>
 
+#include "kiln/codegen/llvm_jit.h"
 #include "kiln/codegen/lower.h"
 
 #include "kiln/ir/mxnet_json.h"
@@ -26,7 +29,8 @@ namespace {
 constexpr const char* kUsage =
     "usage: kiln-dump FILE [--format text|json|dot] [--shape NAME=D1xD2x...]...\n"
     "                      [--dtype NAME=DTYPE]... [--memory] [-O0|-O1|-O2|-O3]\n"
-    "                      [--after PASS|all] [--kernels]\n"
+    "                      [--after PASS|all] [--kernels] [--llvm] [--asm]\n"
+    "                      [--kernel NODE] [--cpu NAME]\n"
     "  FILE      kiln text IR, MXNet symbol JSON (.json) or ONNX (.onnx) ('-': stdin)\n"
     "  --format  text (default): kiln text IR with every entry's type\n"
     "            json: MXNet symbol JSON\n"
@@ -40,22 +44,39 @@ constexpr const char* kUsage =
     "  --after   print the text IR after PASS of the pipeline, or after every pass (all),\n"
     "            each headed by `// *** IR after PASS ***`; -O3 unless a level is given\n"
     "  --kernels print the kernel IR of every kernel (op node) of the graph, or why one\n"
-    "            cannot be lowered yet; -O3 unless a level is given\n";
+    "            cannot be lowered yet; -O3 unless a level is given\n"
+    "  --llvm    print the LLVM IR of those kernels after LLVM's -O3 (one module)\n"
+    "  --asm     print their assembly for the target CPU\n"
+    "  --kernel  only the kernel of this node (its name in the optimised graph)\n"
+    "  --cpu     the target CPU of --llvm and --asm, an LLVM name such as znver4,\n"
+    "            skylake-avx512 or x86-64-v3 (default: this machine's)\n";
 
-// Every op node's kernel IR, or the ops without a compute definition.
-std::string PrintKernels(const Graph& g) {
+enum class KernelForm { kIR, kLLVM, kAsm };
+
+// Every op node's kernel IR (or only `only`'s), or the ops without a compute definition; or the
+// LLVM IR or assembly of those kernels, compiled as one module.
+std::string PrintKernels(const Graph& g, KernelForm form, const std::string& only,
+                         const codegen::CpuOptions& cpu) {
   std::string out;
+  std::vector<codegen::Kernel> kernels;
+  bool found = only.empty();
   for (uint32_t id = 0; id < g.num_nodes(); ++id) {
-    if (g.node(id).is_variable()) continue;
+    if (g.node(id).is_variable() || (!only.empty() && g.node(id).name != only)) continue;
+    found = true;
     std::vector<std::string> missing = codegen::UnsupportedOps(g, id);
     if (missing.empty()) {
-      out += codegen::PrintKernel(codegen::LowerNode(g, id)) + "\n";
+      kernels.push_back(codegen::LowerNode(g, id));
+      if (form == KernelForm::kIR) out += codegen::PrintKernel(kernels.back()) + "\n";
       continue;
     }
     out += StrCat("// ", g.node(id).name, ": not lowered, no compute definition for");
     for (const std::string& m : missing) out += " " + m;
     out += "\n\n";
   }
+  if (!found)
+    throw UserError(StrCat("--kernel ", only, ": the optimised graph has no node of that name"));
+  if (form == KernelForm::kLLVM && !kernels.empty()) out += codegen::KernelsToLLVMIR(kernels, cpu);
+  if (form == KernelForm::kAsm && !kernels.empty()) out += codegen::KernelsToAssembly(kernels, cpu);
   return out;
 }
 
@@ -132,6 +153,9 @@ int Main(int argc, char** argv) {
   std::string file, format = "text", value;
   InferOptions infer;
   bool memory = false, kernels = false;
+  KernelForm form = KernelForm::kIR;
+  std::string only;
+  codegen::CpuOptions cpu;
   int opt_level = -1;
   std::string after;
   while (!args.done()) {
@@ -142,6 +166,16 @@ int Main(int argc, char** argv) {
       memory = true;
     } else if (args.Flag("--kernels")) {
       kernels = true;
+    } else if (args.Flag("--llvm")) {
+      kernels = true;
+      form = KernelForm::kLLVM;
+    } else if (args.Flag("--asm")) {
+      kernels = true;
+      form = KernelForm::kAsm;
+    } else if (args.Option("--kernel", &value)) {
+      only = value;
+    } else if (args.Option("--cpu", &value)) {
+      cpu.cpu = value;
     } else if (args.peek().size() == 3 && args.peek().starts_with("-O")) {
       std::string level(args.peek());
       if (level[2] < '0' || level[2] > '9') throw UsageError(StrCat("unknown option ", level));
@@ -180,7 +214,7 @@ int Main(int argc, char** argv) {
     InferTypes(g, infer);
   }
   if (kernels)
-    std::cout << PrintKernels(g);
+    std::cout << PrintKernels(g, form, only, cpu);
   else if (memory)
     std::cout << FormatMemoryPlan(g, PlanMemory(g));
   else if (format == "text")

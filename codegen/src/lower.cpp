@@ -11,6 +11,7 @@
 #include "kiln/ir/composite.h"
 #include "kiln/ir/op.h"
 #include "kiln/runtime/error.h"
+#include "lower_reduce.h"
 
 namespace kiln::codegen {
 namespace {
@@ -81,6 +82,8 @@ BinaryOp ToBinary(TBinaryOp op) {
       return BinaryOp::kMul;
     case TBinaryOp::kDiv:
       return BinaryOp::kDiv;
+    case TBinaryOp::kMod:
+      return BinaryOp::kMod;
     case TBinaryOp::kMin:
       return BinaryOp::kMin;
     case TBinaryOp::kMax:
@@ -145,6 +148,9 @@ class Inliner {
   Inliner(const Group& grp, std::map<uint32_t, Buffer> input_buffers)
       : grp_(grp), inputs_(std::move(input_buffers)) {}
 
+  // The reductions of the nest being built: set before translating its values.
+  void SetReductions(detail::Reductions* reds) { reds_ = reds; }
+
   Expr Value(Entry e, const std::vector<Expr>& idx) {
     const Graph& g = *grp_.g;
     auto in = inputs_.find(g.entry_id(e));
@@ -158,7 +164,7 @@ class Inliner {
  private:
   Expr Translate(const TExpr& t, const Node& n, const std::vector<Expr>& idx) {
     std::vector<Expr> ops;
-    if (t->kind != TExprKind::kRead)
+    if (t->kind != TExprKind::kRead && t->kind != TExprKind::kReduce)
       for (const TExpr& o : t->operands) ops.push_back(Translate(o, n, idx));
     switch (t->kind) {
       case TExprKind::kAxis:
@@ -179,53 +185,60 @@ class Inliner {
         return Cast(t->dtype, ops[0]);
       case TExprKind::kCall:
         return Call(ToIntrinsic(t->fn), ops);
+      case TExprKind::kReduceAxis: {
+        auto it = domain_vars_.find(t->domain.get());
+        KILN_INTERNAL_CHECK(it != domain_vars_.end(),
+                            "lower: reduction axis outside its reduction");
+        return Ref(it->second.at(size_t(t->index)));
+      }
+      case TExprKind::kReduce:
+        return Reduce(t, n, idx);
     }
     KILN_INTERNAL_CHECK(false, "lower: unknown expression");
   }
 
+  // A reduction becomes loops around a local accumulator (lower_reduce.h); its value here is
+  // the accumulator's Load. The same definition node at equal index expressions is one
+  // reduction (a producer read twice by consumers at the same indices too). (A reduction using an
+  // enclosing one's axes is only met while that one is translated, and that one is translated once
+  // per key, so the key needs no more.)
+  Expr Reduce(const TExpr& t, const Node& n, const std::vector<Expr>& idx) {
+    KILN_INTERNAL_CHECK(reds_ != nullptr, "lower: a reduction outside a nest");
+    std::pair<const void*, std::string> key = {t.get(), detail::StructuralKey(idx)};
+    auto hit = reds_->cache.find(key);
+    if (hit != reds_->cache.end()) return hit->second;
+    const TReduceDomain* dom = t->domain.get();
+    std::vector<Var> vars;
+    for (size_t k = 0; k < dom->extents.size(); ++k)
+      vars.push_back(MakeVar("r" + std::to_string(k)));
+    domain_vars_[dom] = vars;
+    Expr body = Translate(t->operands[0], n, idx);
+    domain_vars_.erase(dom);
+    Expr result = reds_->Add(t->reduce_op, std::move(vars), dom->extents, std::move(body));
+    reds_->cache[key] = result;
+    return result;
+  }
+
   const Group& grp_;
-  std::map<uint32_t, Buffer> inputs_;            // entry id -> kernel input
+  detail::Reductions* reds_ = nullptr;
+  std::map<const TReduceDomain*, std::vector<Var>> domain_vars_;  // reductions being translated
+  std::map<uint32_t, Buffer> inputs_;                             // entry id -> kernel input
   std::map<uint32_t, std::vector<TExpr>> defs_;  // node id -> its outputs' definitions
 };
 
-// One loop nest over `dims` storing each output's value.
+// One loop nest over `dims` storing each output's value (lower_reduce.h).
 Stmt Nest(Inliner& inl, const std::vector<int64_t>& dims,
           const std::vector<std::pair<Buffer, Entry>>& outs, bool allow_parallel,
           const LowerOptions& opt) {
-  int64_t total = 1;
-  for (int64_t d : dims) total *= d;
-  auto stores = [&](const std::vector<Expr>& idx) {
-    std::vector<Stmt> s;
-    for (const auto& [buf, e] : outs) s.push_back(Store(buf, idx, inl.Value(e, idx)));
-    return s.size() == 1 ? s[0] : Block(s);
+  std::vector<Buffer> bufs;
+  for (const auto& o : outs) bufs.push_back(o.first);
+  detail::NestValue value = [&](size_t j, const std::vector<Expr>& idx, detail::Reductions& reds) {
+    inl.SetReductions(&reds);
+    Expr v = inl.Value(outs[j].second, idx);
+    inl.SetReductions(nullptr);
+    return v;
   };
-  if (dims.empty()) return stores({});
-  bool parallel = allow_parallel && total >= opt.parallel_min_elements && total > 0;
-  size_t r = dims.size();
-  if (r == 1 && parallel) {
-    // Chunks of the one axis: the parallel loop needs a constant extent, the vector loop is
-    // the chunk (the last one shorter).
-    int64_t c = opt.parallel_chunk, n = dims[0];
-    Var o = MakeVar("o"), i = MakeVar("i");
-    Expr start = Ref(o) * IntImm(c);
-    Stmt body = stores({start + Ref(i)});
-    return For(o, IntImm(0), IntImm((n + c - 1) / c), ForKind::kParallel,
-               For(i, IntImm(0), Min(IntImm(c), IntImm(n) - start), ForKind::kVectorize, body));
-  }
-  std::vector<Var> vars;
-  std::vector<Expr> idx;
-  for (size_t k = 0; k < r; ++k) {
-    vars.push_back(MakeVar("i" + std::to_string(k)));
-    idx.push_back(Ref(vars.back()));
-  }
-  Stmt s = stores(idx);
-  for (size_t k = r; k-- > 0;) {
-    ForKind kind = k + 1 == r           ? ForKind::kVectorize
-                   : k == 0 && parallel ? ForKind::kParallel
-                                        : ForKind::kSerial;
-    s = For(vars[k], IntImm(0), IntImm(dims[k]), kind, s);
-  }
-  return s;
+  return detail::BuildNest(dims, bufs, value, allow_parallel, opt);
 }
 
 }  // namespace

@@ -2,6 +2,8 @@
 #include "kiln/frontend/executor.h"
 
 #include <algorithm>
+#include <atomic>
+#include <cstdlib>
 #include <cstring>
 
 #include "graph_runner.h"
@@ -141,6 +143,8 @@ Executor Finish(const Symbol& sym, Graph g, Device device, std::vector<Tensor> a
     }
   const size_t num_outputs = g.outputs().size();
   GradientGraph gg;
+  const bool compiled = GetExecutorBackend() == ExecutorBackend::kCompiled;
+  Graph forward = compiled ? g : Graph();
   if (xs.empty()) {
     gg.num_forward_nodes = g.num_nodes();
     gg.graph = std::move(g);
@@ -155,7 +159,9 @@ Executor Finish(const Symbol& sym, Graph g, Device device, std::vector<Tensor> a
   std::map<std::string, Tensor> bound;
   for (size_t i = 0; i < args.size(); ++i) bound[x.arg_names[i]] = args[i];
   for (size_t i = 0; i < aux.size(); ++i) bound[x.aux_names[i]] = aux[i];
-  x.runner = MakeInterpreterRunner(std::move(gg), std::move(bound), num_outputs);
+  x.runner = compiled ? MakeCompiledRunner(std::move(gg), std::move(forward), std::move(bound),
+                                           num_outputs)
+                      : MakeInterpreterRunner(std::move(gg), std::move(bound), num_outputs);
   x.args = std::move(args);
   x.grads = std::move(grads);
   x.aux = std::move(aux);
@@ -164,6 +170,26 @@ Executor Finish(const Symbol& sym, Graph g, Device device, std::vector<Tensor> a
 }
 
 }  // namespace
+
+// --- The backend ---
+
+namespace {
+std::atomic<ExecutorBackend> g_backend{ExecutorBackend::kDefault};
+}  // namespace
+
+void SetExecutorBackend(ExecutorBackend backend) {
+  g_backend = backend;
+}
+
+ExecutorBackend GetExecutorBackend() {
+  ExecutorBackend b = g_backend;
+  if (b != ExecutorBackend::kDefault) return b;
+  const char* env = std::getenv("KILN_EXECUTOR");
+  std::string v = env ? env : "";
+  if (v.empty() || v == "compiled") return ExecutorBackend::kCompiled;
+  if (v == "interpreter") return ExecutorBackend::kInterpreter;
+  throw UserError(StrCat("KILN_EXECUTOR is \"", v, "\"; use \"compiled\" or \"interpreter\""));
+}
 
 // --- Binding ---
 

@@ -1,9 +1,10 @@
 // graph_runner.h - what runs an executor's graph: the seam between the Executor and a backend.
 //
 // The Executor (kiln/frontend/executor.h) owns the arrays and MXNet's semantics (grad_req,
-// head gradients, seeds, checks); a GraphRunner only runs the bound training graph. Today's
-// runner is the reference interpreter; a compiled runner (the LLVM backend) implements the same
-// two calls, so swapping it in changes nothing the Executor's users see.
+// head gradients, seeds, checks); a GraphRunner only runs the bound training graph. Two
+// runners exist, compiled code (the LLVM backend, the default) and the reference interpreter;
+// both implement the same two calls, so the choice changes nothing the Executor's users see
+// (KILN_EXECUTOR=interpreter, or SetExecutorBackend in executor.h, picks the interpreter).
 #pragma once
 
 #include <cstdint>
@@ -35,5 +36,14 @@ class GraphRunner {
 std::unique_ptr<GraphRunner> MakeInterpreterRunner(GradientGraph graph,
                                                    std::map<std::string, Tensor> bound,
                                                    size_t num_forward_outputs);
+
+// Compiled code (kiln/codegen/compile.h) as a runner, with the same arguments plus the forward
+// graph alone (`forward`, whose outputs are the first num_forward_outputs of graph.graph's):
+// Forward(true) and Backward run the training graph compiled with both phases, Forward(false)
+// runs the forward graph compiled for inference (BatchNorm on its moving statistics, Dropout
+// gone). Each is compiled on its first use, through the compile cache.
+std::unique_ptr<GraphRunner> MakeCompiledRunner(GradientGraph graph, Graph forward,
+                                                std::map<std::string, Tensor> bound,
+                                                size_t num_forward_outputs);
 
 }  // namespace kiln

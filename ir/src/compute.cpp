@@ -1,6 +1,7 @@
 // compute.cpp - the tensor-expression constructors and ComputeCtx (kiln/ir/compute.h).
 #include "kiln/ir/compute.h"
 
+#include <limits>
 #include <utility>
 
 #include "kiln/runtime/error.h"
@@ -47,6 +48,8 @@ TExpr TBinary(TBinaryOp op, TExpr a, TExpr b) {
   KILN_INTERNAL_CHECK(a && b && a->dtype == b->dtype,
                       "compute: operands of a binary op differ in "
                       "dtype");
+  KILN_INTERNAL_CHECK(op != TBinaryOp::kMod || !IsComputeFloat(a->dtype),
+                      "compute: % is for integers");
   TExprNode n{TExprKind::kBinary, IsComparison(op) || IsLogical(op) ? DType::kBool : a->dtype};
   n.op = op;
   n.operands = {std::move(a), std::move(b)};
@@ -87,11 +90,62 @@ TExpr operator*(TExpr a, TExpr b) {
 TExpr operator/(TExpr a, TExpr b) {
   return TBinary(TBinaryOp::kDiv, std::move(a), std::move(b));
 }
+
+TExpr operator%(TExpr a, TExpr b) {
+  return TBinary(TBinaryOp::kMod, std::move(a), std::move(b));
+}
 TExpr TMin(TExpr a, TExpr b) {
   return TBinary(TBinaryOp::kMin, std::move(a), std::move(b));
 }
 TExpr TMax(TExpr a, TExpr b) {
   return TBinary(TBinaryOp::kMax, std::move(a), std::move(b));
+}
+
+TExpr TReduce(TReduceOp op, std::vector<int64_t> extents,
+              const std::function<TExpr(const std::vector<TExpr>& r)>& body) {
+  for (int64_t e : extents) KILN_INTERNAL_CHECK(e >= 0, "compute: negative reduction extent");
+  auto domain = std::make_shared<TReduceDomain>();
+  domain->extents = std::move(extents);
+  std::vector<TExpr> axes;
+  for (size_t k = 0; k < domain->extents.size(); ++k) {
+    TExprNode a{TExprKind::kReduceAxis, DType::kInt64};
+    a.index = int(k);
+    a.domain = domain;
+    axes.push_back(Make(std::move(a)));
+  }
+  TExpr b = body(axes);
+  KILN_INTERNAL_CHECK(
+      b && (IsComputeFloat(b->dtype) || b->dtype == DType::kInt32 || b->dtype == DType::kInt64),
+      "compute: a reduction's body must be float32, float64, int32 or int64");
+  TExprNode n{TExprKind::kReduce, b->dtype};
+  n.reduce_op = op;
+  n.domain = std::move(domain);
+  n.operands = {std::move(b)};
+  return Make(std::move(n));
+}
+
+TExpr TReduceIdentity(TReduceOp op, DType dtype) {
+  bool is_float = IsComputeFloat(dtype);
+  double lowest = is_float                 ? -std::numeric_limits<double>::infinity()
+                  : dtype == DType::kInt32 ? double(std::numeric_limits<int32_t>::lowest())
+                                           : double(std::numeric_limits<int64_t>::lowest());
+  double highest = is_float ? std::numeric_limits<double>::infinity()
+                   : dtype == DType::kInt32
+                       ? double(std::numeric_limits<int32_t>::max())
+                       : 9223372036854774784.0;  // the largest double below 2^63
+  switch (op) {
+    case TReduceOp::kSum:
+      return TConst(0, dtype);
+    case TReduceOp::kProd:
+      return TConst(1, dtype);
+    case TReduceOp::kMax:
+    case TReduceOp::kMaxNum:
+      return TConst(lowest, dtype);
+    case TReduceOp::kMin:
+    case TReduceOp::kMinNum:
+      return TConst(highest, dtype);
+  }
+  KILN_INTERNAL_CHECK(false, "compute: unknown reduction");
 }
 
 ComputeCtx::ComputeCtx(const Attrs& attrs, std::vector<Shape> in_shapes,

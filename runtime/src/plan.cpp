@@ -43,9 +43,11 @@ PlanExecutor::PlanExecutor(const Plan& plan, ThreadPool* pool) : plan_(plan), po
   for (size_t i = 0; i < plan.calls.size(); ++i) args_[i].resize(plan.calls[i].args.size());
 }
 
-void PlanExecutor::Run(void* arena, void* const* externals) {
+void PlanExecutor::Run(void* arena, void* const* externals, size_t first, size_t last) {
+  KILN_INTERNAL_CHECK(first <= last && last <= plan_.calls.size(), "plan calls [", first, ", ",
+                      last, ") of ", plan_.calls.size());
   char* base = static_cast<char*>(arena);
-  for (size_t i = 0; i < plan_.calls.size(); ++i) {
+  for (size_t i = first; i < last; ++i) {
     const PlanCall& c = plan_.calls[i];
     std::vector<void*>& args = args_[i];
     for (size_t k = 0; k < c.args.size(); ++k) {

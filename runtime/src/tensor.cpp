@@ -21,11 +21,15 @@ std::shared_ptr<Storage> Storage::Allocate(size_t bytes, Device device) {
   if (rounded == 0) rounded = 64;
   void* p = std::aligned_alloc(64, rounded);
   if (!p) throw RuntimeError(StrCat("out of memory allocating ", bytes, " bytes"));
-  return std::shared_ptr<Storage>(new Storage(p, bytes, device));
+  return std::shared_ptr<Storage>(new Storage(p, bytes, device, true));
+}
+
+std::shared_ptr<Storage> Storage::View(void* data, size_t bytes, Device device) {
+  return std::shared_ptr<Storage>(new Storage(data, bytes, device, false));
 }
 
 Storage::~Storage() {
-  std::free(data_);
+  if (owned_) std::free(data_);
 }
 
 int64_t NumElements(const std::vector<int64_t>& shape) {
@@ -54,6 +58,16 @@ Tensor Tensor::Empty(std::vector<int64_t> shape, DType dtype, Device device) {
   t.shape_ = std::move(shape);
   t.dtype_ = dtype;
   t.storage_ = Storage::Allocate(t.nbytes(), device);
+  return t;
+}
+
+Tensor Tensor::View(void* data, std::vector<int64_t> shape, DType dtype, Device device) {
+  KILN_INTERNAL_CHECK(dtype != DType::kUnknown, "tensor of unknown dtype");
+  for (int64_t d : shape) KILN_INTERNAL_CHECK(d >= 0, "negative dim in ", ShapeString(shape));
+  Tensor t;
+  t.shape_ = std::move(shape);
+  t.dtype_ = dtype;
+  t.storage_ = Storage::View(data, t.nbytes(), device);
   return t;
 }
 

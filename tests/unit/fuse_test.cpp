@@ -238,10 +238,11 @@ TEST(Fuse, NoEpilogueThatAnotherOutputReachesAgain) {
     return %t
   })g");
   Graph f = FuseAndCompare(g);
-  for (const Node& n : f.nodes())
-    if (!n.is_variable() && IsComposite(n))
-      for (const Node& b : CompositeBody(n).nodes())
-        EXPECT_NE(std::string(b.op_name()), "BatchNorm") << PrintGraph(f);
+  for (const Node& n : f.nodes()) {
+    if (n.is_variable() || !IsComposite(n)) continue;
+    for (const Node& b : CompositeBody(n).nodes())
+      EXPECT_NE(std::string(b.op_name()), "BatchNorm") << PrintGraph(f);
+  }
 }
 
 TEST(Fuse, NeedsFacts) {

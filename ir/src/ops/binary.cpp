@@ -27,9 +27,12 @@
 // (MXNet's ge / le); _power_scalar gives dy * s * x^(s-1), _rpower_scalar dy * out * ln(s),
 // _rdiv_scalar -dy * out / x. where: x gets dy where condition is nonzero, y elsewhere; the
 // condition gets none. add_n gives each operand dy. The backward ops take floating types.
+//
+// Compute definitions (codegen): binary_compute.cpp, which says which dtypes each covers.
 #include <cmath>
 #include <optional>
 
+#include "ops/binary_compute.h"
 #include "ops/register.h"
 #include "ops/tensor_util.h"
 
@@ -312,50 +315,6 @@ FReference ScalarReference() {
 
 // --- Gradients. ---
 
-enum class BinOp { kAdd, kSub, kMul, kDiv, kMax, kMin, kPow };
-
-// --- Compute definitions (kiln/ir/compute.h). ---
-// Only add, sub, mul and div on float32/float64: the reference computes in double and rounds
-// once, which equals the float operation (double holds the exact result to round). maximum and
-// minimum propagate NaN unlike the kernel IR's Min/Max, power needs pow's accuracy story, and
-// the integer forms differ (x / 0 = 0): none has a definition yet.
-std::optional<TBinaryOp> ComputeOpOf(BinOp op) {
-  switch (op) {
-    case BinOp::kAdd:
-      return TBinaryOp::kAdd;
-    case BinOp::kSub:
-      return TBinaryOp::kSub;
-    case BinOp::kMul:
-      return TBinaryOp::kMul;
-    case BinOp::kDiv:
-      return TBinaryOp::kDiv;
-    default:
-      return std::nullopt;
-  }
-}
-
-// lhs OP rhs, each read with broadcasting (the identity for same-shaped operands).
-FCompute BinaryCompute(BinOp op) {
-  std::optional<TBinaryOp> t = ComputeOpOf(op);
-  if (!t) return nullptr;
-  return [t = *t](const ComputeCtx& c) -> std::vector<TExpr> {
-    if (!IsComputeFloat(c.out_dtype(0))) return {};
-    return {TBinary(t, c.Read(0, c.BroadcastIndex(0)), c.Read(1, c.BroadcastIndex(1)))};
-  };
-}
-
-// data OP scalar (or scalar OP data with `reversed`), the scalar rounded to the data's dtype.
-FCompute ScalarCompute(BinOp op, bool reversed) {
-  std::optional<TBinaryOp> t = ComputeOpOf(op);
-  if (!t) return nullptr;
-  return [t = *t, reversed](const ComputeCtx& c) -> std::vector<TExpr> {
-    DType d = c.out_dtype(0);
-    if (!IsComputeFloat(d)) return {};
-    TExpr s = TConst(c.attrs<ScalarAttrs>().scalar, d);
-    return {reversed ? TBinary(t, s, c.In(0)) : TBinary(t, c.In(0), s)};
-  };
-}
-
 // Gradients of lhs OP rhs. With `broadcast`, each is summed back to its operand's shape.
 FGradient BinaryGradient(BinOp op, bool broadcast) {
   return [op, broadcast](GradCtx& g) -> GradList {
@@ -459,7 +418,7 @@ void BinaryBackwardShape(ShapeInferCtx& ctx) {
 }
 
 template <class G>
-void RegisterBinaryBackward(OpRegistry& r, const char* name, const char* doc) {
+void RegisterBinaryBackward(OpRegistry& r, const char* name, const char* doc, BinOp op) {
   r.Register(name)
       .Describe(StrCat("gradient of ", doc, " (elementwise or broadcast): (d lhs, d rhs) from ",
                        "(d output, lhs, rhs), each summed to its operand's shape"))
@@ -471,7 +430,8 @@ void RegisterBinaryBackward(OpRegistry& r, const char* name, const char* doc) {
       .Pattern(FusionPattern::kOpaque)
       .Reference([](KernelCtx& ctx) {
         KILN_FLOAT_DTYPE_SWITCH(ctx.out[0].dtype(), T, (BinaryBackwardKernel<G, T>(ctx)));
-      });
+      })
+      .Compute(BinaryBackwardCompute(op));
 }
 
 // _backward_maximum_scalar / _backward_minimum_scalar: dy where x >= s (x <= s), else 0, with
@@ -488,6 +448,10 @@ void ExtremumScalarBackwardKernel(const KernelCtx& ctx) {
   }
 }
 
+double ScalarAttr(const ComputeCtx& c) {
+  return c.attrs<ScalarAttrs>().scalar;
+}
+
 template <bool kMax>
 void RegisterExtremumScalarBackward(OpRegistry& r, const char* name) {
   r.Register(name)
@@ -502,7 +466,8 @@ void RegisterExtremumScalarBackward(OpRegistry& r, const char* name) {
       .Reference([](KernelCtx& ctx) {
         KILN_FLOAT_DTYPE_SWITCH(ctx.out[0].dtype(), T,
                                 (ExtremumScalarBackwardKernel<kMax, T>(ctx)));
-      });
+      })
+      .Compute(ExtremumScalarBackwardCompute(kMax, ScalarAttr));
 }
 
 // Gradients of the scalar forms, by op.
@@ -643,6 +608,7 @@ void RegisterBinaryOps(OpRegistry& r) {
       .Inplace(InplaceIdentity)
       .Reference(
           [](KernelCtx& ctx) { KILN_DTYPE_SWITCH(ctx.out[0].dtype(), T, AddNKernel<T>(ctx)); })
+      .Compute(AddNCompute())
       .Gradient(
           [](GradCtx& g) -> GradList { return GradList(size_t(g.num_inputs()), g.ograd(0)); });
 
@@ -669,29 +635,35 @@ void RegisterBinaryOps(OpRegistry& r) {
   RegisterBroadcast<MinFn>(r, {"broadcast_minimum", {}}, "min(lhs, rhs) (nan propagates)",
                            BinOp::kMin);
   RegisterBroadcast<PowFn>(r, {"broadcast_power", {}}, "lhs ^ rhs", BinOp::kPow);
-  RegisterBinaryBackward<MaxGrad>(r, "_backward_maximum", "maximum");
-  RegisterBinaryBackward<MinGrad>(r, "_backward_minimum", "minimum");
-  RegisterBinaryBackward<PowGrad>(r, "_backward_power", "power");
+  RegisterBinaryBackward<MaxGrad>(r, "_backward_maximum", "maximum", BinOp::kMax);
+  RegisterBinaryBackward<MinGrad>(r, "_backward_minimum", "minimum", BinOp::kMin);
+  RegisterBinaryBackward<PowGrad>(r, "_backward_power", "power", BinOp::kPow);
 
   RegisterScalar<AddFn>(r, {"_plus_scalar", {"_PlusScalar"}}, "data + scalar", PassThrough, 0.0,
-                        ScalarCompute(BinOp::kAdd, false));
+                        ScalarCompute(BinOp::kAdd, false, ScalarAttr));
   RegisterScalar<SubFn>(r, {"_minus_scalar", {"_MinusScalar"}}, "data - scalar", PassThrough, 0.0,
-                        ScalarCompute(BinOp::kSub, false));
+                        ScalarCompute(BinOp::kSub, false, ScalarAttr));
   RegisterScalar<Rev<SubFn>>(r, {"_rminus_scalar", {"_RMinusScalar"}}, "scalar - data", Negate,
-                             std::nullopt, ScalarCompute(BinOp::kSub, true));
+                             std::nullopt, ScalarCompute(BinOp::kSub, true, ScalarAttr));
   RegisterScalar<MulFn>(r, {"_mul_scalar", {"_MulScalar"}}, "data * scalar",
-                        SameScalarOp<kMulScalar>, 1.0, ScalarCompute(BinOp::kMul, false));
+                        SameScalarOp<kMulScalar>, 1.0,
+                        ScalarCompute(BinOp::kMul, false, ScalarAttr));
   RegisterScalar<DivFn>(r, {"_div_scalar", {"_DivScalar"}}, "data / scalar",
-                        SameScalarOp<kDivScalar>, 1.0, ScalarCompute(BinOp::kDiv, false));
+                        SameScalarOp<kDivScalar>, 1.0,
+                        ScalarCompute(BinOp::kDiv, false, ScalarAttr));
   RegisterScalar<Rev<DivFn>>(r, {"_rdiv_scalar", {"_RDivScalar"}}, "scalar / data", RDivScalarGrad,
-                             std::nullopt, ScalarCompute(BinOp::kDiv, true));
+                             std::nullopt, ScalarCompute(BinOp::kDiv, true, ScalarAttr));
   RegisterScalar<MaxFn>(r, {"_maximum_scalar", {"_MaximumScalar"}}, "max(data, scalar)",
-                        ExtremumScalarGrad<kMaxScalarGrad>);
+                        ExtremumScalarGrad<kMaxScalarGrad>, std::nullopt,
+                        ScalarCompute(BinOp::kMax, false, ScalarAttr));
   RegisterScalar<MinFn>(r, {"_minimum_scalar", {"_MinimumScalar"}}, "min(data, scalar)",
-                        ExtremumScalarGrad<kMinScalarGrad>);
-  RegisterScalar<PowFn>(r, {"_power_scalar", {"_PowerScalar"}}, "data ^ scalar", PowerScalarGrad);
+                        ExtremumScalarGrad<kMinScalarGrad>, std::nullopt,
+                        ScalarCompute(BinOp::kMin, false, ScalarAttr));
+  RegisterScalar<PowFn>(r, {"_power_scalar", {"_PowerScalar"}}, "data ^ scalar", PowerScalarGrad,
+                        std::nullopt, ScalarCompute(BinOp::kPow, false, ScalarAttr));
   RegisterScalar<Rev<PowFn>>(r, {"_rpower_scalar", {"_RPowerScalar"}}, "scalar ^ data",
-                             RPowerScalarGrad);
+                             RPowerScalarGrad, std::nullopt,
+                             ScalarCompute(BinOp::kPow, true, ScalarAttr));
   RegisterExtremumScalarBackward<true>(r, "_backward_maximum_scalar");
   RegisterExtremumScalarBackward<false>(r, "_backward_minimum_scalar");
 
@@ -708,6 +680,7 @@ void RegisterBinaryOps(OpRegistry& r) {
         return std::vector<std::pair<int, int>>{{1, 0}, {2, 0}};
       })
       .Reference(WhereKernel)
+      .Compute(WhereCompute())
       .Gradient([](GradCtx& g) -> GradList {
         Entry dy = g.ograd(0), c = g.input(0);
         Entry zeros = EmitUnary(g, "zeros_like", dy);

@@ -8,6 +8,7 @@
 //
 // Gradient: `_backward_take_along_axis` adds dy into zeros shaped like `a` at the gathered
 // positions (repeated positions accumulate); indices get none.
+#include <algorithm>
 #include <cmath>
 
 #include "ops/register.h"
@@ -90,6 +91,22 @@ void TakeAlongAxisBackwardKernel(KernelCtx& ctx) {
   for (size_t i = 0; i < acc.size(); ++i) out[i] = ConvertValue<T>(acc[i]);
 }
 
+// Compute definition (kiln/ir/compute.h), every dtype of a: a read at the index, negatives
+// counted from the end. An index the reference rejects (outside [-n, n), or not finite) cannot
+// be reported by a kernel: it is clamped into the axis, so memory stays safe.
+std::vector<TExpr> TakeAlongAxisCompute(const ComputeCtx& c) {
+  const Shape& a = c.in_shape(0);
+  int64_t ax = c.attrs<TakeAlongAxisAttrs>().axis;
+  int axis = int(ax < 0 ? ax + a.ndim() : ax);
+  int64_t n = a[axis];
+  if (n == 0 && c.out_shape(0).NumElements() > 0) return {};  // the reference fails
+  TExpr i = IndexValue(c.In(1));
+  i = TSelect(TBinary(TBinaryOp::kLT, i, TIndex(0)), i + TIndex(n), i);
+  std::vector<TExpr> idx = c.Axes();
+  idx[size_t(axis)] = ClampIndex(i, 0, std::max<int64_t>(n - 1, 0));
+  return {c.Read(0, idx)};
+}
+
 }  // namespace
 
 void RegisterGatherOps(OpRegistry& r) {
@@ -102,6 +119,7 @@ void RegisterGatherOps(OpRegistry& r) {
       .InferType(TakeAlongAxisType)
       .Pattern(FusionPattern::kInjective)
       .Reference(TakeAlongAxisKernel)
+      .Compute(TakeAlongAxisCompute)
       .Gradient([](GradCtx& g) -> GradList {
         return {
             g.EmitWithAttrs("_backward_take_along_axis", {g.ograd(0), g.input(1), g.input(0)})[0],

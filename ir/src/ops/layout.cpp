@@ -342,6 +342,96 @@ void TakeBackwardKernel(KernelCtx& ctx) {
   for (size_t i = 0; i < acc.size(); ++i) out[i] = ConvertValue<T>(acc[i]);
 }
 
+// --- Compute definitions (kiln/ir/compute.h): every dtype, bit for bit. ---
+// Select evaluates both of its values in the kernel IR, so every read is clamped into its
+// input even where the constant is selected.
+
+// Output axis d of the (leading-1-padded) input reads idx % din[d].
+std::vector<TExpr> TileCompute(const ComputeCtx& c) {
+  const std::vector<int64_t>& in = c.in_shape(0).dims();
+  std::vector<int64_t> din, drep;
+  TileGeometry(in, c.attrs<TileAttrs>().reps, &din, &drep);
+  size_t lead = din.size() - in.size();
+  std::vector<TExpr> idx;
+  for (size_t d = lead; d < din.size(); ++d) {
+    TExpr o = TAxis(int(d));
+    if (din[d] == 0 || din[d] == 1)
+      idx.push_back(TIndex(0));  // extent 0: nothing is read
+    else
+      idx.push_back(drep[d] == 1 ? o : o % TIndex(din[d]));
+  }
+  return {c.Read(0, idx)};
+}
+
+std::vector<TExpr> PadCompute(const ComputeCtx& c) {
+  const auto& a = c.attrs<PadAttrs>();
+  const Shape& in = c.in_shape(0);
+  TExpr fill = ConstOf(a.constant_value, c.out_dtype(0));
+  if (in.NumElements() == 0) return {fill};  // only padding (constant mode) or empty
+  std::vector<TExpr> idx;
+  TExpr inside;
+  for (int d = 0; d < in.ndim(); ++d) {
+    int64_t before = a.pad_width[size_t(2 * d)], after = a.pad_width[size_t(2 * d + 1)];
+    int64_t n = in[d];
+    TExpr o = TAxis(d);
+    if (before == 0 && after == 0) {
+      idx.push_back(o);
+      continue;
+    }
+    TExpr i = before == 0 ? o : o - TIndex(before);
+    switch (a.mode) {
+      case PadMode::kConstant: {
+        TExpr ok = TBinary(TBinaryOp::kAnd, TBinary(TBinaryOp::kGE, i, TIndex(0)),
+                           TBinary(TBinaryOp::kLT, i, TIndex(n)));
+        inside = inside ? TBinary(TBinaryOp::kAnd, inside, ok) : ok;
+        idx.push_back(ClampIndex(i, 0, n - 1));
+        break;
+      }
+      case PadMode::kEdge:
+        idx.push_back(ClampIndex(i, 0, n - 1));
+        break;
+      case PadMode::kReflect: {
+        // Pads are smaller than n, so i lies in (-n, 2n - 1): one reflection on either side
+        // (PadSource's periodic form gives the same there).
+        TExpr r = TSelect(TBinary(TBinaryOp::kLT, i, TIndex(0)), TIndex(0) - i, i);
+        idx.push_back(TSelect(TBinary(TBinaryOp::kGE, r, TIndex(n)), TIndex(2 * (n - 1)) - r, r));
+        break;
+      }
+    }
+  }
+  TExpr v = c.Read(0, idx);
+  return {inside ? TSelect(inside, v, fill) : v};
+}
+
+// a read along axis at the row the index chose: clip clamps, wrap takes the index modulo n,
+// raise counts negatives from the end. An index that raise rejects (outside [-n, n)) cannot be
+// reported by a kernel: it is clamped, so memory stays safe.
+std::vector<TExpr> TakeCompute(const ComputeCtx& c) {
+  const auto& attrs = c.attrs<TakeAttrs>();
+  const Shape& a = c.in_shape(0);
+  const Shape& indices = c.in_shape(1);
+  int axis = int(attrs.axis < 0 ? attrs.axis + a.ndim() : attrs.axis);
+  int64_t n = a[axis];
+  if (n == 0 && c.out_shape(0).NumElements() > 0) return {};  // the reference fails
+  std::vector<TExpr> out = c.Axes(), at, idx;
+  for (int d = 0; d < indices.ndim(); ++d) at.push_back(out[size_t(axis + d)]);
+  TExpr i = IndexValue(c.Read(1, at));
+  TExpr row;
+  if (n <= 1) {
+    row = TIndex(0);
+  } else if (attrs.mode == TakeMode::kWrap) {
+    row = ((i % TIndex(n)) + TIndex(n)) % TIndex(n);
+  } else {
+    if (attrs.mode == TakeMode::kRaise)
+      i = TSelect(TBinary(TBinaryOp::kLT, i, TIndex(0)), i + TIndex(n), i);
+    row = ClampIndex(i, 0, n - 1);
+  }
+  for (int d = 0; d < axis; ++d) idx.push_back(out[size_t(d)]);
+  idx.push_back(row);
+  for (int d = axis + 1; d < a.ndim(); ++d) idx.push_back(out[size_t(d - 1 + indices.ndim())]);
+  return {c.Read(0, idx)};
+}
+
 // Backward ops: input 0 is the output gradient; the gradient has the shape and dtype of the
 // forward input `like` (the last input).
 void LikeLastInputShape(ShapeInferCtx& ctx) {
@@ -367,6 +457,7 @@ void RegisterLayoutOps(OpRegistry& r) {
       .Pattern(FusionPattern::kInjective)
       .Inplace(InplaceIdentity)
       .Reference([](KernelCtx& ctx) { CopyAllBytes(ctx.in[0], ctx.out[0]); })
+      .Compute(ReshapeCompute())
       .Gradient([](GradCtx& g) -> GradList {
         return {g.Emit1("reshape_like", {g.ograd(0), g.input(0)})};
       });
@@ -378,6 +469,7 @@ void RegisterLayoutOps(OpRegistry& r) {
       .InferType(SameTypeInfer)
       .Pattern(FusionPattern::kInjective)
       .Reference(TileKernel)
+      .Compute(TileCompute)
       .Gradient([](GradCtx& g) -> GradList {
         return {g.EmitWithAttrs("_backward_tile", {g.ograd(0), g.input(0)})[0]};
       });
@@ -401,6 +493,7 @@ void RegisterLayoutOps(OpRegistry& r) {
       .InferType(SameTypeInfer)
       .Pattern(FusionPattern::kInjective)
       .Reference(PadKernel)
+      .Compute(PadCompute)
       .Gradient([](GradCtx& g) -> GradList {
         const auto& a = g.attrs<PadAttrs>();
         if (a.mode != PadMode::kConstant)
@@ -426,6 +519,7 @@ void RegisterLayoutOps(OpRegistry& r) {
       .InferType(TakeType)
       .Pattern(FusionPattern::kInjective)
       .Reference(TakeKernel)
+      .Compute(TakeCompute)
       .Gradient([](GradCtx& g) -> GradList {
         return {g.EmitWithAttrs("_backward_take", {g.ograd(0), g.input(1), g.input(0)})[0],
                 std::nullopt};

@@ -147,6 +147,7 @@ void RegisterLikeOps(OpRegistry& r) {
       .Pattern(FusionPattern::kInjective)
       .Inplace(InplaceIdentity)
       .Reference(CopyKernel)
+      .Compute(ReshapeCompute())  // lhs's elements; rhs is not read
       // lhs gets dy in its own shape; rhs lends only its shape, so it gets nothing.
       .Gradient([](GradCtx& g) -> GradList {
         return {g.Emit1("reshape_like", {g.ograd(0), g.input(0)}), std::nullopt};

@@ -16,6 +16,8 @@
 // Gradients: comparisons and logical operators are piecewise constant, so they contribute
 // nothing (MXNet's are zero as well); floor, ceil, round and trunc likewise.
 #include <cmath>
+#include <functional>
+#include <string_view>
 
 #include "ops/register.h"
 #include "ops/tensor_util.h"
@@ -123,6 +125,68 @@ const RoundOp kRoundOps[] = {
      [](double x) { return std::nearbyint(x); }},
 };
 
+// --- Compute definitions (kiln/ir/compute.h), for every dtype: operands widen exactly to the
+// kernel IR's arithmetic types (int8, uint8, bool to int32; float16, bfloat16 to float32),
+// where comparisons give the reference's double or int64 comparison; NaN compares unequal.
+
+// 1 or 0 in dtype t.
+TExpr OneOrZero(TExpr cond, DType t) {
+  return TSelect(std::move(cond), ConstOf(1, t), ConstOf(0, t));
+}
+
+FCompute CompareCompute(Cmp cmp) {
+  return [cmp](const ComputeCtx& c) -> std::vector<TExpr> {
+    TExpr a = c.Read(0, c.BroadcastIndex(0)), b = c.Read(1, c.BroadcastIndex(1));
+    TExpr r;
+    if (cmp == Cmp::kAnd || cmp == Cmp::kOr || cmp == Cmp::kXor) {
+      TBinaryOp op = cmp == Cmp::kAnd  ? TBinaryOp::kAnd
+                     : cmp == Cmp::kOr ? TBinaryOp::kOr
+                                       : TBinaryOp::kNE;
+      r = TBinary(op, NonZero(a), NonZero(b));
+    } else {
+      const TBinaryOp ops[] = {TBinaryOp::kEQ, TBinaryOp::kNE, TBinaryOp::kGT,
+                               TBinaryOp::kGE, TBinaryOp::kLT, TBinaryOp::kLE};
+      r = TBinary(ops[int(cmp)], Widen(a), Widen(b));
+    }
+    return {OneOrZero(r, c.out_dtype(0))};
+  };
+}
+
+// Round half to even (nearbyint in the default rounding mode): below 2^(mantissa bits) adding
+// and subtracting that power of two rounds |x| to an integer; above it, x is one. Zeros keep
+// their sign, and a negative x rounding to 0 gives -0, as nearbyint.
+TExpr Rint(TExpr x) {
+  DType t = x->dtype;
+  TExpr big = TConst(t == DType::kFloat32 ? 8388608.0 : 4503599627370496.0, t);
+  TExpr ax = TCall(TMath::kAbs, {x});
+  TExpr r = (ax + big) - big;
+  TExpr sr = TSelect(TBinary(TBinaryOp::kLT, x, TConst(0, t)), r * TConst(-1, t), r);
+  TExpr rounded = TSelect(TBinary(TBinaryOp::kEQ, x, TConst(0, t)), x, sr);
+  return TSelect(TBinary(TBinaryOp::kLT, ax, big), rounded, x);
+}
+
+// floor, ceil, round, trunc, rint: the identity on integers and bool; float16 and bfloat16
+// round in float32 (the integer result is exact in the narrow type).
+FCompute RoundCompute(std::string_view name) {
+  std::function<TExpr(TExpr)> f;
+  auto call = [](TMath m) { return [m](TExpr x) { return TCall(m, {std::move(x)}); }; };
+  if (name == "floor") f = call(TMath::kFloor);
+  if (name == "ceil") f = call(TMath::kCeil);
+  if (name == "round") f = call(TMath::kRound);
+  if (name == "rint") f = Rint;
+  if (name == "trunc")
+    f = [](TExpr x) {
+      return TSelect(TBinary(TBinaryOp::kLT, x, TConst(0, x->dtype)), TCall(TMath::kCeil, {x}),
+                     TCall(TMath::kFloor, {x}));
+    };
+  return [f](const ComputeCtx& c) -> std::vector<TExpr> {
+    DType t = c.out_dtype(0);
+    if (!IsFloatingPoint(t)) return {c.In(0)};
+    TExpr w = Widen(c.In(0));
+    return {t == w->dtype ? f(w) : TCast(t, f(w))};
+  };
+}
+
 }  // namespace
 
 void RegisterLogicOps(OpRegistry& r) {
@@ -138,6 +202,7 @@ void RegisterLogicOps(OpRegistry& r) {
           KILN_DTYPE_SWITCH(ctx.out[0].dtype(), T,
                             CompareKernel<T>(cmp, ctx.in[0], ctx.in[1], ctx.out[0]));
         })
+        .Compute(CompareCompute(op.cmp))
         .Gradient([](GradCtx&) -> GradList {
           return {std::nullopt, std::nullopt};
         });
@@ -157,6 +222,10 @@ void RegisterLogicOps(OpRegistry& r) {
           for (int64_t i = 0; i < ctx.out[0].size(); ++i)
             y[i] = ConvertValue<T>(int64_t(ToAcc(x[i]) == 0));
         });
+      })
+      .Compute([](const ComputeCtx& c) -> std::vector<TExpr> {
+        return {OneOrZero(TBinary(TBinaryOp::kEQ, NonZero(c.In(0)), TConst(0, DType::kBool)),
+                          c.out_dtype(0))};
       })
       .Gradient([](GradCtx&) -> GradList { return {std::nullopt}; });
 
@@ -180,6 +249,7 @@ void RegisterLogicOps(OpRegistry& r) {
             }
           });
         })
+        .Compute(RoundCompute(op.name))
         .Gradient([](GradCtx&) -> GradList { return {std::nullopt}; });
   }
 }

@@ -10,6 +10,11 @@
 //
 // Fusion: all opaque. The forward passes are cheap, but the gradient rules single these nodes
 // out as the graph's heads, and keeping them whole keeps that correspondence simple.
+//
+// Compute definitions (float32, float64 data; labels of any numeric type): SoftmaxOutput and its
+// gradient (the count of valid labels is a reduction over the label), LinearRegressionOutput,
+// MakeLoss and their gradients but MakeLoss's with normalization valid. They compute in the
+// data's type where the reference computes in double.
 #include <cmath>
 
 #include "kiln/ir/grad.h"
@@ -236,6 +241,148 @@ struct MakeLossAttrs {
   }
 };
 
+// ----- Compute definitions -----
+
+bool IsLabelType(DType t) {
+  return IsComputeFloat(t) || t == DType::kInt32 || t == DType::kInt64;
+}
+
+// The axes of one softmax row of SoftmaxOutput's data (see SoftmaxOutputAttrs).
+std::vector<int> SoftmaxRowAxes(const SoftmaxOutputAttrs& a, int rank) {
+  if (a.multi_output) return {1};
+  if (a.preserve_shape) return {rank - 1};
+  std::vector<int> axes;
+  for (int d = 1; d < rank; ++d) axes.push_back(d);
+  return axes;
+}
+
+std::vector<TExpr> SoftmaxOutputCompute(const ComputeCtx& c) {
+  DType t = c.out_dtype(0);
+  if (!IsComputeFloat(t) || c.in_dtype(0) != t) return {};
+  const Shape& s = c.in_shape(0);
+  std::vector<int> axes = SoftmaxRowAxes(c.attrs<SoftmaxOutputAttrs>(), s.ndim());
+  std::vector<int64_t> extents;
+  for (int d : axes) extents.push_back(s[d]);
+  auto x = [&](const std::vector<TExpr>& r) {
+    std::vector<TExpr> idx;
+    for (int d = 0; d < s.ndim(); ++d) idx.push_back(TAxis(d));
+    for (size_t k = 0; k < axes.size(); ++k) idx[size_t(axes[k])] = r[k];
+    return c.Read(0, idx);
+  };
+  TExpr mx = TReduce(TReduceOp::kMaxNum, extents, x);
+  TExpr sum = TReduce(TReduceOp::kSum, extents,
+                      [&](const std::vector<TExpr>& r) { return TCall(TMath::kExp, {x(r) - mx}); });
+  return {TCall(TMath::kExp, {c.In(0) - mx}) / sum};
+}
+
+// The row-major flat index of `idx` over `dims`.
+TExpr Flat(const std::vector<TExpr>& idx, const std::vector<int64_t>& dims) {
+  TExpr f = TIndex(0);
+  for (size_t d = 0; d < idx.size(); ++d) f = f * TIndex(dims[d]) + idx[d];
+  return f;
+}
+
+// Input j read at flat position `pos` (in range).
+TExpr ReadFlat(const ComputeCtx& c, int j, TExpr pos) {
+  const Shape& s = c.in_shape(j);
+  std::vector<TExpr> idx(size_t(s.ndim()));
+  for (int d = s.ndim(); d-- > 0;) {
+    idx[size_t(d)] = d == 0 ? pos : pos % TIndex(s[d]);
+    pos = pos / TIndex(s[d]);
+  }
+  return c.Read(j, idx);
+}
+
+std::vector<TExpr> SoftmaxOutputBackwardCompute(const ComputeCtx& c) {
+  const auto& a = c.attrs<SoftmaxOutputAttrs>();
+  DType t = c.out_dtype(0);
+  if (!IsComputeFloat(t) || c.in_dtype(0) != t || !IsLabelType(c.in_dtype(1))) return {};
+  if (a.out_grad && c.in_dtype(2) != t) return {};
+  const Shape& s = c.in_shape(0);
+  const Shape& label = c.in_shape(1);
+  int rank = s.ndim();
+  std::vector<TExpr> axes;
+  for (int d = 0; d < rank; ++d) axes.push_back(TAxis(d));
+  auto span = [&](int b, int e) { return std::vector<TExpr>(axes.begin() + b, axes.begin() + e); };
+  auto dims = [&](int b, int e) {
+    return std::vector<int64_t>(s.dims().begin() + b, s.dims().begin() + e);
+  };
+  // The class j of the current element and its label's flat position.
+  TExpr j, pos;
+  int64_t outer = 1, k = 1, inner = 1;
+  if (a.multi_output) {
+    j = TAxis(1);
+    inner = Shape(dims(2, rank)).NumElements();
+    pos = TAxis(0) * TIndex(inner) + Flat(span(2, rank), dims(2, rank));
+    outer = s[0];
+    k = s[1];
+  } else if (a.preserve_shape) {
+    j = TAxis(rank - 1);
+    pos = Flat(span(0, rank - 1), dims(0, rank - 1));
+    k = s[rank - 1];
+  } else {
+    j = Flat(span(1, rank), dims(1, rank));
+    pos = TAxis(0);
+    k = Shape(dims(1, rank)).NumElements();
+  }
+  int64_t label_size = label.NumElements();
+  auto label_int = [&](TExpr v) { return v->dtype == DType::kInt64 ? v : TCast(DType::kInt64, v); };
+  TExpr l = label_int(ReadFlat(c, 1, TMin(pos, TIndex(std::max<int64_t>(label_size - 1, 0)))));
+  l = TSelect(TBinary(TBinaryOp::kLT, pos, TIndex(label_size)), l, TIndex(-1));
+  double ig = a.ignore_label;
+  TExpr ignore = TIndex(std::isnan(ig) ? 0 : int64_t(std::trunc(ig)));
+  TExpr scale;
+  switch (a.normalization) {
+    case LossNormalization::kNull:
+      scale = TConst(a.grad_scale / (a.multi_output ? double(inner) : 1.0), t);
+      break;
+    case LossNormalization::kBatch:
+      scale =
+          TConst(a.grad_scale / (a.multi_output ? double(outer * inner) : double(label_size)), t);
+      break;
+    case LossNormalization::kValid: {
+      TExpr valid = TReduce(TReduceOp::kSum, label.dims(), [&](const std::vector<TExpr>& r) {
+        return TSelect(TBinary(TBinaryOp::kNE, label_int(c.Read(1, r)), ignore), TIndex(1),
+                       TIndex(0));
+      });
+      scale = TConst(a.grad_scale, t) / TCast(t, TMax(valid, TIndex(1)));
+      break;
+    }
+  }
+  double on = 1 - a.smooth_alpha, off = k > 1 ? a.smooth_alpha / double(k - 1) : 0.0;
+  TExpr target = TSelect(TBinary(TBinaryOp::kEQ, j, l), TConst(on, t), TConst(off, t));
+  TExpr g = (c.In(0) - target) * scale;
+  if (a.use_ignore) g = TSelect(TBinary(TBinaryOp::kEQ, l, ignore), TConst(0, t), g);
+  if (a.out_grad) g = g * c.In(2);
+  return {g};
+}
+
+std::vector<TExpr> IdentityCompute(const ComputeCtx& c) {
+  if (!IsComputeFloat(c.out_dtype(0)) || c.in_dtype(0) != c.out_dtype(0)) return {};
+  return {c.In(0)};
+}
+
+std::vector<TExpr> RegressionOutputBackwardCompute(const ComputeCtx& c) {
+  DType t = c.out_dtype(0);
+  if (!IsComputeFloat(t) || c.in_dtype(0) != t || !IsLabelType(c.in_dtype(1))) return {};
+  const Shape& label = c.in_shape(1);
+  double num_output =
+      label.ndim() > 0 && label[0] > 0 ? double(label.NumElements()) / double(label[0]) : 1.0;
+  std::vector<TExpr> axes = c.Axes();
+  TExpr l = ReadFlat(c, 1, Flat(axes, c.out_shape(0).dims()));
+  if (l->dtype != t) l = TCast(t, l);
+  return {(c.In(0) - l) * TConst(c.attrs<RegressionOutputAttrs>().grad_scale / num_output, t)};
+}
+
+std::vector<TExpr> MakeLossBackwardCompute(const ComputeCtx& c) {
+  const auto& a = c.attrs<MakeLossAttrs>();
+  DType t = c.out_dtype(0);
+  if (!IsComputeFloat(t) || a.normalization == LossNormalization::kValid) return {};
+  const Shape& x = c.in_shape(0);
+  double norm = a.normalization == LossNormalization::kBatch && x.ndim() > 0 ? double(x[0]) : 1;
+  return {TConst(a.grad_scale / norm, t)};
+}
+
 // ----- Gradients -----
 
 // Inputs output, label and (out_grad) ograd; output data_grad. See SoftmaxOutputAttrs.
@@ -370,6 +517,7 @@ void RegisterLossOps(OpRegistry& r) {
       .Reference([](KernelCtx& ctx) {
         KILN_FLOAT_DTYPE_SWITCH(ctx.out[0].dtype(), T, SoftmaxOutputKernel<T>(ctx));
       })
+      .Compute(SoftmaxOutputCompute)
       .Gradient([](GradCtx& g) -> GradList {
         std::vector<Entry> in = {g.output(0), g.input(1)};
         if (g.attrs<SoftmaxOutputAttrs>().out_grad) in.push_back(g.ograd(0));
@@ -392,7 +540,8 @@ void RegisterLossOps(OpRegistry& r) {
       .Pattern(FusionPattern::kOpaque)
       .Reference([](KernelCtx& ctx) {
         KILN_FLOAT_DTYPE_SWITCH(ctx.out[0].dtype(), T, SoftmaxOutputBackwardKernel<T>(ctx));
-      });
+      })
+      .Compute(SoftmaxOutputBackwardCompute);
 
   r.Register("LinearRegressionOutput")
       .Describe("least-squares head: forward identity; gradient output - label")
@@ -405,6 +554,7 @@ void RegisterLossOps(OpRegistry& r) {
       .Reference([](KernelCtx& ctx) {
         KILN_FLOAT_DTYPE_SWITCH(ctx.out[0].dtype(), T, IdentityKernel<T>(ctx));
       })
+      .Compute(IdentityCompute)
       .Gradient([](GradCtx& g) -> GradList {
         return {g.EmitWithAttrs("_backward_LinearRegressionOutput", {g.output(0), g.input(1)})[0],
                 std::nullopt};
@@ -422,7 +572,8 @@ void RegisterLossOps(OpRegistry& r) {
       .Pattern(FusionPattern::kOpaque)
       .Reference([](KernelCtx& ctx) {
         KILN_FLOAT_DTYPE_SWITCH(ctx.out[0].dtype(), T, RegressionOutputBackwardKernel<T>(ctx));
-      });
+      })
+      .Compute(RegressionOutputBackwardCompute);
 
   r.Register("MakeLoss")
       .Describe("marks data as a loss: forward identity; gradient grad_scale / normalisation")
@@ -434,6 +585,7 @@ void RegisterLossOps(OpRegistry& r) {
       .Reference([](KernelCtx& ctx) {
         KILN_FLOAT_DTYPE_SWITCH(ctx.out[0].dtype(), T, IdentityKernel<T>(ctx));
       })
+      .Compute(IdentityCompute)
       .Gradient([](GradCtx& g) -> GradList {
         return {g.EmitWithAttrs("_backward_MakeLoss", {g.input(0)})[0]};
       });
@@ -447,7 +599,8 @@ void RegisterLossOps(OpRegistry& r) {
       .Pattern(FusionPattern::kOpaque)
       .Reference([](KernelCtx& ctx) {
         KILN_FLOAT_DTYPE_SWITCH(ctx.out[0].dtype(), T, MakeLossBackwardKernel<T>(ctx));
-      });
+      })
+      .Compute(MakeLossBackwardCompute);
 }
 
 }  // namespace kiln::ops

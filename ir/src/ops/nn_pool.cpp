@@ -13,6 +13,10 @@
 // Gradient: _backward_Pooling (see PoolingBackwardKernel); max pooling sends each window's
 // gradient to the first maximum in window order, as MXNet.
 //
+// Compute definition (forward, float32 and float64): a reduction over the window with reads
+// clamped into the data and selected by whether the position is inside it; lp with p_value 3
+// (no cube root among the math functions) and the gradient have none yet.
+//
 // Fusion: out-elementwise-fusable, as in TVM: an elementwise consumer (the relu gradient after
 // the max-pool gradient of a training graph) becomes the kernel's epilogue. Producers are not
 // fused into it: a window op reads each input several times.
@@ -251,6 +255,68 @@ void PoolingKernel(const KernelCtx& ctx) {
       });
 }
 
+std::vector<TExpr> PoolingCompute(const ComputeCtx& c) {
+  const auto& a = c.attrs<PoolingAttrs>();
+  DType t = c.out_dtype(0);
+  if (!IsComputeFloat(t) || c.in_dtype(0) != t) return {};
+  if (a.pool_type == PoolType::kLp && a.p_value.value_or(1) == 3) return {};
+  const Shape& in = c.in_shape(0);
+  int rank = in.ndim();
+  PoolAxes ax = AxesOf(a, rank);
+  std::vector<int64_t> spatial;
+  for (int i = 0; i < ax.num_spatial; ++i) spatial.push_back(in[ax.first_spatial + i]);
+  for (int64_t e : spatial)
+    if (e == 0) return {};
+  PoolGeom g = Geom(a, spatial);
+  TExpr zero = TIndex(0);
+  // Per spatial axis: the window's first position and its size clipped to the padded data
+  // and to the data.
+  std::vector<TExpr> start(spatial.size());
+  TExpr padded_size = TIndex(1), inside_size = TIndex(1);
+  for (size_t i = 0; i < spatial.size(); ++i) {
+    TExpr o = TAxis(ax.first_spatial + int(i));
+    start[i] = o * TIndex(g.stride[i]) - TIndex(g.pad[i]);
+    TExpr end = TMin(start[i] + TIndex(g.kernel[i]), TIndex(spatial[i] + g.pad[i]));
+    padded_size = padded_size * TMax(end - start[i], zero);
+    TExpr lo = TMax(start[i], zero), hi = TMin(end, TIndex(spatial[i]));
+    inside_size = inside_size * TMax(hi - lo, zero);
+  }
+  auto value = [&](const std::vector<TExpr>& r, TExpr outside) {
+    std::vector<TExpr> idx;
+    for (int d = 0; d < rank; ++d) idx.push_back(TAxis(d));
+    TExpr inside;
+    for (size_t i = 0; i < spatial.size(); ++i) {
+      TExpr p = start[i] + r[i];
+      TExpr ok = TBinary(TBinaryOp::kAnd, TBinary(TBinaryOp::kGE, p, zero),
+                         TBinary(TBinaryOp::kLT, p, TIndex(spatial[i])));
+      inside = inside ? TBinary(TBinaryOp::kAnd, inside, ok) : ok;
+      idx[size_t(ax.first_spatial) + i] = TMin(TMax(p, zero), TIndex(spatial[i] - 1));
+    }
+    TExpr x = c.Read(0, idx);
+    if (a.pool_type == PoolType::kLp && a.p_value.value_or(1) == 2) x = x * x;
+    return inside ? TSelect(inside, x, outside) : x;
+  };
+  if (a.pool_type == PoolType::kMax) {
+    // std::max(acc, x) from the lowest value: NaN is skipped; float64's empty window gives
+    // -DBL_MAX (float32 rounds it to -inf).
+    TExpr m = TReduce(TReduceOp::kMaxNum, g.kernel,
+                      [&](const std::vector<TExpr>& r) { return value(r, TConst(-INFINITY, t)); });
+    if (t != DType::kFloat64) return {m};
+    TExpr lowest = TConst(std::numeric_limits<double>::lowest(), t);
+    return {TSelect(TBinary(TBinaryOp::kLT, m, lowest), lowest, m)};
+  }
+  TExpr sum = TReduce(TReduceOp::kSum, g.kernel,
+                      [&](const std::vector<TExpr>& r) { return value(r, TConst(0, t)); });
+  switch (a.pool_type) {
+    case PoolType::kAvg:
+      return {sum / TCast(t, a.count_include_pad.value_or(true) ? padded_size : inside_size)};
+    case PoolType::kLp:
+      return {a.p_value.value_or(1) == 2 ? TCall(TMath::kSqrt, {sum}) : sum};
+    default:
+      return {sum};
+  }
+}
+
 // Inputs d output, data, output; output d data. Per window, as MXNet's CPU kernels:
 //   max  all of dy to the first element (in window order) holding the maximum;
 //   avg  dy / size to each element inside the data (size as in the forward pass);
@@ -329,6 +395,7 @@ void RegisterPoolOps(OpRegistry& r) {
       .Reference([](KernelCtx& ctx) {
         KILN_FLOAT_DTYPE_SWITCH(ctx.out[0].dtype(), T, PoolingKernel<T>(ctx));
       })
+      .Compute(PoolingCompute)
       .Gradient([](GradCtx& g) -> GradList {
         return {g.EmitWithAttrs("_backward_Pooling", {g.ograd(0), g.input(0), g.output(0)})[0]};
       });

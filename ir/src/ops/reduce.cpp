@@ -25,7 +25,15 @@
 //     which is nan where x = 0; kiln counts the zeros of each group instead, so that it is
 //     exact there too (one zero: only the zero gets the product of the rest).
 // argmax has no gradient: the gradient pass reports differentiating through it as an error.
+//
+// Compute definitions (kiln/ir/compute.h), float32 and float64: the reductions with TReduce in
+// the data's type (the reference accumulates in double: sums and products of float32 differ by
+// rounding); max and min propagate NaN as the reference (TReduceOp::kMax/kMin), and float64's
+// result of an all -inf max is -DBL_MAX, the reference's initial value (float32 rounds it to
+// -inf). Backward ops and argmax are covered too; integer types are not.
 #include <cmath>
+
+#include "kiln/ir/compute.h"
 
 #include "kiln/ir/grad.h"
 #include "ops/register.h"
@@ -187,6 +195,139 @@ void ReduceKernel(const KernelCtx& ctx) {
   }
 }
 
+// --- Compute definitions. ---
+
+// The reduced axes of input 0 with the output index of each kept axis: out_axis[d] is the output
+// axis of input axis d (-1: reduced), extents the reduced extents in input order.
+struct ReduceMap {
+  std::vector<bool> reduced;
+  std::vector<int> out_axis;
+  std::vector<int64_t> extents;
+  int64_t count = 1;  // elements reduced into each output
+};
+
+ReduceMap MapReduce(const ReduceAttrs& a, const Shape& in) {
+  ReduceMap m;
+  m.reduced = ReducedAxes(a, in.ndim(), [](const std::string& msg) {
+    throw InternalError(StrCat("reduce: ", msg, " after shape inference"));
+  });
+  int k = 0;
+  for (int d = 0; d < in.ndim(); ++d) {
+    if (m.reduced[size_t(d)]) {
+      m.out_axis.push_back(a.keepdims ? k++ : -1);
+      m.extents.push_back(in[d]);
+      m.count *= in[d];
+    } else {
+      m.out_axis.push_back(k++);
+    }
+  }
+  return m;
+}
+
+// x's index at reduction point r for the current output element.
+std::vector<TExpr> ReducedIndex(const ReduceMap& m, const std::vector<TExpr>& r) {
+  std::vector<TExpr> idx;
+  size_t j = 0;
+  for (size_t d = 0; d < m.reduced.size(); ++d)
+    idx.push_back(m.reduced[d] ? r[j++] : TAxis(m.out_axis[d]));
+  return idx;
+}
+
+// The output slot of the current element of an input-shaped result (the backward ops).
+std::vector<TExpr> SlotIndex(const ReduceMap& m, const ReduceAttrs& a, const Shape& out) {
+  std::vector<TExpr> idx;
+  for (size_t d = 0; d < m.reduced.size(); ++d) {
+    if (!m.reduced[d])
+      idx.push_back(TAxis(int(d)));
+    else if (a.keepdims)
+      idx.push_back(TIndex(0));
+  }
+  while (int(idx.size()) < out.ndim()) idx.push_back(TIndex(0));  // all reduced: (1,)
+  return idx;
+}
+
+// The input-shaped index of the elements of the current output slot at reduction point r
+// (the backward ops: dx's axes on kept dimensions, r on reduced ones).
+std::vector<TExpr> GroupIndex(const ReduceMap& m, const std::vector<TExpr>& r) {
+  std::vector<TExpr> idx;
+  size_t j = 0;
+  for (size_t d = 0; d < m.reduced.size(); ++d)
+    idx.push_back(m.reduced[d] ? r[j++] : TAxis(int(d)));
+  return idx;
+}
+
+TExpr IsNaN(const TExpr& x) {
+  return TBinary(TBinaryOp::kNE, x, x);
+}
+
+template <Reducer R>
+std::vector<TExpr> ReduceCompute(const ComputeCtx& c) {
+  DType t = c.out_dtype(0);
+  if (!IsComputeFloat(t) || c.in_dtype(0) != t) return {};
+  ReduceMap m = MapReduce(c.attrs<ReduceAttrs>(), c.in_shape(0));
+  auto read = [&](const std::vector<TExpr>& r) { return c.Read(0, ReducedIndex(m, r)); };
+  switch (R) {
+    case Reducer::kSum:
+      return {TReduce(TReduceOp::kSum, m.extents, read)};
+    case Reducer::kMean:
+      return {TReduce(TReduceOp::kSum, m.extents, read) / TConst(double(m.count), t)};
+    case Reducer::kProd:
+      return {TReduce(TReduceOp::kProd, m.extents, read)};
+    case Reducer::kMax:
+    case Reducer::kMin: {
+      bool max = R == Reducer::kMax;
+      TExpr v = TReduce(max ? TReduceOp::kMax : TReduceOp::kMin, m.extents, read);
+      if (t != DType::kFloat64) return {v};
+      // The reference starts from +-DBL_MAX, not +-inf.
+      TExpr bound = TConst(
+          max ? std::numeric_limits<double>::lowest() : std::numeric_limits<double>::max(), t);
+      return {TSelect(TBinary(max ? TBinaryOp::kLT : TBinaryOp::kGT, v, bound), bound, v)};
+    }
+  }
+  return {};
+}
+
+// Inputs (dy, data[, output]); the same formulas as ReduceBackwardKernel.
+template <Reducer R>
+std::vector<TExpr> ReduceBackwardCompute(const ComputeCtx& c) {
+  DType t = c.out_dtype(0);
+  for (int j = 0; j < c.num_in(); ++j)
+    if (c.in_dtype(j) != t) return {};
+  if (!IsComputeFloat(t)) return {};
+  const auto& a = c.attrs<ReduceAttrs>();
+  ReduceMap m = MapReduce(a, c.in_shape(1));
+  std::vector<TExpr> slot = SlotIndex(m, a, c.in_shape(0));
+  TExpr g = c.Read(0, slot), x = c.In(1);
+  TExpr zero = TConst(0, t), one = TConst(1, t);
+  switch (R) {
+    case Reducer::kSum:
+      return {g};
+    case Reducer::kMean:
+      return {g / TConst(m.count ? double(m.count) : 1.0, t)};
+    case Reducer::kMax:
+    case Reducer::kMin:
+      return {TSelect(TBinary(TBinaryOp::kEQ, x, c.Read(2, slot)), g, zero)};
+    case Reducer::kProd: {
+      // The number of zeros of the group and the product of its other elements.
+      auto at = [&](const std::vector<TExpr>& r) { return c.Read(1, GroupIndex(m, r)); };
+      TExpr zeros = TReduce(TReduceOp::kSum, m.extents, [&](const std::vector<TExpr>& r) {
+        return TSelect(TBinary(TBinaryOp::kEQ, at(r), zero), one, zero);
+      });
+      TExpr prod = TReduce(TReduceOp::kProd, m.extents, [&](const std::vector<TExpr>& r) {
+        TExpr v = at(r);
+        return TSelect(TBinary(TBinaryOp::kEQ, v, zero), one, v);
+      });
+      TExpr is_zero = TBinary(TBinaryOp::kEQ, x, zero);
+      TExpr others =
+          TSelect(TBinary(TBinaryOp::kEQ, zeros, zero), prod / x,
+                  TSelect(TBinary(TBinaryOp::kAnd, TBinary(TBinaryOp::kEQ, zeros, one), is_zero),
+                          prod, zero));
+      return {g * others};
+    }
+  }
+  return {};
+}
+
 // --- Backward of the reductions: (dy, data[, output]) -> d data. ---
 
 template <Reducer R, class T>
@@ -254,6 +395,7 @@ void RegisterReduce(OpRegistry& r, const char* name, const char* alias, const ch
       .Reference([](KernelCtx& ctx) {
         KILN_DTYPE_SWITCH(ctx.out[0].dtype(), T, (ReduceKernel<R, T>(ctx)));
       })
+      .Compute(ReduceCompute<R>)
       .Gradient([backward](GradCtx& g) -> GradList {
         std::vector<Entry> in = {g.ograd(0), g.input(0)};
         if (kUsesOutput) in.push_back(g.output(0));
@@ -271,7 +413,8 @@ void RegisterReduce(OpRegistry& r, const char* name, const char* alias, const ch
       .Pattern(FusionPattern::kBroadcast)
       .Reference([](KernelCtx& ctx) {
         KILN_FLOAT_DTYPE_SWITCH(ctx.out[0].dtype(), T, (ReduceBackwardKernel<R, T>(ctx)));
-      });
+      })
+      .Compute(ReduceBackwardCompute<R>);
 }
 
 // --- argmax ---
@@ -353,6 +496,53 @@ void ArgmaxKernel(const KernelCtx& ctx) {
     }
 }
 
+// The first maximum's index (a NaN counts as the maximum): the smallest flat position holding
+// the NaN-propagating maximum, or a NaN.
+std::vector<TExpr> ArgmaxCompute(const ComputeCtx& c) {
+  DType t = c.out_dtype(0);
+  if (!IsComputeFloat(t) || c.in_dtype(0) != t) return {};
+  const auto& a = c.attrs<ArgmaxAttrs>();
+  const Shape& in = c.in_shape(0);
+  int nd = in.ndim();
+  std::vector<int64_t> extents;
+  int axis = -1;
+  if (a.axis) {
+    axis = int(*a.axis < 0 ? *a.axis + nd : *a.axis);
+    extents = {in[axis]};
+  } else {
+    extents = in.dims();
+  }
+  auto index = [&](const std::vector<TExpr>& r) {
+    if (!a.axis) return r;
+    std::vector<TExpr> idx;
+    int k = 0;
+    for (int d = 0; d < nd; ++d) {
+      if (d == axis) {
+        idx.push_back(r[0]);
+        if (a.keepdims) ++k;
+      } else {
+        idx.push_back(TAxis(k++));
+      }
+    }
+    return idx;
+  };
+  auto flat = [&](const std::vector<TExpr>& r) {
+    TExpr f = TIndex(0);
+    for (size_t d = 0; d < r.size(); ++d) f = f * TIndex(extents[d]) + r[d];
+    return f;
+  };
+  int64_t len = 1;
+  for (int64_t e : extents) len *= e;
+  TExpr max = TReduce(TReduceOp::kMax, extents,
+                      [&](const std::vector<TExpr>& r) { return c.Read(0, index(r)); });
+  TExpr arg = TReduce(TReduceOp::kMin, extents, [&](const std::vector<TExpr>& r) {
+    TExpr v = c.Read(0, index(r));
+    return TSelect(TBinary(TBinaryOp::kOr, TBinary(TBinaryOp::kEQ, v, max), IsNaN(v)), flat(r),
+                   TIndex(len));
+  });
+  return {TCast(t, arg)};
+}
+
 }  // namespace
 
 void RegisterReduceOps(OpRegistry& r) {
@@ -374,7 +564,8 @@ void RegisterReduceOps(OpRegistry& r) {
       .Pattern(FusionPattern::kCommReduce)
       .Reference([](KernelCtx& ctx) {
         KILN_FLOAT_DTYPE_SWITCH(ctx.out[0].dtype(), T, ArgmaxKernel<T>(ctx));
-      });
+      })
+      .Compute(ArgmaxCompute);
 }
 
 }  // namespace kiln::ops

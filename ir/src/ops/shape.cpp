@@ -488,6 +488,44 @@ void OneHotKernel(KernelCtx& ctx) {
   });
 }
 
+// --- Compute definitions (kiln/ir/compute.h): every dtype, bit for bit. ---
+
+// Output axis i reads input axis axes[i].
+std::vector<TExpr> TransposeCompute(const ComputeCtx& c) {
+  const auto& axes = c.attrs<TransposeAttrs>().axes;
+  int r = c.in_shape(0).ndim();
+  std::vector<TExpr> idx(static_cast<size_t>(r));
+  for (int i = 0; i < r; ++i) {
+    int64_t ax = axes.empty() ? r - 1 - i : axes[size_t(i)];
+    idx[size_t(ax < 0 ? ax + r : ax)] = TAxis(i);
+  }
+  return {c.Read(0, idx)};
+}
+
+// on_value where trunc(index) equals the last output axis, off_value elsewhere (an index
+// outside [0, depth), NaN included, matches no position).
+std::vector<TExpr> OneHotCompute(const ComputeCtx& c) {
+  const auto& a = c.attrs<OneHotAttrs>();
+  std::vector<TExpr> axes = c.Axes();
+  TExpr pos = axes.back();
+  axes.pop_back();
+  TExpr x = Widen(c.Read(0, axes));
+  TExpr hit;
+  if (IsComputeInt(x->dtype)) {
+    // Indices compare exactly: only values in [0, depth) can equal an axis position.
+    hit = TBinary(TBinaryOp::kEQ, TCast(DType::kInt64, x), pos);
+  } else {
+    // trunc(v) lies in [0, depth) exactly when -1 < v < depth; then the saturating cast is
+    // trunc(v). Compared in float64 so that depth is exact.
+    TExpr v = TCast(DType::kFloat64, x);
+    TExpr in_range = TBinary(TBinaryOp::kAnd, TBinary(TBinaryOp::kGT, v, TConst(-1, v->dtype)),
+                             TBinary(TBinaryOp::kLT, v, TConst(double(a.depth), v->dtype)));
+    hit = TBinary(TBinaryOp::kAnd, in_range, TBinary(TBinaryOp::kEQ, TCast(DType::kInt64, v), pos));
+  }
+  DType t = c.out_dtype(0);
+  return {TSelect(hit, ConstOf(a.on_value, t), ConstOf(a.off_value, t))};
+}
+
 // --- Gradients ---
 
 // Elements keep their order, so dy only takes the input's shape back.
@@ -522,6 +560,7 @@ void RegisterShapeOps(OpRegistry& r) {
       .Pattern(FusionPattern::kInjective)
       .Inplace(InplaceIdentity)
       .Reference(CopyKernel)
+      .Compute(ReshapeCompute())
       .Gradient(ReshapeLikeGrad);
 
   r.Register("Reshape")
@@ -536,6 +575,7 @@ void RegisterShapeOps(OpRegistry& r) {
       .Pattern(FusionPattern::kInjective)
       .Inplace(InplaceIdentity)
       .Reference(CopyKernel)
+      .Compute(ReshapeCompute())
       .Gradient(ReshapeLikeGrad);
 
   r.Register("transpose")
@@ -545,6 +585,7 @@ void RegisterShapeOps(OpRegistry& r) {
       .InferType(SameTypeInfer)
       .Pattern(FusionPattern::kInjective)
       .Reference(TransposeKernel)
+      .Compute(TransposeCompute)
       .Gradient(TransposeGrad);
 
   r.Register("expand_dims")
@@ -555,6 +596,7 @@ void RegisterShapeOps(OpRegistry& r) {
       .Pattern(FusionPattern::kInjective)
       .Inplace(InplaceIdentity)
       .Reference(CopyKernel)
+      .Compute(ReshapeCompute())
       .Gradient(ReshapeLikeGrad);
 
   r.Register("squeeze")
@@ -565,6 +607,7 @@ void RegisterShapeOps(OpRegistry& r) {
       .Pattern(FusionPattern::kInjective)
       .Inplace(InplaceIdentity)
       .Reference(CopyKernel)
+      .Compute(ReshapeCompute())
       .Gradient(ReshapeLikeGrad);
 
   r.Register("broadcast_to")
@@ -574,6 +617,9 @@ void RegisterShapeOps(OpRegistry& r) {
       .InferType(SameTypeInfer)
       .Pattern(FusionPattern::kBroadcast)
       .Reference(BroadcastToKernel)
+      .Compute([](const ComputeCtx& c) -> std::vector<TExpr> {
+        return {c.Read(0, c.BroadcastIndex(0))};
+      })
       .Gradient([](GradCtx& g) -> GradList {
         return {g.Emit1("_reduce_sum_like", {g.ograd(0), g.input(0)})};
       });
@@ -587,7 +633,8 @@ void RegisterShapeOps(OpRegistry& r) {
       .InferShape(OneHotShape)
       .InferType(OneHotType)
       .Pattern(FusionPattern::kInjective)
-      .Reference(OneHotKernel);
+      .Reference(OneHotKernel)
+      .Compute(OneHotCompute);
 }
 
 }  // namespace kiln::ops

@@ -465,6 +465,148 @@ void SliceAxisBackwardKernel(KernelCtx& ctx) {
   ScatterIntoZeros(ctx.in[0], data, b * st[size_t(axis)], st);
 }
 
+// --- Compute definitions (kiln/ir/compute.h): every dtype, bit for bit. ---
+// Select evaluates both of its values in the kernel IR, so every read is clamped into its
+// input even where another input's value is selected.
+
+int AxisOf(int64_t axis, int rank) {
+  return int(axis < 0 ? axis + rank : axis);
+}
+
+// slice_axis's [begin, end) on an axis of extent len (shape inference has checked it).
+std::pair<int64_t, int64_t> SliceAxisBounds(const SliceAxisAttrs& a, int64_t len) {
+  int64_t b = a.begin < 0 ? a.begin + len : a.begin;
+  int64_t e = !a.end ? len : (*a.end < 0 ? *a.end + len : *a.end);
+  return {b, e};
+}
+
+// The output's value along `axis` from inputs laid end to end (first_input, first_input + 1,
+// ...): a chain of selects on the output axis, each input read at the offset into it.
+TExpr JoinAlong(const ComputeCtx& c, int axis, int first_input) {
+  std::vector<TExpr> idx = c.Axes();
+  TExpr o = idx[size_t(axis)];
+  std::vector<std::pair<int64_t, int>> parts;  // (offset, input), inputs of extent 0 skipped
+  int64_t at = 0;
+  for (int j = first_input; j < c.num_in(); ++j) {
+    int64_t n = c.in_shape(j).dims()[size_t(axis)];
+    if (n > 0) parts.push_back({at, j});
+    at += n;
+  }
+  if (parts.empty()) return c.Read(first_input, idx);  // an empty output reads nothing
+  TExpr value;
+  for (size_t k = parts.size(); k-- > 0;) {
+    auto [off, j] = parts[k];
+    int64_t n = c.in_shape(j).dims()[size_t(axis)];
+    idx[size_t(axis)] = ClampIndex(off == 0 ? o : o - TIndex(off), 0, n - 1);
+    TExpr v = c.Read(j, idx);
+    value = value ? TSelect(TBinary(TBinaryOp::kLT, o, TIndex(off + n)), v, value) : v;
+  }
+  return value;
+}
+
+std::vector<TExpr> ConcatCompute(const ComputeCtx& c) {
+  return {JoinAlong(c, AxisOf(c.attrs<ConcatAttrs>().dim, c.out_shape(0).ndim()), 0)};
+}
+
+// Output k reads piece k of the input along axis (re-inserting the axis with squeeze_axis).
+std::vector<TExpr> SliceChannelCompute(const ComputeCtx& c) {
+  const auto& a = c.attrs<SliceChannelAttrs>();
+  const Shape& in = c.in_shape(0);
+  int axis = AxisOf(a.axis, in.ndim());
+  int64_t piece = in[axis] / a.num_outputs;
+  std::vector<TExpr> outs;
+  for (int64_t k = 0; k < a.num_outputs; ++k) {
+    std::vector<TExpr> idx;
+    if (!a.squeeze_axis) {
+      idx = c.Axes();
+      idx[size_t(axis)] = idx[size_t(axis)] + TIndex(k * piece);
+    } else {
+      for (int d = 0, o = 0; d < in.ndim(); ++d) idx.push_back(d == axis ? TIndex(k) : TAxis(o++));
+    }
+    outs.push_back(c.Read(0, idx));
+  }
+  return outs;
+}
+
+std::vector<TExpr> SliceCompute(const ComputeCtx& c) {
+  const auto& a = c.attrs<SliceAttrs>();
+  std::vector<TExpr> idx = c.Axes();
+  for (size_t i = 0; i < a.begin.size(); ++i) {
+    Range r = SliceRange(a.begin[i], a.end[i], StepAt(a, i), c.in_shape(0)[int(i)]);
+    TExpr e = r.step == 1 ? idx[i] : idx[i] * TIndex(r.step);
+    idx[i] = r.start == 0 ? e : e + TIndex(r.start);
+  }
+  return {c.Read(0, idx)};
+}
+
+std::vector<TExpr> SliceAxisCompute(const ComputeCtx& c) {
+  const auto& a = c.attrs<SliceAxisAttrs>();
+  int axis = AxisOf(a.axis, c.in_shape(0).ndim());
+  int64_t b = SliceAxisBounds(a, c.in_shape(0)[axis]).first;
+  std::vector<TExpr> idx = c.Axes();
+  if (b != 0) idx[size_t(axis)] = idx[size_t(axis)] + TIndex(b);
+  return {c.Read(0, idx)};
+}
+
+// Gradient k of Concat: dy read at the offset of input k along dim.
+std::vector<TExpr> ConcatBackwardCompute(const ComputeCtx& c) {
+  int axis = AxisOf(c.attrs<ConcatAttrs>().dim, c.in_shape(0).ndim());
+  std::vector<TExpr> outs;
+  int64_t at = 0;
+  for (int k = 0; k < c.num_in() - 1; ++k) {
+    std::vector<TExpr> idx;
+    for (int d = 0; d < c.out_shape(k).ndim(); ++d) idx.push_back(TAxis(d));
+    if (at != 0) idx[size_t(axis)] = idx[size_t(axis)] + TIndex(at);
+    outs.push_back(c.Read(0, idx));
+    at += c.out_shape(k)[axis];
+  }
+  return outs;
+}
+
+// dy scattered into zeros, written as a gather: data's index i along a sliced axis holds
+// dy[(i - start) / step] when i - start is a multiple of step in [0, count * step).
+std::vector<TExpr> ScatterCompute(const ComputeCtx& c, const std::vector<Range>& ranges) {
+  const Shape& dy = c.in_shape(0);
+  TExpr zero = ConstOf(0, c.out_dtype(0));
+  if (dy.NumElements() == 0) return {zero};
+  std::vector<TExpr> idx = c.Axes();
+  TExpr inside;
+  for (size_t i = 0; i < ranges.size(); ++i) {
+    const Range& r = ranges[i];
+    if (r.start == 0 && r.step == 1 && r.count == c.out_shape(0)[int(i)]) continue;
+    TExpr rel = idx[i] - TIndex(r.start);
+    TExpr q = r.step == 1 ? rel : rel / TIndex(r.step);
+    TExpr ok = TBinary(TBinaryOp::kAnd, TBinary(TBinaryOp::kGE, q, TIndex(0)),
+                       TBinary(TBinaryOp::kLT, q, TIndex(r.count)));
+    // Truncating division: q * step == rel exactly for multiples, negatives included.
+    if (r.step != 1 && r.step != -1)
+      ok = TBinary(TBinaryOp::kAnd, ok, TBinary(TBinaryOp::kEQ, q * TIndex(r.step), rel));
+    inside = inside ? TBinary(TBinaryOp::kAnd, inside, ok) : ok;
+    idx[i] = ClampIndex(q, 0, r.count - 1);
+  }
+  TExpr v = c.Read(0, idx);
+  return {inside ? TSelect(inside, v, zero) : v};
+}
+
+std::vector<TExpr> SliceBackwardCompute(const ComputeCtx& c) {
+  const auto& a = c.attrs<SliceAttrs>();
+  std::vector<Range> ranges;
+  for (size_t i = 0; i < a.begin.size(); ++i)
+    ranges.push_back(SliceRange(a.begin[i], a.end[i], StepAt(a, i), c.out_shape(0)[int(i)]));
+  return ScatterCompute(c, ranges);
+}
+
+std::vector<TExpr> SliceAxisBackwardCompute(const ComputeCtx& c) {
+  const auto& a = c.attrs<SliceAxisAttrs>();
+  const Shape& data = c.out_shape(0);
+  int axis = AxisOf(a.axis, data.ndim());
+  auto [b, e] = SliceAxisBounds(a, data[axis]);
+  std::vector<Range> ranges;
+  for (int i = 0; i <= axis; ++i) ranges.push_back(Range{0, data[i], 1});
+  ranges[size_t(axis)] = Range{b, e - b, 1};
+  return ScatterCompute(c, ranges);
+}
+
 GradList ConcatGrad(GradCtx& g) {
   std::vector<Entry> in = {g.ograd(0)};
   for (int i = 0; i < g.num_inputs(); ++i) in.push_back(g.input(i));
@@ -492,7 +634,8 @@ GradList SliceChannelGrad(GradCtx& g) {
 
 template <class A>
 void RegisterSliceBackward(OpRegistry& r, const char* name, const char* forward,
-                           void (*forward_shape)(ShapeInferCtx&), FReference kernel) {
+                           void (*forward_shape)(ShapeInferCtx&), FReference kernel,
+                           FCompute compute) {
   r.Register(name)
       .Describe(StrCat("gradient of ", forward, ": d output scattered into zeros of data's shape"))
       .SetAttrs<A>()
@@ -500,7 +643,8 @@ void RegisterSliceBackward(OpRegistry& r, const char* name, const char* forward,
       .InferShape([forward_shape](ShapeInferCtx& ctx) { SliceBackwardShape(ctx, forward_shape); })
       .InferType(OgradTypeInfer)
       .Pattern(FusionPattern::kInjective)
-      .Reference(std::move(kernel));
+      .Reference(std::move(kernel))
+      .Compute(std::move(compute));
 }
 
 }  // namespace
@@ -515,6 +659,7 @@ void RegisterSliceOps(OpRegistry& r) {
       .InferType(SameTypeInfer)
       .Pattern(FusionPattern::kInjective)
       .Reference(ConcatKernel)
+      .Compute(ConcatCompute)
       .Gradient(ConcatGrad);
 
   r.Register("SliceChannel")
@@ -533,6 +678,7 @@ void RegisterSliceOps(OpRegistry& r) {
       .InferType(SameTypeInfer)
       .Pattern(FusionPattern::kInjective)
       .Reference(SliceChannelKernel)
+      .Compute(SliceChannelCompute)
       .Gradient(SliceChannelGrad);
 
   r.Register("slice")
@@ -544,6 +690,7 @@ void RegisterSliceOps(OpRegistry& r) {
       .InferType(SameTypeInfer)
       .Pattern(FusionPattern::kInjective)
       .Reference(SliceKernel)
+      .Compute(SliceCompute)
       .Gradient([](GradCtx& g) -> GradList {
         return {g.EmitWithAttrs("_backward_slice", {g.ograd(0), g.input(0)})[0]};
       });
@@ -555,6 +702,7 @@ void RegisterSliceOps(OpRegistry& r) {
       .InferType(SameTypeInfer)
       .Pattern(FusionPattern::kInjective)
       .Reference(SliceAxisKernel)
+      .Compute(SliceAxisCompute)
       .Gradient([](GradCtx& g) -> GradList {
         return {g.EmitWithAttrs("_backward_slice_axis", {g.ograd(0), g.input(0)})[0]};
       });
@@ -577,11 +725,13 @@ void RegisterSliceOps(OpRegistry& r) {
       .InferShape(ConcatBackwardShape)
       .InferType(OgradTypeInfer)
       .Pattern(FusionPattern::kInjective)
-      .Reference(ConcatBackwardKernel);
+      .Reference(ConcatBackwardKernel)
+      .Compute(ConcatBackwardCompute);
 
-  RegisterSliceBackward<SliceAttrs>(r, "_backward_slice", "slice", SliceShape, SliceBackwardKernel);
+  RegisterSliceBackward<SliceAttrs>(r, "_backward_slice", "slice", SliceShape, SliceBackwardKernel,
+                                    SliceBackwardCompute);
   RegisterSliceBackward<SliceAxisAttrs>(r, "_backward_slice_axis", "slice_axis", SliceAxisShape,
-                                        SliceAxisBackwardKernel);
+                                        SliceAxisBackwardKernel, SliceAxisBackwardCompute);
 }
 
 }  // namespace kiln::ops

@@ -15,6 +15,7 @@
 #include <utility>
 #include <vector>
 
+#include "kiln/ir/compute.h"
 #include "kiln/ir/grad.h"
 #include "ops/op_util.h"
 
@@ -144,5 +145,40 @@ Entry EmitUnary(GradCtx& g, std::string_view op, Entry x);
 Entry EmitBinary(GradCtx& g, std::string_view op, Entry a, Entry b);
 // A scalar op ("_mul_scalar", "_power_scalar") with `scalar` printed exactly.
 Entry EmitScalar(GradCtx& g, std::string_view op, Entry x, double scalar);
+
+// --- Compute definitions (kiln/ir/compute.h; tensor_util_compute.cpp). ---
+// Ops that only move elements (reshapes, transposes, slices, Concat, Pad, ...) have
+// definitions for every dtype: their expressions only read, select and store, which the kernel
+// IR does for every storage type, so the result is the reference's, bit for bit. Ops that
+// compute cover the dtypes for which the kernel IR's arithmetic gives the reference's result.
+
+// `value` converted to dtype `t` as the reference kernels convert attribute values
+// (ConvertValue): float32 rounds; integers truncate and saturate; bool is value != 0.
+// float16/bfloat16/int8/uint8 constants are built in float32/int32 and cast (exactly).
+TExpr ConstOf(double value, DType t);
+// x in the type the kernel IR computes with: int8, uint8 and bool widen to int32, float16 and
+// bfloat16 to float32 (exactly); float32, float64, int32 and int64 stay.
+TExpr Widen(TExpr x);
+// x converted to dtype `to` with ConvertValue's rules, step for step (so integers reach a
+// floating type through double and then float, as ConvertValue does).
+TExpr ConvertExpr(TExpr x, DType to);
+// int32 or int64 (the integer types the kernel IR computes on).
+bool IsComputeInt(DType t);
+// x != 0 (NaN is nonzero), as a bool; x of any dtype.
+TExpr NonZero(TExpr x);
+// x != x (true for NaN only); x float32 or float64.
+TExpr IsNan(TExpr x);
+// max(lo, min(hi, i)) on an int64 index; lo <= hi.
+TExpr ClampIndex(TExpr i, int64_t lo, int64_t hi);
+// An index of any numeric dtype as the reference reads it (Tensor::At: a double, then
+// truncated toward zero, non-finite values 0): an int64 expression.
+TExpr IndexValue(TExpr x);
+// The input index, over input dims `in`, of the element at the same row-major position as
+// output index `out_idx` over output dims `out` (both with the same number of elements).
+// Size-1 axes are read at 0; runs of axes with equal products map without division.
+std::vector<TExpr> ReshapeIndex(const std::vector<int64_t>& in, const std::vector<int64_t>& out,
+                                const std::vector<TExpr>& out_idx);
+// out = in(0)'s elements in row-major order (Flatten, Reshape, expand_dims, squeeze, ...).
+FCompute ReshapeCompute();
 
 }  // namespace kiln::ops

@@ -22,8 +22,9 @@
 //     are legitimately differentiated through (zeros_like builds initial states and appears in
 //     gradient graphs themselves), so they are not errors.
 #include <cmath>
-
+#include <functional>
 #include <numbers>
+#include <string_view>
 
 #include "ops/register.h"
 #include "ops/tensor_util.h"
@@ -228,31 +229,84 @@ void FillKernel(KernelCtx& ctx) {
   });
 }
 
-// The compute definition of unary op `name` on float32/float64 (kiln/ir/compute.h), or null.
-// Each matches the reference function above up to the rounding of the math call (vmath's
-// bounds, docs/codegen.md). relu keeps NaN (x <= 0 is false for it); negative multiplies by -1
-// so that -0 comes out as the reference's; rsqrt divides by sqrt, as the reference does.
+// --- Compute definitions (kiln/ir/compute.h). ---
+// Floating ops on float32/float64: each matches the reference function above up to the
+// rounding of the math call (vmath's bounds, docs/codegen.md). relu keeps NaN (x <= 0 is false
+// for it); negative multiplies by -1 so that -0 comes out as the reference's; rsqrt divides by
+// sqrt, as the reference does. abs, square, negative, relu and sign also cover the integer
+// types and bool: computed in int32/int64 after widening and converted back, which wraps
+// exactly as the reference's int64 arithmetic converted to the type does.
 FCompute UnaryComputeOf(std::string_view name) {
-  auto call = [](TMath f) { return [f](TExpr x) { return TCall(f, {std::move(x)}); }; };
-  if (name == "exp") return UnaryFloatCompute(call(TMath::kExp));
-  if (name == "log") return UnaryFloatCompute(call(TMath::kLog));
-  if (name == "sqrt") return UnaryFloatCompute(call(TMath::kSqrt));
-  if (name == "tanh") return UnaryFloatCompute(call(TMath::kTanh));
-  if (name == "sigmoid") return UnaryFloatCompute(call(TMath::kSigmoid));
-  if (name == "erf") return UnaryFloatCompute(call(TMath::kErf));
-  if (name == "abs") return UnaryFloatCompute(call(TMath::kAbs));
-  if (name == "rsqrt")
-    return UnaryFloatCompute(
-        [](TExpr x) { return TConst(1, x->dtype) / TCall(TMath::kSqrt, {x}); });
-  if (name == "square") return UnaryFloatCompute([](TExpr x) { return x * x; });
-  if (name == "negative")
-    return UnaryFloatCompute([](TExpr x) { return x * TConst(-1, x->dtype); });
+  std::function<TExpr(TExpr)> f;
+  auto call = [](TMath m) { return [m](TExpr x) { return TCall(m, {std::move(x)}); }; };
+  if (name == "exp") f = call(TMath::kExp);
+  if (name == "log") f = call(TMath::kLog);
+  if (name == "sqrt") f = call(TMath::kSqrt);
+  if (name == "tanh") f = call(TMath::kTanh);
+  if (name == "sigmoid") f = call(TMath::kSigmoid);
+  if (name == "erf") f = call(TMath::kErf);
+  if (name == "rsqrt") f = [](TExpr x) { return TConst(1, x->dtype) / TCall(TMath::kSqrt, {x}); };
+  if (name == "abs") f = call(TMath::kAbs);
+  if (name == "square") f = [](TExpr x) { return x * x; };
+  if (name == "negative") f = [](TExpr x) { return x * TConst(-1, x->dtype); };
   if (name == "relu")
-    return UnaryFloatCompute([](TExpr x) {
+    f = [](TExpr x) {
       TExpr zero = TConst(0, x->dtype);
       return TSelect(TBinary(TBinaryOp::kLE, x, zero), zero, x);
-    });
-  return nullptr;
+    };
+  if (name == "sign")
+    f = [](TExpr x) {
+      DType t = x->dtype;
+      TExpr s =
+          TSelect(TBinary(TBinaryOp::kGT, x, TConst(0, t)), TConst(1, t),
+                  TSelect(TBinary(TBinaryOp::kLT, x, TConst(0, t)), TConst(-1, t), TConst(0, t)));
+      return IsComputeFloat(t) ? TSelect(IsNan(x), x, s) : s;  // NaN stays (-0 gives +0)
+    };
+  if (!f) return nullptr;
+  bool ints =
+      name == "abs" || name == "square" || name == "negative" || name == "relu" || name == "sign";
+  return [f, ints](const ComputeCtx& c) -> std::vector<TExpr> {
+    DType t = c.out_dtype(0);
+    if (IsComputeFloat(t)) return {f(c.In(0))};
+    if (!ints || IsFloatingPoint(t)) return {};  // float16/bfloat16: not covered
+    TExpr w = Widen(c.In(0));
+    return {w->dtype == t ? f(w) : TCast(t, f(w))};
+  };
+}
+
+// clip: min(max(x, a_min), a_max) keeping NaN. For floats the bounds are compared in the type:
+// x < a_min (double) holds exactly when x < float(a_min) or x == float(a_min), and both give
+// float(a_min). Integers compare with the bounds converted to the type, as the reference.
+std::vector<TExpr> ClipCompute(const ComputeCtx& c) {
+  const auto& a = c.attrs<ClipAttrs>();
+  DType t = c.out_dtype(0);
+  if (!IsComputeFloat(t) && IsFloatingPoint(t)) return {};
+  TExpr x = Widen(c.In(0));
+  TExpr lo = Widen(ConstOf(a.a_min, t)), hi = Widen(ConstOf(a.a_max, t));
+  TExpr y =
+      TSelect(TBinary(TBinaryOp::kLT, x, lo), lo, TSelect(TBinary(TBinaryOp::kGT, x, hi), hi, x));
+  return {y->dtype == t ? y : TCast(t, y)};
+}
+
+// _backward_clip: dy where a_min <= x <= a_max, compared in double as the reference does.
+std::vector<TExpr> ClipBackwardCompute(const ComputeCtx& c) {
+  const auto& a = c.attrs<ClipAttrs>();
+  DType t = c.out_dtype(0);
+  if (!IsComputeFloat(t)) return {};
+  TExpr v = TCast(DType::kFloat64, c.In(1));
+  TExpr out = TBinary(TBinaryOp::kOr, TBinary(TBinaryOp::kLT, v, TConst(a.a_min, v->dtype)),
+                      TBinary(TBinaryOp::kGT, v, TConst(a.a_max, v->dtype)));
+  return {TSelect(out, TConst(0, t), c.In(0))};
+}
+
+// Cast and _backward_Cast (input 0 converted to the output's dtype), every pair of dtypes.
+std::vector<TExpr> CastCompute(const ComputeCtx& c) {
+  return {ConvertExpr(c.In(0), c.out_dtype(0))};
+}
+
+template <int kValue>
+std::vector<TExpr> FillCompute(const ComputeCtx& c) {
+  return {ConstOf(kValue, c.out_dtype(0))};
 }
 
 }  // namespace
@@ -283,6 +337,7 @@ void RegisterUnaryOps(OpRegistry& r) {
       .Inplace(InplaceIdentity)
       .Reference(
           [](KernelCtx& ctx) { KILN_DTYPE_SWITCH(ctx.out[0].dtype(), T, ClipKernel<T>(ctx)); })
+      .Compute(ClipCompute)
       .Gradient([](GradCtx& g) -> GradList {
         return {g.EmitWithAttrs("_backward_clip", {g.ograd(0), g.input(0)})[0]};
       });
@@ -297,7 +352,8 @@ void RegisterUnaryOps(OpRegistry& r) {
       .Inplace(InplaceIdentity)
       .Reference([](KernelCtx& ctx) {
         KILN_FLOAT_DTYPE_SWITCH(ctx.out[0].dtype(), T, ClipBackwardKernel<T>(ctx));
-      });
+      })
+      .Compute(ClipBackwardCompute);
 
   r.Register("Cast")
       .Alias("cast")
@@ -313,6 +369,7 @@ void RegisterUnaryOps(OpRegistry& r) {
           KILN_DTYPE_SWITCH(ctx.out[0].dtype(), D, (CastKernel<D, S>(ctx.in[0], ctx.out[0])));
         });
       })
+      .Compute(CastCompute)
       .Gradient([](GradCtx& g) -> GradList {
         return {g.Emit1("_backward_Cast", {g.ograd(0), g.input(0)})};
       });
@@ -328,7 +385,8 @@ void RegisterUnaryOps(OpRegistry& r) {
         KILN_DTYPE_SWITCH(ctx.in[0].dtype(), S, {
           KILN_DTYPE_SWITCH(ctx.out[0].dtype(), D, (CastKernel<D, S>(ctx.in[0], ctx.out[0])));
         });
-      });
+      })
+      .Compute(CastCompute);
 
   r.Register("zeros_like")
       .Describe("zeros of the input's shape and dtype")
@@ -338,6 +396,7 @@ void RegisterUnaryOps(OpRegistry& r) {
       .Pattern(FusionPattern::kElemwise)
       .Inplace(InplaceIdentity)
       .Reference(FillKernel<0>)
+      .Compute(FillCompute<0>)
       .Gradient([](GradCtx&) -> GradList { return {std::nullopt}; });
 
   r.Register("ones_like")
@@ -348,6 +407,7 @@ void RegisterUnaryOps(OpRegistry& r) {
       .Pattern(FusionPattern::kElemwise)
       .Inplace(InplaceIdentity)
       .Reference(FillKernel<1>)
+      .Compute(FillCompute<1>)
       .Gradient([](GradCtx&) -> GradList { return {std::nullopt}; });
 }
 

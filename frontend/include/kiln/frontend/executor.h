@@ -65,8 +65,13 @@
 // - outputs() are arrays allocated at bind time and overwritten by each Forward, so a handle
 //   taken once stays current, as MXNet's executor.outputs.
 //
-// The interpreter runs underneath today, behind an internal GraphRunner interface
-// (frontend/src/graph_runner.h), so a compiled runner can replace it without changing this API.
+// What runs underneath (frontend/src/graph_runner.h): compiled code by default (the LLVM CPU
+// backend, kiln/codegen/compile.h: the -O3 passes, fused kernels on one planned arena, compiled
+// on the first Forward of each mode and cached by graph structure, shapes, dtypes and target, so
+// that later binds of the same model compile nothing), or the reference interpreter, selected
+// with SetExecutorBackend or the environment variable KILN_EXECUTOR=interpreter. The choice is
+// taken when an executor is bound. Results agree within the tolerances the tests state
+// (tests/unit/compiled_executor_test.cpp); random masks (Dropout) differ between the two.
 #pragma once
 
 #include <cstdint>
@@ -80,6 +85,14 @@
 #include "kiln/runtime/tensor.h"
 
 namespace kiln {
+
+enum class ExecutorBackend { kDefault, kCompiled, kInterpreter };
+// The backend of executors bound from now on (process-wide; thread-safe). kDefault: let the
+// environment decide again.
+void SetExecutorBackend(ExecutorBackend backend);
+// The current choice: SetExecutorBackend's, else KILN_EXECUTOR ("interpreter" or "compiled";
+// anything else is a UserError at bind), else compiled. Never kDefault.
+ExecutorBackend GetExecutorBackend();
 
 class Executor {
  public:

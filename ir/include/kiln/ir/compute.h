@@ -36,13 +36,24 @@
 
 namespace kiln {
 
-enum class TExprKind : uint8_t { kAxis, kRead, kConst, kBinary, kSelect, kCast, kCall };
+enum class TExprKind : uint8_t {
+  kAxis,
+  kRead,
+  kConst,
+  kBinary,
+  kSelect,
+  kCast,
+  kCall,
+  kReduce,      // a reduction over its domain's axes of its one operand (TReduce)
+  kReduceAxis,  // an index of a reduction's domain, inside its body
+};
 
 enum class TBinaryOp : uint8_t {
   kAdd,
   kSub,
   kMul,
   kDiv,
+  kMod,  // integers only: C's remainder (truncating), for index expressions
   kMin,
   kMax,
   kEQ,
@@ -72,6 +83,23 @@ enum class TMath : uint8_t {
   kLog1p,
 };
 
+// How a reduction combines its values, and the result of an empty one.
+//   kSum  0 + x0 + x1 + ...           kProd  1 * x0 * x1 * ...
+//   kMax, kMin     NaN propagates: one NaN makes the result NaN (NumPy's max and min; the
+//                  reference reductions of reduce.cpp); empty: -inf / +inf (integers: the
+//                  type's lowest / highest value).
+//   kMaxNum, kMinNum   NaN is skipped (IEEE maxNum; C++'s std::max(acc, x) over the values,
+//                  as the pooling and softmax references compute); empty: as kMax / kMin.
+// The order in which values are combined is not specified: sums and products of floats may
+// round differently from a serial loop (lowering states its order, docs/codegen.md).
+enum class TReduceOp : uint8_t { kSum, kProd, kMax, kMin, kMaxNum, kMinNum };
+
+// The iteration space of one reduction: its axes and their extents. Each TReduce owns one;
+// TReduceAxis nodes point at it, so a body may also use the axes of an enclosing reduction.
+struct TReduceDomain {
+  std::vector<int64_t> extents;
+};
+
 struct TExprNode;
 using TExpr = std::shared_ptr<const TExprNode>;
 
@@ -82,7 +110,10 @@ struct TExprNode {
   double value = 0;  // kConst
   TBinaryOp op = TBinaryOp::kAdd;
   TMath fn = TMath::kExp;
+  TReduceOp reduce_op = TReduceOp::kSum;        // kReduce
+  std::shared_ptr<const TReduceDomain> domain;  // kReduce, kReduceAxis (index: the axis)
   std::vector<TExpr> operands;  // read: indices; binary: a, b; select: c, t, f; cast: a; call
+                                // args; reduce: the body
 };
 
 // Constructors. Binary operands must have one dtype (InternalError otherwise: definitions are
@@ -98,8 +129,19 @@ TExpr operator+(TExpr a, TExpr b);
 TExpr operator-(TExpr a, TExpr b);
 TExpr operator*(TExpr a, TExpr b);
 TExpr operator/(TExpr a, TExpr b);
+TExpr operator%(TExpr a, TExpr b);  // integers only
 TExpr TMin(TExpr a, TExpr b);
 TExpr TMax(TExpr a, TExpr b);
+
+// A reduction: `op` over every point r of the box [0, extents[0]) x ... of body(r), where
+// r[k] is an int64 index expression (TReduceAxis) usable in the body's reads. The result has
+// the body's dtype (float32, float64, int32 or int64; floats accumulate in their own type).
+// The body may contain other reductions, which may use r. Example, the sum over axis 1 of
+// x (N, C, H):  out[n, h] = TReduce(kSum, {C}, [&](auto& r) { return c.Read(0, {n, r[0], h}); })
+TExpr TReduce(TReduceOp op, std::vector<int64_t> extents,
+              const std::function<TExpr(const std::vector<TExpr>& r)>& body);
+// The value a reduction starts from (and the result of an empty one), as a constant.
+TExpr TReduceIdentity(TReduceOp op, DType dtype);
 
 // What a definition sees of one node.
 class ComputeCtx {

@@ -71,7 +71,9 @@ class PlanExecutor {
   // Runs every call in order. `arena` holds plan.arena_size bytes aligned to
   // plan.arena_alignment; `externals` holds plan.num_externals pointers. A kernel's exception
   // propagates (after the other tasks of its call have finished).
-  void Run(void* arena, void* const* externals);
+  void Run(void* arena, void* const* externals) { Run(arena, externals, 0, plan_.calls.size()); }
+  // Runs calls [first, last) only: a training plan runs its forward phase, then its backward.
+  void Run(void* arena, void* const* externals, size_t first, size_t last);
 
  private:
   const Plan& plan_;

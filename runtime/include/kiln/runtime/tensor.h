@@ -29,6 +29,9 @@ struct Device {
 class Storage {
  public:
   static std::shared_ptr<Storage> Allocate(size_t bytes, Device device = Device::CPU());
+  // Memory owned by someone else (a plan's arena, a caller's buffer): never freed by the
+  // Storage; the owner keeps it alive as long as any tensor viewing it.
+  static std::shared_ptr<Storage> View(void* data, size_t bytes, Device device = Device::CPU());
   ~Storage();
   Storage(const Storage&) = delete;
   Storage& operator=(const Storage&) = delete;
@@ -38,10 +41,12 @@ class Storage {
   Device device() const { return device_; }
 
  private:
-  Storage(void* data, size_t bytes, Device device) : data_(data), bytes_(bytes), device_(device) {}
+  Storage(void* data, size_t bytes, Device device, bool owned)
+      : data_(data), bytes_(bytes), device_(device), owned_(owned) {}
   void* data_;
   size_t bytes_;
   Device device_;
+  bool owned_;
 };
 
 class Tensor {
@@ -55,6 +60,9 @@ class Tensor {
                            const std::vector<double>& values);
   template <class T>
   static Tensor FromVector(std::vector<int64_t> shape, const std::vector<T>& values);
+  // A tensor over memory it does not own (Storage::View): `data` must hold the elements.
+  static Tensor View(void* data, std::vector<int64_t> shape, DType dtype,
+                     Device device = Device::CPU());
 
   bool defined() const { return storage_ != nullptr; }
   DType dtype() const { return dtype_; }

@@ -1,0 +1,172 @@
+// kiln/codegen/compile.h - a whole graph compiled for the CPU: a plan of kernels on one arena.
+//
+// CompileGraph runs the optimisation pipeline on a graph (-O3 by default: fusion included),
+// plans its memory, lowers every op node (a fused group counts as one) to one kernel, and
+// JIT-compiles them all as one LLVM module. The result is a runtime Plan (kiln/runtime/plan.h):
+// one call per kernel, intermediates at planned offsets of one arena, and the graph's variables
+// and outputs in caller-visible buffers.
+//
+//   CompileOptions opt;
+//   opt.infer.shapes = {{"data", Shape({64, 784})}};   // every variable's shape and dtype
+//   std::shared_ptr<const CompiledGraph> cg = CompileGraphCached(graph, opt);
+//   std::cerr << cg->Report();                          // what became what
+//   CompiledRun run(cg);                                // an arena and bindings; one per thread
+//   run.Bind("data", images);  run.Bind("fc1_weight", w);  ...
+//   run.Run();                                          // or RunCalls(0, cg->forward_calls())
+//   Tensor probs = run.output(0);
+//
+// A node none of whose ops can be lowered yet (kiln/codegen/lower.h: ops without a compute
+// definition) runs its ops' reference kernels (OpDef::reference, as the interpreter does) on
+// the arena's memory instead: the plan is complete for every graph the interpreter runs, and
+// Report() names each such node so that nothing is hidden. CompileOptions::allow_reference =
+// false makes them an UnsupportedError listing every one at once.
+//
+// Training graphs (BuildGradient's) are compiled with is_train and forward_outputs set: fusion
+// keeps the phases apart, so the forward phase is calls [0, forward_calls()) and Backward runs
+// the rest on the same arena, which keeps the forward values the backward calls read.
+//
+// Compiled graphs are immutable and shared: CompileGraphCached returns the same object for the
+// same graph structure, shapes, dtypes, options and target, so a later bind of the same model
+// compiles nothing.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "kiln/codegen/llvm_jit.h"
+#include "kiln/codegen/lower.h"
+#include "kiln/ir/graph.h"
+#include "kiln/passes/infer.h"
+#include "kiln/runtime/plan.h"
+#include "kiln/runtime/tensor.h"
+#include "kiln/runtime/thread_pool.h"
+
+namespace kiln::codegen {
+
+struct CompileOptions {
+  InferOptions infer;          // the variables' shapes and dtypes (float32 where none is given)
+  int opt_level = 3;           // the pass pipeline: OptPipeline(opt_level)
+  bool is_train = false;       // a training graph: BatchNorm and Dropout in training mode
+  size_t forward_outputs = 0;  // PassContext::forward_outputs (training graphs)
+  CpuOptions cpu;
+  LowerOptions lower;           // kernel_name is ignored
+  bool allow_reference = true;  // false: nodes that cannot be lowered are an UnsupportedError
+};
+
+// How one call of the plan was made.
+struct CompiledCall {
+  enum class Kind : uint8_t { kJit, kReference };
+  Kind kind = Kind::kJit;
+  uint32_t node = 0;   // the node of graph() it computes
+  std::string ops;     // "FullyConnected+Activation": the op names it holds
+  std::string kernel;  // the JIT kernel's name (kJit)
+};
+
+class CompiledGraph {
+ public:
+  // The graph after the passes: what the plan computes, node by node.
+  const Graph& graph() const { return graph_; }
+  const Plan& plan() const { return plan_; }
+  const std::vector<CompiledCall>& calls() const { return calls_; }
+  // The kernels compiled by the JIT, in call order (for kiln-dump --kernels, --llvm, --asm).
+  const std::vector<Kernel>& kernels() const { return kernels_; }
+  const CpuTarget& target() const { return target_; }
+  // Calls [0, forward_calls()) are the forward phase (all of them without forward_outputs).
+  size_t forward_calls() const { return forward_calls_; }
+  int64_t arena_size() const { return plan_.arena_size; }
+  // Milliseconds spent in the passes, in lowering, and in LLVM (emission, -O3, JIT).
+  double pass_ms() const { return pass_ms_; }
+  double lower_ms() const { return lower_ms_; }
+  double llvm_ms() const { return llvm_ms_; }
+
+  // A summary: kernels compiled and run by reference (with the ops of each of those), arena
+  // size and compile times.
+  std::string Report() const;
+
+  struct ReferenceNode;  // what a reference call needs: the node and its facts (compile.cpp)
+
+ private:
+  friend class CompiledRun;
+  friend std::shared_ptr<const CompiledGraph> CompileGraph(Graph g, const CompileOptions& options);
+  struct Slot {             // where a graph output's value is
+    int64_t external = -1;  // an external buffer of the plan
+    int64_t variable = -1;  // or a variable of graph(), by its index in variables_
+  };
+
+  Graph graph_;
+  Plan plan_;
+  std::vector<CompiledCall> calls_;
+  std::vector<Kernel> kernels_;
+  CpuTarget target_;
+  size_t forward_calls_ = 0;
+  double pass_ms_ = 0, lower_ms_ = 0, llvm_ms_ = 0;
+  std::shared_ptr<LLVMJit> jit_;  // keeps the machine code alive
+  std::vector<std::unique_ptr<ReferenceNode>> reference_nodes_;
+  // Externals: [0] the run state, [1, 1 + reference_nodes_) their contexts, then the
+  // variables (variables_ order), then the op outputs of the graph's outputs.
+  std::vector<uint32_t> variables_;  // variable nodes of graph_
+  std::map<std::string, size_t> variable_index_;
+  std::vector<Entry> output_entries_;  // external op-node outputs, in external order
+  std::vector<Slot> outputs_;          // one per graph output
+  int64_t first_variable_external_ = 0;
+};
+
+// Compiles `g` (shapes and dtypes need not be inferred: options.infer gives the variables').
+// UserError for a graph the passes reject; UnsupportedError as described above.
+std::shared_ptr<const CompiledGraph> CompileGraph(Graph g, const CompileOptions& options);
+
+// The same through a process-wide cache keyed by the graph's text (structure, names, shapes and
+// dtypes after inference), the options and the target CPU. Thread-safe.
+std::shared_ptr<const CompiledGraph> CompileGraphCached(const Graph& g,
+                                                        const CompileOptions& options);
+// Entries in the cache and lookups that found one, for tests and reports.
+struct CompileCacheStats {
+  size_t entries = 0;
+  size_t hits = 0;
+  size_t misses = 0;
+};
+CompileCacheStats GetCompileCacheStats();
+
+// One set of buffers for running a compiled graph: the arena, the variables' tensors and the
+// outputs' tensors (allocated here). Not shared between threads; many runs may share one
+// CompiledGraph.
+class CompiledRun {
+ public:
+  // `pool` null: ThreadPool::Global().
+  explicit CompiledRun(std::shared_ptr<const CompiledGraph> graph, ThreadPool* pool = nullptr);
+
+  // The tensor holding variable `name` from now on (no copy: the plan reads it in place, and
+  // BatchNorm's moving statistics are updated in it). Shape and dtype must be the compiled
+  // ones (a UserError naming the variable otherwise). A name the passes removed (an unused
+  // label) is accepted and ignored; a name the graph never had is a UserError.
+  void Bind(const std::string& name, const Tensor& value);
+  bool IsBound(const std::string& name) const;
+
+  // Runs calls [first, last) (every call by default). Every variable the calls read must be
+  // bound (a UserError naming the first that is not). Random ops draw from `seed`.
+  void Run(bool is_train = false, uint64_t seed = 0) {
+    RunCalls(0, graph_->plan().calls.size(), is_train, seed);
+  }
+  void RunCalls(size_t first, size_t last, bool is_train = false, uint64_t seed = 0);
+
+  // Graph output k after a run: this run's own tensor, or the bound variable it equals.
+  Tensor output(size_t k) const;
+  const CompiledGraph& graph() const { return *graph_; }
+
+  struct State;  // what the reference calls of a run read (compile.cpp)
+
+ private:
+  std::shared_ptr<const CompiledGraph> graph_;
+  std::shared_ptr<Storage> arena_;
+  PlanExecutor executor_;
+  std::shared_ptr<State> state_;
+  std::vector<Tensor> variables_;  // bound tensors, variables_ order
+  std::vector<Tensor> outputs_;    // per external op output
+  std::vector<void*> externals_;
+};
+
+}  // namespace kiln::codegen
