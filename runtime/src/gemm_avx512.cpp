@@ -1,0 +1,320 @@
+// gemm_avx512.cpp - the AVX-512 GEMM kernels (compiled with -mavx512f -mavx512dq -mavx512vl
+// -mfma; run only where the CPU has them). A 14 x 32 register tile in 28 zmm accumulators.
+#include <immintrin.h>
+
+#include "gemm_kernels.h"
+
+namespace kiln::gemm_detail {
+namespace {
+
+inline int64_t Min(int64_t a, int64_t b) {
+  return a < b ? a : b;
+}
+inline __mmask16 Mask(int64_t valid) {
+  return valid >= 16 ? __mmask16(0xFFFF) : valid <= 0 ? __mmask16(0) : __mmask16((1u << valid) - 1);
+}
+
+// The R x 32 tile (R <= kMR valid rows) over kc: acc = Apanel * Bpanel, then C = acc or
+// C += acc for the valid `cols`. kHalf: at most 16 valid columns, one vector per row.
+// Partial sums per accumulator for R rows (see Tile).
+template <int R>
+constexpr int kUnroll = R >= 4 ? 1 : 2;
+
+template <int R, bool kHalf>
+void Tile(int64_t kc, const float* ap, const float* bp, float* c, int64_t ldc, int64_t cols,
+          bool accumulate) {
+  // Few rows leave few independent FMA chains, which the FMA latency (4 cycles) would bound:
+  // U partial sums over interleaved k keep the pipes busy; they are added at the end.
+  constexpr int U = kUnroll<R>;
+  constexpr int H = kHalf ? 1 : 2;
+  __m512 acc[U][R][2];
+  for (int u = 0; u < U; ++u)
+    for (int r = 0; r < R; ++r) acc[u][r][0] = acc[u][r][1] = _mm512_setzero_ps();
+  int64_t k = 0;
+  for (; k + U <= kc; k += U) {
+#pragma GCC unroll 4
+    for (int u = 0; u < U; ++u) {
+      __m512 b[2];
+      for (int h = 0; h < H; ++h) b[h] = _mm512_loadu_ps(bp + 16 * h);
+#pragma GCC unroll 14
+      for (int r = 0; r < R; ++r) {
+        __m512 a = _mm512_set1_ps(ap[r]);
+        for (int h = 0; h < H; ++h) acc[u][r][h] = _mm512_fmadd_ps(a, b[h], acc[u][r][h]);
+      }
+      ap += kMR;
+      bp += kNR;
+    }
+  }
+  for (; k < kc; ++k) {
+    __m512 b[2];
+    for (int h = 0; h < H; ++h) b[h] = _mm512_loadu_ps(bp + 16 * h);
+    for (int r = 0; r < R; ++r) {
+      __m512 a = _mm512_set1_ps(ap[r]);
+      for (int h = 0; h < H; ++h) acc[0][r][h] = _mm512_fmadd_ps(a, b[h], acc[0][r][h]);
+    }
+    ap += kMR;
+    bp += kNR;
+  }
+  for (int u = 1; u < U; ++u)
+    for (int r = 0; r < R; ++r)
+      for (int h = 0; h < H; ++h) acc[0][r][h] = _mm512_add_ps(acc[0][r][h], acc[u][r][h]);
+  __mmask16 m0 = Mask(cols), m1 = Mask(cols - 16);
+  for (int r = 0; r < R; ++r) {
+    float* row = c + r * ldc;
+    __m512 v0 = acc[0][r][0];
+    if (accumulate) v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(m0, row));
+    _mm512_mask_storeu_ps(row, m0, v0);
+    if (!kHalf) {
+      __m512 v1 = acc[0][r][1];
+      if (accumulate) v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(m1, row + 16));
+      _mm512_mask_storeu_ps(row + 16, m1, v1);
+    }
+  }
+}
+
+using TileFn = void (*)(int64_t, const float*, const float*, float*, int64_t, int64_t, bool);
+#define KILN_TILES(H)                                                                          \
+  {                                                                                            \
+    &Tile<1, H>, &Tile<2, H>, &Tile<3, H>, &Tile<4, H>, &Tile<5, H>, &Tile<6, H>, &Tile<7, H>, \
+        &Tile<8, H>, &Tile<9, H>, &Tile<10, H>, &Tile<11, H>, &Tile<12, H>, &Tile<13, H>,      \
+        &Tile<14, H>                                                                           \
+  }
+const TileFn kTiles[2][kMR] = {KILN_TILES(false), KILN_TILES(true)};
+#undef KILN_TILES
+
+// Tile<R> for P panels at once (R <= 4 rows: bandwidth-bound, batch 1): P streams of B in
+// flight instead of one. The same arithmetic per element as Tile<R, false>. The first P - 1
+// panels are full; the last has `last_cols` valid columns. bp: the first panel; the others
+// follow every `stride` floats.
+template <int R, int P>
+void TileP(int64_t kc, const float* ap, const float* bp, int64_t stride, float* c, int64_t ldc,
+           int64_t last_cols, bool accumulate) {
+  constexpr int U = kUnroll<R>;
+  __m512 acc[U][R][2 * P];
+  for (int u = 0; u < U; ++u)
+    for (int r = 0; r < R; ++r)
+      for (int h = 0; h < 2 * P; ++h) acc[u][r][h] = _mm512_setzero_ps();
+  auto step = [&](int u) {
+    __m512 b[2 * P];
+    for (int p = 0; p < P; ++p) {
+      b[2 * p] = _mm512_loadu_ps(bp + p * stride);
+      b[2 * p + 1] = _mm512_loadu_ps(bp + p * stride + 16);
+    }
+    for (int r = 0; r < R; ++r) {
+      __m512 a = _mm512_set1_ps(ap[r]);
+      for (int h = 0; h < 2 * P; ++h) acc[u][r][h] = _mm512_fmadd_ps(a, b[h], acc[u][r][h]);
+    }
+    ap += kMR, bp += kNR;
+  };
+  int64_t k = 0;
+  for (; k + U <= kc; k += U)
+#pragma GCC unroll 4
+    for (int u = 0; u < U; ++u) step(u);
+  for (; k < kc; ++k) step(0);
+  for (int u = 1; u < U; ++u)
+    for (int r = 0; r < R; ++r)
+      for (int h = 0; h < 2 * P; ++h) acc[0][r][h] = _mm512_add_ps(acc[0][r][h], acc[u][r][h]);
+  for (int r = 0; r < R; ++r)
+    for (int h = 0; h < 2 * P; ++h) {
+      __mmask16 mask = h < 2 * P - 2 ? __mmask16(0xFFFF) : Mask(last_cols - 16 * (h - 2 * P + 2));
+      float* out = c + r * ldc + 16 * h;
+      __m512 v = acc[0][r][h];
+      if (accumulate) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, out));
+      _mm512_mask_storeu_ps(out, mask, v);
+    }
+}
+
+using TilePFn = void (*)(int64_t, const float*, const float*, int64_t, float*, int64_t, int64_t,
+                         bool);
+// Panels per call for R = 1..4 rows: as many as the registers hold (U * R * 2P accumulators).
+constexpr int kPanels[4] = {4, 2, 2, 2};
+const TilePFn kTilesP[4] = {&TileP<1, 4>, &TileP<2, 2>, &TileP<3, 2>, &TileP<4, 2>};
+
+void Block(int64_t m, int64_t n, int64_t kc, const float* ap, const float* bp, float* c,
+           int64_t ldc, bool accumulate) {
+  if (m <= 4) {  // one short tile: several panels at a time while the last is wider than 16
+    const int64_t group = kPanels[m - 1] * kNR;
+    int64_t j = 0;
+    for (; j + group - 16 < n; j += group)
+      kTilesP[m - 1](kc, ap, bp + (j / kNR) * kc * kNR, kc * kNR, c + j, ldc,
+                     Min(kNR, n - j - group + kNR), accumulate);
+    if (m == 1)  // then pairs: one panel alone has too few independent FMA chains
+      for (; j + kNR + 16 < n; j += 2 * kNR)
+        TileP<1, 2>(kc, ap, bp + (j / kNR) * kc * kNR, kc * kNR, c + j, ldc, Min(kNR, n - j - kNR),
+                    accumulate);
+    for (; j < n; j += kNR) {
+      int64_t cols = Min(kNR, n - j);
+      kTiles[cols <= 16][m - 1](kc, ap, bp + (j / kNR) * kc * kNR, c + j, ldc, cols, accumulate);
+    }
+    return;
+  }
+  for (int64_t j = 0; j < n; j += kNR) {
+    int64_t cols = Min(kNR, n - j);
+    const float* panel = bp + (j / kNR) * kc * kNR;
+    for (int64_t i = 0; i < m; i += kMR) {
+      int64_t rows = Min(kMR, m - i);
+      kTiles[cols <= 16][rows - 1](kc, ap + (i / kMR) * kc * kMR, panel, c + i * ldc + j, ldc, cols,
+                                   accumulate);
+    }
+  }
+}
+
+// C[R rows, J columns] (+)= A B^T as dot products along K: each of the R x J accumulators is a
+// 16-wide partial sum reduced at the end. J is a template parameter so that the accumulators
+// stay in registers.
+template <int R, int J>
+void DotBlock(int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb, float* c,
+              int64_t ldc, bool accumulate) {
+  __m512 acc[R][J];
+  for (int r = 0; r < R; ++r)
+    for (int j = 0; j < J; ++j) acc[r][j] = _mm512_setzero_ps();
+  int64_t kk = 0;
+  for (; kk + 16 <= k; kk += 16) {
+    __m512 x[R];
+    for (int r = 0; r < R; ++r) x[r] = _mm512_loadu_ps(a + r * lda + kk);
+    for (int j = 0; j < J; ++j) {
+      __m512 w = _mm512_loadu_ps(b + j * ldb + kk);
+      for (int r = 0; r < R; ++r) acc[r][j] = _mm512_fmadd_ps(x[r], w, acc[r][j]);
+    }
+  }
+  if (kk < k) {
+    __mmask16 tail = Mask(k - kk);
+    __m512 x[R];
+    for (int r = 0; r < R; ++r) x[r] = _mm512_maskz_loadu_ps(tail, a + r * lda + kk);
+    for (int j = 0; j < J; ++j) {
+      __m512 w = _mm512_maskz_loadu_ps(tail, b + j * ldb + kk);
+      for (int r = 0; r < R; ++r) acc[r][j] = _mm512_fmadd_ps(x[r], w, acc[r][j]);
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int j = 0; j < J; ++j) {
+      float v = _mm512_reduce_add_ps(acc[r][j]);
+      float* out = c + r * ldc + j;
+      *out = accumulate ? *out + v : v;
+    }
+}
+
+template <int R>
+void DotRows(int64_t n, int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb,
+             float* c, int64_t ldc, bool accumulate) {
+  using Fn = void (*)(int64_t, const float*, int64_t, const float*, int64_t, float*, int64_t, bool);
+  static constexpr Fn kBlocks[8] = {&DotBlock<R, 1>, &DotBlock<R, 2>, &DotBlock<R, 3>,
+                                    &DotBlock<R, 4>, &DotBlock<R, 5>, &DotBlock<R, 6>,
+                                    &DotBlock<R, 7>, &DotBlock<R, 8>};
+  constexpr int64_t kMaxJ = R == 4 ? 6 : 8;  // R * J accumulators + R + 1 <= 32 registers
+  for (int64_t j0 = 0; j0 < n; j0 += kMaxJ)
+    kBlocks[Min(kMaxJ, n - j0) - 1](k, a, lda, b + j0 * ldb, ldb, c + j0, ldc, accumulate);
+}
+
+void Dot(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb,
+         float* c, int64_t ldc, bool accumulate) {
+  for (int64_t i = 0; i < m; i += 4) {
+    const float* ai = a + i * lda;
+    float* ci = c + i * ldc;
+    switch (Min(4, m - i)) {
+      case 1:
+        DotRows<1>(n, k, ai, lda, b, ldb, ci, ldc, accumulate);
+        break;
+      case 2:
+        DotRows<2>(n, k, ai, lda, b, ldb, ci, ldc, accumulate);
+        break;
+      case 3:
+        DotRows<3>(n, k, ai, lda, b, ldb, ci, ldc, accumulate);
+        break;
+      default:
+        DotRows<4>(n, k, ai, lda, b, ldb, ci, ldc, accumulate);
+    }
+  }
+}
+
+// C[R rows, 16 W columns at a time] (+)= sum_k A[r, k] B[k, :], streaming rows of B.
+template <int R, int W>
+void AxpyRows(int64_t n, int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb,
+              float* c, int64_t ldc, bool accumulate) {
+  for (int64_t j0 = 0; j0 < n; j0 += 16 * W) {
+    __mmask16 mask[W];
+    for (int w = 0; w < W; ++w) mask[w] = Mask(n - j0 - 16 * w);
+    __m512 acc[R][W];
+    for (int r = 0; r < R; ++r)
+      for (int w = 0; w < W; ++w) acc[r][w] = _mm512_setzero_ps();
+    const float* bk = b + j0;
+    for (int64_t kk = 0; kk < k; ++kk, bk += ldb) {
+      __m512 bv[W];
+      for (int w = 0; w < W; ++w) bv[w] = _mm512_maskz_loadu_ps(mask[w], bk + 16 * w);
+      for (int r = 0; r < R; ++r) {
+        __m512 av = _mm512_set1_ps(a[r * lda + kk]);
+        for (int w = 0; w < W; ++w) acc[r][w] = _mm512_fmadd_ps(av, bv[w], acc[r][w]);
+      }
+    }
+    for (int r = 0; r < R; ++r)
+      for (int w = 0; w < W; ++w) {
+        float* out = c + r * ldc + j0 + 16 * w;
+        __m512 v = acc[r][w];
+        if (accumulate) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask[w], out));
+        _mm512_mask_storeu_ps(out, mask[w], v);
+      }
+  }
+}
+
+void Axpy(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb,
+          float* c, int64_t ldc, bool accumulate) {
+  for (int64_t i = 0; i < m; i += 4) {
+    const float* ai = a + i * lda;
+    float* ci = c + i * ldc;
+    switch (Min(4, m - i)) {
+      case 1:
+        AxpyRows<1, 8>(n, k, ai, lda, b, ldb, ci, ldc, accumulate);
+        break;
+      case 2:
+        AxpyRows<2, 8>(n, k, ai, lda, b, ldb, ci, ldc, accumulate);
+        break;
+      case 3:
+        AxpyRows<3, 4>(n, k, ai, lda, b, ldb, ci, ldc, accumulate);
+        break;
+      default:
+        AxpyRows<4, 4>(n, k, ai, lda, b, ldb, ci, ldc, accumulate);
+    }
+  }
+}
+
+// out[8 x 8] = the transpose of 8 rows of 8 floats (rows `ld` apart), out rows kNR apart.
+__attribute__((always_inline)) inline void Transpose8(const float* in, int64_t ld, float* out) {
+  __m256 r[8], t[8];
+  for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(in + i * ld);
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 8; i += 4) {
+    r[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+    r[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
+    r[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+    r[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+  }
+  // r0..r3 hold rows 0-3's transposed quads, r4..r7 rows 4-7's: join the 128-bit halves.
+  for (int i = 0; i < 4; ++i) {
+    _mm256_storeu_ps(out + i * kNR, _mm256_permute2f128_ps(r[i], r[i + 4], 0x20));
+    _mm256_storeu_ps(out + (i + 4) * kNR, _mm256_permute2f128_ps(r[i], r[i + 4], 0x31));
+  }
+}
+
+void PackNK(const float* b, int64_t ldb, int64_t n, int64_t kc, float* out) {
+  for (int64_t j0 = 0; j0 < n; j0 += kNR, out += kc * kNR) {
+    for (int64_t g = 0; g < kNR; g += 8) {
+      int64_t valid = Min(8, n - j0 - g);
+      const float* src = b + (j0 + g) * ldb;
+      int64_t k = 0;
+      if (valid == 8)
+        for (; k + 8 <= kc; k += 8) Transpose8(src + k, ldb, out + k * kNR + g);
+      for (; k < kc; ++k)
+        for (int64_t c = 0; c < 8; ++c) out[k * kNR + g + c] = c < valid ? src[c * ldb + k] : 0.0f;
+    }
+  }
+}
+
+}  // namespace
+
+static const GemmKernels kAvx512 = {"avx512", &Block, &Dot, &Axpy, &PackNK};
+const GemmKernels* const kAvx512Kernels = &kAvx512;
+
+}  // namespace kiln::gemm_detail
