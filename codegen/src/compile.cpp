@@ -1,9 +1,11 @@
 // compile.cpp - a whole graph to a plan of JIT kernels (see kiln/codegen/compile.h).
 #include "kiln/codegen/compile.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <mutex>
+#include <optional>
 #include <utility>
 
 #include "kiln/ir/composite.h"
@@ -13,6 +15,7 @@
 #include "kiln/passes/memory_plan.h"
 #include "kiln/passes/pass_manager.h"
 #include "kiln/runtime/error.h"
+#include "library_calls.h"
 
 namespace kiln::codegen {
 
@@ -28,6 +31,7 @@ struct CompiledGraph::ReferenceNode {
 struct CompiledRun::State {
   bool is_train = false;
   std::mt19937_64 rng;
+  ThreadPool* pool = nullptr;
 };
 
 namespace {
@@ -94,22 +98,269 @@ std::string OptionsKey(const CompileOptions& o) {
 }  // namespace
 
 std::string CompiledGraph::Report() const {
-  size_t jit = 0;
+  size_t jit = 0, library = 0;
   std::string reference;
   for (const CompiledCall& c : calls_) {
     if (c.kind == CompiledCall::Kind::kJit) {
       ++jit;
-      continue;
+    } else if (c.kind == CompiledCall::Kind::kLibrary) {
+      ++library;
+    } else {
+      reference += StrCat("\n  reference: ", c.ops, " (node \"", graph_.node(c.node).name, "\")");
     }
-    reference += StrCat("\n  reference: ", c.ops, " (node \"", graph_.node(c.node).name, "\")");
   }
   char times[160];
   std::snprintf(times, sizeof times, "passes %.1f ms, lowering %.1f ms, LLVM %.1f ms", pass_ms_,
                 lower_ms_, llvm_ms_);
-  return StrCat(calls_.size(), " kernels for ", target_.cpu, ": ", jit, " compiled, ",
-                calls_.size() - jit, " on reference kernels; arena ", plan_.arena_size, " bytes; ",
-                times, reference);
+  return StrCat(calls_.size(), " calls for ", target_.cpu, ": ", jit, " compiled kernels, ",
+                library, " GEMM/convolution library calls, ", calls_.size() - jit - library,
+                " on reference kernels; arena ", plan_.arena_size, " bytes; ", times, reference);
 }
+
+namespace {
+
+// A node computed by the runtime library: the op and its argument count.
+struct LibraryNode {
+  std::unique_ptr<LibraryOp> op;
+  size_t num_in = 0, num_out = 0;
+};
+
+// args = {run state, library node, inputs..., outputs..., workspace}.
+void LibraryCall(void* const* args, int64_t, int64_t) {
+  auto* state = static_cast<CompiledRun::State*>(args[0]);
+  const auto* ln = static_cast<const LibraryNode*>(args[1]);
+  ln->op->Run(args + 2, args + 2 + ln->num_in, args[2 + ln->num_in + ln->num_out], state->pool);
+}
+
+}  // namespace
+
+// Builds the plan node by node.
+class PlanBuilder {
+ public:
+  PlanBuilder(CompiledGraph& cg, const CompileOptions& options, const MemoryPlan& memory,
+              std::vector<int64_t> entry_external, int64_t num_externals)
+      : cg_(cg),
+        g_(cg.graph_),
+        options_(options),
+        entry_external_(std::move(entry_external)),
+        num_externals_(num_externals),
+        scratch_base_(memory.arena_size),
+        threads_(ThreadPool::Global().num_threads()) {
+    placement_.assign(g_.num_entries(), nullptr);
+    for (const BufferPlacement& b : memory.buffers) placement_[b.entry] = &b;
+  }
+
+  PlanArg ArgOf(const Entry& e) const {
+    uint32_t id = g_.entry_id(e);
+    if (entry_external_[id] >= 0) return PlanArg::External(entry_external_[id]);
+    const BufferPlacement* b = placement_[id];
+    KILN_INTERNAL_CHECK(b, "entry ", EntryDisplayName(g_, id), " has no place in the arena");
+    return PlanArg::Arena(b->offset, b->bytes);
+  }
+
+  // Adds node `i`'s calls: one JIT kernel, a library call (and its epilogue's kernel), or a
+  // reference call.
+  void AddNode(uint32_t i, bool lowerable) {
+    const Node& n = g_.node(i);
+    std::vector<PlanArg> in, out;
+    for (const Entry& e : n.inputs) in.push_back(ArgOf(e));
+    for (uint32_t k = 0; k < uint32_t(n.num_outputs()); ++k) out.push_back(ArgOf(Entry{i, k}));
+    if (lowerable) {
+      AddJit(g_, i, n.name, OpNames(n), i, in, out);
+      return;
+    }
+    if (AddLibrary(i, in, out)) return;
+    AddReference(g_, i, n.name, OpNames(n), i, in, out);
+  }
+
+  int64_t num_externals() const { return num_externals_; }
+  int64_t scratch_size() const { return scratch_max_; }
+  const std::vector<size_t>& jit_calls() const { return jit_calls_; }
+
+ private:
+  void Push(PlanCall call, CompiledCall info) {
+    cg_.plan_.calls.push_back(std::move(call));
+    cg_.calls_.push_back(std::move(info));
+  }
+
+  void AddJit(const Graph& g, uint32_t node, const std::string& name, const std::string& ops,
+              uint32_t graph_node, const std::vector<PlanArg>& in,
+              const std::vector<PlanArg>& out) {
+    LowerOptions lo = options_.lower;
+    lo.kernel_name = StrCat("k", cg_.plan_.calls.size(), "_", name);
+    cg_.kernels_.push_back(LowerNode(g, node, lo));
+    PlanCall call{name, nullptr, in, TaskCount(cg_.kernels_.back())};
+    call.args.insert(call.args.end(), out.begin(), out.end());
+    jit_calls_.push_back(cg_.plan_.calls.size());
+    Push(std::move(call), {CompiledCall::Kind::kJit, graph_node, ops, cg_.kernels_.back().name});
+  }
+
+  void AddReference(const Graph& g, uint32_t node, const std::string& name, const std::string& ops,
+                    uint32_t graph_node, const std::vector<PlanArg>& in,
+                    const std::vector<PlanArg>& out) {
+    const Node& n = g.node(node);
+    auto rn = std::make_shared<CompiledGraph::ReferenceNode>();
+    rn->node = &n;
+    for (const Entry& e : n.inputs) {
+      rn->in_shapes.push_back(g.shape(e).dims());
+      rn->in_dtypes.push_back(g.dtype(e));
+    }
+    for (uint32_t k = 0; k < uint32_t(n.num_outputs()); ++k) {
+      rn->out_shapes.push_back(g.shape(Entry{node, k}).dims());
+      rn->out_dtypes.push_back(g.dtype(Entry{node, k}));
+    }
+    PlanCall call{name, &ReferenceCall, {PlanArg::External(0), Context(rn)}, 1};
+    call.args.insert(call.args.end(), in.begin(), in.end());
+    call.args.insert(call.args.end(), out.begin(), out.end());
+    Push(std::move(call), {CompiledCall::Kind::kReference, graph_node, ops, ""});
+  }
+
+  PlanArg Context(std::shared_ptr<void> object) {
+    cg_.host_objects_.push_back(object);
+    cg_.host_contexts_.push_back({num_externals_, object.get()});
+    return PlanArg::External(num_externals_++);
+  }
+
+  // A library product, alone or as the anchor of a fused group whose other ops (the epilogue)
+  // become one more kernel reading its result.
+  bool AddLibrary(uint32_t i, const std::vector<PlanArg>& in, const std::vector<PlanArg>& out) {
+    const Node& n = g_.node(i);
+    if (!IsComposite(n)) {
+      std::unique_ptr<LibraryOp> op = MakeLibraryOp(g_, i);
+      if (!op) return false;
+      AddLibraryCall(std::move(op), n.name, n.op->name(), i, in, out, 0);
+      return true;
+    }
+    const Graph& body = CompositeBody(n);
+    std::optional<uint32_t> anchor;
+    std::unique_ptr<LibraryOp> op;
+    for (uint32_t b = 0; b < body.num_nodes() && !op; ++b)
+      if ((op = MakeLibraryOp(body, b))) anchor = b;
+    if (!op) return false;
+    const Node& a = body.node(*anchor);
+    // Where the anchor's outputs go: a composite output when one is, else scratch after the arena.
+    std::vector<PlanArg> anchor_in, anchor_out;
+    std::vector<uint32_t> vars = body.VariableNodes();
+    for (const Entry& e : a.inputs) {
+      auto it = std::find(vars.begin(), vars.end(), e.node);
+      if (it == vars.end()) return false;  // fusion puts no prologue before heavy ops (D32)
+      anchor_in.push_back(in[size_t(it - vars.begin())]);
+    }
+    int64_t scratch = 0;
+    for (uint32_t k = 0; k < uint32_t(a.num_outputs()); ++k) {
+      std::optional<size_t> as_output;
+      for (size_t o = 0; o < body.outputs().size(); ++o)
+        if (body.outputs()[o] == Entry{*anchor, k}) as_output = o;
+      if (as_output) {
+        anchor_out.push_back(out[*as_output]);
+        continue;
+      }
+      int64_t bytes = body.shape(Entry{*anchor, k}).NumElements() *
+                      int64_t(DTypeSize(body.dtype(Entry{*anchor, k})));
+      anchor_out.push_back(PlanArg::Arena(scratch_base_ + scratch, bytes));
+      scratch += (bytes + kMemoryAlignment - 1) / kMemoryAlignment * kMemoryAlignment;
+    }
+    AddLibraryCall(std::move(op), StrCat(n.name, ".", a.name), a.op->name(), i, anchor_in,
+                   anchor_out, scratch);
+    AddEpilogue(i, *anchor, in, out, anchor_out);
+    return true;
+  }
+
+  void AddLibraryCall(std::unique_ptr<LibraryOp> op, const std::string& name,
+                      const std::string& ops, uint32_t node, const std::vector<PlanArg>& in,
+                      const std::vector<PlanArg>& out, int64_t scratch_used) {
+    int64_t ws = op->WorkspaceBytes(threads_);
+    auto ln = std::make_shared<LibraryNode>();
+    ln->op = std::move(op);
+    ln->num_in = in.size();
+    ln->num_out = out.size();
+    PlanCall call{name, &LibraryCall, {PlanArg::External(0), Context(ln)}, 1};
+    call.args.insert(call.args.end(), in.begin(), in.end());
+    call.args.insert(call.args.end(), out.begin(), out.end());
+    call.args.push_back(PlanArg::Arena(scratch_base_ + scratch_used, ws));
+    scratch_max_ = std::max(scratch_max_, scratch_used + ws);
+    Push(std::move(call), {CompiledCall::Kind::kLibrary, node, ops, ""});
+  }
+
+  // The composite's ops after the anchor, as a composite of their own whose inputs are the
+  // group's inputs they read and the anchor's outputs.
+  void AddEpilogue(uint32_t i, uint32_t anchor, const std::vector<PlanArg>& in,
+                   const std::vector<PlanArg>& out, const std::vector<PlanArg>& anchor_out) {
+    const Node& n = g_.node(i);
+    const Graph& body = CompositeBody(n);
+    auto epi = std::make_shared<Graph>();
+    auto outer = std::make_shared<Graph>();
+    std::vector<Entry> map(body.num_entries());
+    std::vector<PlanArg> epi_in;
+    std::vector<Entry> outer_in;
+    InferOptions io;
+    auto add_input = [&](const std::string& name, const Shape& s, DType t, PlanArg arg) {
+      uint32_t v = epi->AddVariable(name);
+      outer_in.push_back(Entry{outer->AddVariable(name), 0});
+      io.shapes[name] = s;
+      io.dtypes[name] = t;
+      epi_in.push_back(arg);
+      return Entry{v, 0};
+    };
+    std::vector<uint32_t> vars = body.VariableNodes();
+    size_t ops = 0;
+    for (uint32_t b = 0; b < body.num_nodes(); ++b) {
+      const Node& bn = body.node(b);
+      if (b == anchor) {
+        for (uint32_t k = 0; k < uint32_t(bn.num_outputs()); ++k)
+          map[body.entry_id(b, k)] = add_input(StrCat(bn.name, "_out", k), body.shape(Entry{b, k}),
+                                               body.dtype(Entry{b, k}), anchor_out[k]);
+        continue;
+      }
+      if (bn.is_variable()) {
+        size_t j = size_t(std::find(vars.begin(), vars.end(), b) - vars.begin());
+        bool read_by_epilogue = false;
+        for (uint32_t c = 0; c < body.num_nodes(); ++c)
+          if (c != anchor)
+            for (const Entry& e : body.node(c).inputs) read_by_epilogue |= e.node == b;
+        if (read_by_epilogue)
+          map[body.entry_id(b, 0)] =
+              add_input(bn.name, body.shape(Entry{b, 0}), body.dtype(Entry{b, 0}), in[j]);
+        continue;
+      }
+      Node copy = bn;
+      for (Entry& e : copy.inputs) e = map[body.entry_id(e)];
+      uint32_t c = epi->AddNode(std::move(copy));
+      for (uint32_t k = 0; k < uint32_t(bn.num_outputs()); ++k) map[body.entry_id(b, k)] = {c, k};
+      ++ops;
+    }
+    if (ops == 0) return;  // the anchor's outputs are the group's: nothing after it
+    std::vector<PlanArg> epi_out;
+    for (size_t o = 0; o < body.outputs().size(); ++o) {
+      const Entry& e = body.outputs()[o];
+      if (e.node == anchor) continue;  // written by the library call
+      epi->AddOutput(map[body.entry_id(e)]);
+      epi_out.push_back(out[o]);
+    }
+    InferShapes(*epi, io);
+    InferTypes(*epi, io);
+    uint32_t c = outer->AddNode(MakeComposite(n.name + "_epilogue", "", epi, outer_in));
+    for (size_t k = 0; k < epi->outputs().size(); ++k) outer->AddOutput(Entry{c, uint32_t(k)});
+    InferShapes(*outer, io);
+    InferTypes(*outer, io);
+    cg_.epilogue_graphs_.push_back(outer);
+    std::string ops_names = OpNames(outer->node(c));
+    if (UnsupportedOps(*outer, c).empty())
+      AddJit(*outer, c, outer->node(c).name, ops_names, i, epi_in, epi_out);
+    else
+      AddReference(*outer, c, outer->node(c).name, ops_names, i, epi_in, epi_out);
+  }
+
+  CompiledGraph& cg_;
+  const Graph& g_;
+  const CompileOptions& options_;
+  std::vector<int64_t> entry_external_;
+  int64_t num_externals_;
+  std::vector<const BufferPlacement*> placement_;
+  int64_t scratch_base_ = 0, scratch_max_ = 0;
+  int threads_ = 1;
+  std::vector<size_t> jit_calls_;
+};
 
 std::shared_ptr<const CompiledGraph> CompileGraph(Graph g, const CompileOptions& options) {
   auto cg = std::make_shared<CompiledGraph>();
@@ -124,34 +375,26 @@ std::shared_ptr<const CompiledGraph> CompileGraph(Graph g, const CompileOptions&
   MemoryPlan memory = PlanMemory(graph);
   cg->pass_ms_ = MsSince(t0);
 
-  // Externals: the run state, one context per reference node, the variables, the outputs.
+  // Which nodes lower to one kernel; the others need the library or the reference kernels.
   t0 = Clock::now();
-  std::vector<uint32_t> unsupported_nodes;
-  std::vector<std::string> unsupported;
   std::vector<bool> lowerable(graph.num_nodes(), false);
-  size_t num_reference = 0;
+  std::vector<std::string> unsupported;
   for (uint32_t i = 0; i < graph.num_nodes(); ++i) {
     if (graph.node(i).is_variable()) continue;
     std::vector<std::string> missing = UnsupportedOps(graph, i);
     lowerable[i] = missing.empty();
-    if (!missing.empty()) {
-      ++num_reference;
-      unsupported.insert(unsupported.end(), missing.begin(), missing.end());
-    }
+    unsupported.insert(unsupported.end(), missing.begin(), missing.end());
   }
-  if (!options.allow_reference && !unsupported.empty())
-    throw UnsupportedError(StrCat("the CPU backend cannot compile ", unsupported.size(),
-                                  " op(s) yet: ", JoinLines(unsupported)));
 
-  cg->first_variable_external_ = int64_t(1 + num_reference);
+  // Externals: the run state, the variables, the outputs, then host-call contexts.
+  cg->first_variable_external_ = 1;
   cg->variables_ = graph.VariableNodes();
   for (size_t v = 0; v < cg->variables_.size(); ++v)
     cg->variable_index_[graph.node(cg->variables_[v]).name] = v;
   std::vector<int64_t> entry_external(graph.num_entries(), -1);
   for (size_t v = 0; v < cg->variables_.size(); ++v)
-    entry_external[graph.entry_id(cg->variables_[v], 0)] =
-        cg->first_variable_external_ + int64_t(v);
-  int64_t next_external = cg->first_variable_external_ + int64_t(cg->variables_.size());
+    entry_external[graph.entry_id(cg->variables_[v], 0)] = 1 + int64_t(v);
+  int64_t next_external = 1 + int64_t(cg->variables_.size());
   for (const Entry& e : graph.outputs()) {
     CompiledGraph::Slot slot;
     if (graph.node(e.node).is_variable()) {
@@ -167,64 +410,29 @@ std::shared_ptr<const CompiledGraph> CompileGraph(Graph g, const CompileOptions&
     cg->outputs_.push_back(slot);
   }
 
-  std::vector<const BufferPlacement*> placement(graph.num_entries(), nullptr);
-  for (const BufferPlacement& b : memory.buffers) placement[b.entry] = &b;
-  auto arg_of = [&](const Entry& e) {
-    uint32_t id = graph.entry_id(e);
-    if (entry_external[id] >= 0) return PlanArg::External(entry_external[id]);
-    const BufferPlacement* b = placement[id];
-    KILN_INTERNAL_CHECK(b, "entry ", EntryDisplayName(graph, id), " has no place in the arena");
-    return PlanArg::Arena(b->offset, b->bytes);
-  };
-
   const uint32_t forward_nodes = options.forward_outputs > 0
                                      ? ForwardPrefix(graph, options.forward_outputs)
                                      : graph.num_nodes();
-  Plan& plan = cg->plan_;
-  plan.arena_size = memory.arena_size;
-  plan.arena_alignment = kMemoryAlignment;
-  plan.num_externals = next_external;
-  std::vector<size_t> jit_calls;
+  PlanBuilder builder(*cg, options, memory, std::move(entry_external), next_external);
   for (uint32_t i = 0; i < graph.num_nodes(); ++i) {
-    const Node& n = graph.node(i);
-    if (n.is_variable()) continue;
-    if (i < forward_nodes) cg->forward_calls_ = plan.calls.size() + 1;
-    PlanCall call;
-    call.name = n.name;
-    CompiledCall info;
-    info.node = i;
-    info.ops = OpNames(n);
-    if (lowerable[i]) {
-      LowerOptions lo = options.lower;
-      lo.kernel_name = StrCat("k", plan.calls.size(), "_", n.name);
-      cg->kernels_.push_back(LowerNode(graph, i, lo));
-      info.kernel = cg->kernels_.back().name;
-      call.tasks = TaskCount(cg->kernels_.back());
-      jit_calls.push_back(plan.calls.size());
-    } else {
-      info.kind = CompiledCall::Kind::kReference;
-      auto rn = std::make_unique<CompiledGraph::ReferenceNode>();
-      rn->node = &n;
-      for (const Entry& e : n.inputs) {
-        rn->in_shapes.push_back(graph.shape(e).dims());
-        rn->in_dtypes.push_back(graph.dtype(e));
-      }
-      for (uint32_t k = 0; k < uint32_t(n.num_outputs()); ++k) {
-        rn->out_shapes.push_back(graph.shape(Entry{i, k}).dims());
-        rn->out_dtypes.push_back(graph.dtype(Entry{i, k}));
-      }
-      call.fn = &ReferenceCall;
-      call.args.push_back(PlanArg::External(0));
-      call.args.push_back(PlanArg::External(int64_t(1 + cg->reference_nodes_.size())));
-      cg->reference_nodes_.push_back(std::move(rn));
-    }
-    for (const Entry& e : n.inputs) call.args.push_back(arg_of(e));
-    for (uint32_t k = 0; k < uint32_t(n.num_outputs()); ++k)
-      call.args.push_back(arg_of(Entry{i, k}));
-    plan.calls.push_back(std::move(call));
-    cg->calls_.push_back(std::move(info));
+    if (graph.node(i).is_variable()) continue;
+    builder.AddNode(i, lowerable[i]);
+    if (i < forward_nodes) cg->forward_calls_ = cg->plan_.calls.size();
   }
-  if (options.forward_outputs == 0) cg->forward_calls_ = plan.calls.size();
+  if (options.forward_outputs == 0) cg->forward_calls_ = cg->plan_.calls.size();
+  if (!options.allow_reference) {
+    std::vector<std::string> left;
+    for (const CompiledCall& c : cg->calls_)
+      if (c.kind == CompiledCall::Kind::kReference)
+        left.push_back(StrCat(c.ops, " (node \"", graph.node(c.node).name, "\")"));
+    if (!left.empty())
+      throw UnsupportedError(StrCat("the CPU backend cannot compile ", left.size(),
+                                    " kernel(s) yet: ", JoinLines(left)));
+  }
+  Plan& plan = cg->plan_;
+  plan.arena_alignment = kMemoryAlignment;
+  plan.arena_size = memory.arena_size + builder.scratch_size();
+  plan.num_externals = builder.num_externals();
   cg->lower_ms_ = MsSince(t0);
 
   t0 = Clock::now();
@@ -232,7 +440,8 @@ std::shared_ptr<const CompiledGraph> CompileGraph(Graph g, const CompileOptions&
   cg->target_ = cg->jit_->target();
   if (!cg->kernels_.empty()) {
     std::vector<KernelFn> fns = cg->jit_->Compile(cg->kernels_);
-    for (size_t j = 0; j < jit_calls.size(); ++j) plan.calls[jit_calls[j]].fn = fns[j];
+    for (size_t j = 0; j < builder.jit_calls().size(); ++j)
+      plan.calls[builder.jit_calls()[j]].fn = fns[j];
   }
   cg->llvm_ms_ = MsSince(t0);
   std::vector<std::string> problems = VerifyPlan(plan);
@@ -301,8 +510,8 @@ CompiledRun::CompiledRun(std::shared_ptr<const CompiledGraph> graph, ThreadPool*
   variables_.resize(cg.variables_.size());
   externals_.assign(size_t(cg.plan_.num_externals), nullptr);
   externals_[0] = state_.get();
-  for (size_t r = 0; r < cg.reference_nodes_.size(); ++r)
-    externals_[1 + r] = const_cast<CompiledGraph::ReferenceNode*>(cg.reference_nodes_[r].get());
+  state_->pool = pool ? pool : &ThreadPool::Global();
+  for (const auto& [index, context] : cg.host_contexts_) externals_[size_t(index)] = context;
   int64_t ext = cg.first_variable_external_ + int64_t(cg.variables_.size());
   for (const Entry& e : cg.output_entries_) {
     outputs_.push_back(Tensor::Empty(cg.graph_.shape(e).dims(), cg.graph_.dtype(e)));

@@ -59,7 +59,10 @@ struct CompileOptions {
 
 // How one call of the plan was made.
 struct CompiledCall {
-  enum class Kind : uint8_t { kJit, kReference };
+  // kJit: a kernel compiled here; kLibrary: a matrix product or convolution of the runtime
+  // library (the anchor of its node; the rest of the node follows as its own call);
+  // kReference: the ops' reference kernels.
+  enum class Kind : uint8_t { kJit, kLibrary, kReference };
   Kind kind = Kind::kJit;
   uint32_t node = 0;   // the node of graph() it computes
   std::string ops;     // "FullyConnected+Activation": the op names it holds
@@ -91,6 +94,7 @@ class CompiledGraph {
 
  private:
   friend class CompiledRun;
+  friend class PlanBuilder;
   friend std::shared_ptr<const CompiledGraph> CompileGraph(Graph g, const CompileOptions& options);
   struct Slot {             // where a graph output's value is
     int64_t external = -1;  // an external buffer of the plan
@@ -105,10 +109,12 @@ class CompiledGraph {
   size_t forward_calls_ = 0;
   double pass_ms_ = 0, lower_ms_ = 0, llvm_ms_ = 0;
   std::shared_ptr<LLVMJit> jit_;  // keeps the machine code alive
-  std::vector<std::unique_ptr<ReferenceNode>> reference_nodes_;
-  // Externals: [0] the run state, [1, 1 + reference_nodes_) their contexts, then the
-  // variables (variables_ order), then the op outputs of the graph's outputs.
-  std::vector<uint32_t> variables_;  // variable nodes of graph_
+  // Externals: [0] the run state, then the variables (variables_ order), then the op outputs of
+  // the graph's outputs, then the context of each library and reference call.
+  std::vector<std::shared_ptr<void>> host_objects_;            // the contexts, owned
+  std::vector<std::pair<int64_t, void*>> host_contexts_;       // external index, context
+  std::vector<std::shared_ptr<const Graph>> epilogue_graphs_;  // graphs reference calls point into
+  std::vector<uint32_t> variables_;                            // variable nodes of graph_
   std::map<std::string, size_t> variable_index_;
   std::vector<Entry> output_entries_;  // external op-node outputs, in external order
   std::vector<Slot> outputs_;          // one per graph output

@@ -1,0 +1,241 @@
+// library_calls.cpp - matrix products and convolutions on the runtime library (library_calls.h).
+#include "library_calls.h"
+
+#include <algorithm>
+#include <optional>
+
+#include "kiln/ir/op.h"
+#include "kiln/runtime/conv.h"
+#include "kiln/runtime/gemm.h"
+
+namespace kiln::codegen {
+
+namespace {
+
+// The printed value of attribute `name` of `n`, or "" when it has its default.
+std::string AttrText(const Node& n, const std::string& name) {
+  for (const auto& [k, v] : n.op->attrs.print(n.attrs))
+    if (k == name) return v;
+  return "";
+}
+
+// "(2, 2)" or "2" -> {2, 2}; "" or "None" -> {} (the default).
+std::vector<int64_t> ParseTuple(const std::string& text) {
+  std::vector<int64_t> out;
+  std::string digits;
+  for (char c : text + ",") {
+    if (c >= '0' && c <= '9') {
+      digits += c;
+    } else if (!digits.empty()) {
+      out.push_back(std::stoll(digits));
+      digits.clear();
+    }
+  }
+  return out;
+}
+
+int64_t Pick(const std::vector<int64_t>& v, size_t i, int64_t fallback) {
+  return i < v.size() ? v[i] : fallback;
+}
+
+// Adds bias[row] to every element of rows [r0, r1) of one batch entry of a [rows, cols] block.
+struct RowBias {
+  float* c = nullptr;
+  const float* bias = nullptr;
+  int64_t rows = 0, cols = 0;  // per batch entry
+  bool per_column = false;     // bias indexed by column instead (FullyConnected)
+  static void Apply(void* ctx, int64_t batch, int64_t r0, int64_t r1) {
+    auto* b = static_cast<RowBias*>(ctx);
+    float* base = b->c + batch * b->rows * b->cols;
+    for (int64_t r = r0; r < r1; ++r) {
+      float* row = base + r * b->cols;
+      if (b->per_column)
+        for (int64_t j = 0; j < b->cols; ++j) row[j] += b->bias[j];
+      else
+        for (int64_t j = 0; j < b->cols; ++j) row[j] += b->bias[r];
+    }
+  }
+};
+
+// Column sums of a [rows, cols] matrix (bias gradients), in a fixed order.
+void SumRows(const float* a, int64_t rows, int64_t cols, float* out) {
+  for (int64_t j = 0; j < cols; ++j) out[j] = 0;
+  for (int64_t i = 0; i < rows; ++i)
+    for (int64_t j = 0; j < cols; ++j) out[j] += a[i * cols + j];
+}
+
+class FullyConnectedOp final : public LibraryOp {
+ public:
+  FullyConnectedOp(int64_t m, int64_t n, int64_t k, bool bias) : m_(m), n_(n), k_(k), bias_(bias) {}
+  int64_t WorkspaceBytes(int threads) const override { return GemmWorkspaceBytes(Args(), threads); }
+  void Run(const void* const* in, void* const* out, void* ws, ThreadPool* pool) const override {
+    GemmArgs g = Args();
+    g.a = static_cast<const float*>(in[0]);
+    g.b = static_cast<const float*>(in[1]);
+    g.c = static_cast<float*>(out[0]);
+    g.workspace = ws;
+    RowBias rb{g.c, bias_ ? static_cast<const float*>(in[2]) : nullptr, m_, n_, true};
+    if (bias_) g.epilogue = {&RowBias::Apply, &rb};
+    Gemm(g, pool);
+  }
+
+ private:
+  GemmArgs Args() const {
+    GemmArgs g;
+    g.m = m_, g.n = n_, g.k = k_;
+    g.lda = k_, g.ldb = k_, g.ldc = n_;
+    g.b_layout = BLayout::kNK;
+    return g;
+  }
+  int64_t m_, n_, k_;
+  bool bias_;
+};
+
+// (ograd [M, N], data [M, K], weight [N, K]) -> data_grad = ograd W, weight_grad = ograd^T data,
+// bias_grad = column sums of ograd.
+class FullyConnectedBackwardOp final : public LibraryOp {
+ public:
+  FullyConnectedBackwardOp(int64_t m, int64_t n, int64_t k, bool bias)
+      : m_(m), n_(n), k_(k), bias_(bias) {}
+  int64_t WorkspaceBytes(int threads) const override {
+    return std::max(GemmWorkspaceBytes(DataGrad(), threads),
+                    GemmWorkspaceBytes(WeightGrad(), threads));
+  }
+  void Run(const void* const* in, void* const* out, void* ws, ThreadPool* pool) const override {
+    const float* dy = static_cast<const float*>(in[0]);
+    GemmArgs d = DataGrad();
+    d.a = dy, d.b = static_cast<const float*>(in[2]), d.c = static_cast<float*>(out[0]);
+    d.workspace = ws;
+    Gemm(d, pool);
+    GemmArgs w = WeightGrad();
+    w.a = dy, w.b = static_cast<const float*>(in[1]), w.c = static_cast<float*>(out[1]);
+    w.workspace = ws;
+    Gemm(w, pool);
+    if (bias_) SumRows(dy, m_, n_, static_cast<float*>(out[2]));
+  }
+
+ private:
+  GemmArgs DataGrad() const {  // [M, K] = [M, N] x [N, K]
+    GemmArgs g;
+    g.m = m_, g.n = k_, g.k = n_;
+    g.lda = n_, g.ldb = k_, g.ldc = k_;
+    g.b_layout = BLayout::kKN;
+    return g;
+  }
+  GemmArgs WeightGrad() const {  // [N, K] = [M, N]^T x [M, K]
+    GemmArgs g;
+    g.m = n_, g.n = k_, g.k = m_;
+    g.trans_a = true;
+    g.lda = n_, g.ldb = k_, g.ldc = k_;
+    g.b_layout = BLayout::kKN;
+    return g;
+  }
+  int64_t m_, n_, k_;
+  bool bias_;
+};
+
+class ConvolutionOp final : public LibraryOp {
+ public:
+  ConvolutionOp(Conv2dShape s, bool bias, bool backward)
+      : s_(s), bias_(bias), backward_(backward) {}
+  int64_t WorkspaceBytes(int threads) const override {
+    if (!backward_) return ConvForwardWorkspaceBytes(s_, threads);
+    return std::max(ConvBackwardDataWorkspaceBytes(s_, threads),
+                    ConvBackwardWeightWorkspaceBytes(s_, threads));
+  }
+  void Run(const void* const* in, void* const* out, void* ws, ThreadPool* pool) const override {
+    const int64_t pixels = s_.out_h() * s_.out_w();
+    if (!backward_) {
+      float* y = static_cast<float*>(out[0]);
+      RowBias rb{y, bias_ ? static_cast<const float*>(in[2]) : nullptr, s_.out_channels, pixels,
+                 false};
+      GemmEpilogue epilogue;
+      if (bias_) epilogue = {&RowBias::Apply, &rb};
+      ConvForward(s_, static_cast<const float*>(in[0]), static_cast<const float*>(in[1]), y,
+                  epilogue, ws, pool);
+      return;
+    }
+    const float* dy = static_cast<const float*>(in[0]);
+    ConvBackwardData(s_, dy, static_cast<const float*>(in[2]), static_cast<float*>(out[0]), false,
+                     ws, pool);
+    ConvBackwardWeight(s_, static_cast<const float*>(in[1]), dy, static_cast<float*>(out[1]), false,
+                       ws, pool);
+    if (!bias_) return;
+    float* db = static_cast<float*>(out[2]);
+    for (int64_t c = 0; c < s_.out_channels; ++c) db[c] = 0;
+    for (int64_t b = 0; b < s_.batch; ++b)
+      for (int64_t c = 0; c < s_.out_channels; ++c) {
+        const float* p = dy + (b * s_.out_channels + c) * pixels;
+        float sum = 0;
+        for (int64_t i = 0; i < pixels; ++i) sum += p[i];
+        db[c] += sum;
+      }
+  }
+
+ private:
+  Conv2dShape s_;
+  bool bias_, backward_;
+};
+
+// Convolution's shape from the node: data [N, C, (H,) W], weight [F, C/g, (kh,) kw].
+std::optional<Conv2dShape> ConvShape(const Node& n, const Shape& data, const Shape& weight) {
+  std::string layout = AttrText(n, "layout");
+  if (!layout.empty() && layout != "None" && layout != "NCHW" && layout != "NCW") return {};
+  const int spatial = data.ndim() - 2;
+  if (spatial < 1 || spatial > 2 || weight.ndim() != data.ndim()) return {};
+  std::vector<int64_t> stride = ParseTuple(AttrText(n, "stride"));
+  std::vector<int64_t> pad = ParseTuple(AttrText(n, "pad"));
+  std::vector<int64_t> dilate = ParseTuple(AttrText(n, "dilate"));
+  Conv2dShape s;
+  s.batch = data[0];
+  s.in_channels = data[1];
+  s.out_channels = weight[0];
+  s.groups = weight[1] > 0 ? data[1] / weight[1] : 1;
+  // One spatial axis is H = 1.
+  s.in_h = spatial == 2 ? data[2] : 1;
+  s.in_w = data[data.ndim() - 1];
+  s.kernel_h = spatial == 2 ? weight[2] : 1;
+  s.kernel_w = weight[weight.ndim() - 1];
+  if (spatial == 2) {
+    s.stride_h = Pick(stride, 0, 1), s.pad_h = Pick(pad, 0, 0), s.dilation_h = Pick(dilate, 0, 1);
+  }
+  const size_t w = spatial == 2 ? 1 : 0;
+  s.stride_w = Pick(stride, w, 1), s.pad_w = Pick(pad, w, 0), s.dilation_w = Pick(dilate, w, 1);
+  if (!s.Problem().empty()) return {};
+  return s;
+}
+
+}  // namespace
+
+std::unique_ptr<LibraryOp> MakeLibraryOp(const Graph& g, uint32_t id) {
+  const Node& n = g.node(id);
+  if (n.is_variable()) return nullptr;
+  for (const Entry& e : n.inputs)
+    if (g.dtype(e) != DType::kFloat32) return nullptr;
+  for (uint32_t k = 0; k < uint32_t(n.num_outputs()); ++k)
+    if (g.dtype(Entry{id, k}) != DType::kFloat32) return nullptr;
+  const std::string& op = n.op->name();
+  if (op == "FullyConnected") {
+    const Shape& w = g.shape(n.inputs[1]);
+    int64_t out = g.shape(Entry{id, 0}).NumElements();
+    if (w[0] == 0) return nullptr;
+    return std::make_unique<FullyConnectedOp>(out / w[0], w[0], w[1], n.inputs.size() > 2);
+  }
+  if (op == "_backward_FullyConnected") {
+    const Shape& w = g.shape(n.inputs[2]);
+    int64_t dy = g.shape(n.inputs[0]).NumElements();
+    if (w[0] == 0) return nullptr;
+    return std::make_unique<FullyConnectedBackwardOp>(dy / w[0], w[0], w[1], n.num_outputs() > 2);
+  }
+  if (op == "Convolution" || op == "_backward_Convolution") {
+    const bool backward = op == "_backward_Convolution";
+    std::optional<Conv2dShape> s =
+        ConvShape(n, g.shape(n.inputs[backward ? 1 : 0]), g.shape(n.inputs[backward ? 2 : 1]));
+    if (!s) return nullptr;
+    bool bias = backward ? n.num_outputs() > 2 : n.inputs.size() > 2;
+    return std::make_unique<ConvolutionOp>(*s, bias, backward);
+  }
+  return nullptr;
+}
+
+}  // namespace kiln::codegen
