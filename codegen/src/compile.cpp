@@ -3,6 +3,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <mutex>
 #include <optional>
@@ -446,6 +448,8 @@ std::shared_ptr<const CompiledGraph> CompileGraph(Graph g, const CompileOptions&
   cg->llvm_ms_ = MsSince(t0);
   std::vector<std::string> problems = VerifyPlan(plan);
   KILN_INTERNAL_CHECK(problems.empty(), "compiled plan: ", JoinLines(problems));
+  if (const char* report = std::getenv("KILN_COMPILE_REPORT"); report && *report == '1')
+    std::fprintf(stderr, "kiln: compiled %s\n", cg->Report().c_str());
   return cg;
 }
 

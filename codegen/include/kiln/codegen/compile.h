@@ -122,7 +122,8 @@ class CompiledGraph {
 };
 
 // Compiles `g` (shapes and dtypes need not be inferred: options.infer gives the variables').
-// UserError for a graph the passes reject; UnsupportedError as described above.
+// UserError for a graph the passes reject; UnsupportedError as described above. With the
+// environment variable KILN_COMPILE_REPORT=1, prints Report() to stderr after each compile.
 std::shared_ptr<const CompiledGraph> CompileGraph(Graph g, const CompileOptions& options);
 
 // The same through a process-wide cache keyed by the graph's text (structure, names, shapes and
