@@ -95,18 +95,20 @@ class FullyConnectedOp final : public LibraryOp {
 // bias_grad = column sums of ograd.
 class FullyConnectedBackwardOp final : public LibraryOp {
  public:
-  FullyConnectedBackwardOp(int64_t m, int64_t n, int64_t k, bool bias)
-      : m_(m), n_(n), k_(k), bias_(bias) {}
+  FullyConnectedBackwardOp(int64_t m, int64_t n, int64_t k, bool bias, bool data_grad)
+      : m_(m), n_(n), k_(k), bias_(bias), data_grad_(data_grad) {}
   int64_t WorkspaceBytes(int threads) const override {
     return std::max(GemmWorkspaceBytes(DataGrad(), threads),
                     GemmWorkspaceBytes(WeightGrad(), threads));
   }
   void Run(const void* const* in, void* const* out, void* ws, ThreadPool* pool) const override {
     const float* dy = static_cast<const float*>(in[0]);
-    GemmArgs d = DataGrad();
-    d.a = dy, d.b = static_cast<const float*>(in[2]), d.c = static_cast<float*>(out[0]);
-    d.workspace = ws;
-    Gemm(d, pool);
+    if (data_grad_) {
+      GemmArgs d = DataGrad();
+      d.a = dy, d.b = static_cast<const float*>(in[2]), d.c = static_cast<float*>(out[0]);
+      d.workspace = ws;
+      Gemm(d, pool);
+    }
     GemmArgs w = WeightGrad();
     w.a = dy, w.b = static_cast<const float*>(in[1]), w.c = static_cast<float*>(out[1]);
     w.workspace = ws;
@@ -131,13 +133,13 @@ class FullyConnectedBackwardOp final : public LibraryOp {
     return g;
   }
   int64_t m_, n_, k_;
-  bool bias_;
+  bool bias_, data_grad_;
 };
 
 class ConvolutionOp final : public LibraryOp {
  public:
-  ConvolutionOp(Conv2dShape s, bool bias, bool backward)
-      : s_(s), bias_(bias), backward_(backward) {}
+  ConvolutionOp(Conv2dShape s, bool bias, bool backward, bool data_grad)
+      : s_(s), bias_(bias), backward_(backward), data_grad_(data_grad) {}
   int64_t WorkspaceBytes(int threads) const override {
     if (!backward_) return ConvForwardWorkspaceBytes(s_, threads);
     return std::max(ConvBackwardDataWorkspaceBytes(s_, threads),
@@ -156,8 +158,9 @@ class ConvolutionOp final : public LibraryOp {
       return;
     }
     const float* dy = static_cast<const float*>(in[0]);
-    ConvBackwardData(s_, dy, static_cast<const float*>(in[2]), static_cast<float*>(out[0]), false,
-                     ws, pool);
+    if (data_grad_)
+      ConvBackwardData(s_, dy, static_cast<const float*>(in[2]), static_cast<float*>(out[0]), false,
+                       ws, pool);
     ConvBackwardWeight(s_, static_cast<const float*>(in[1]), dy, static_cast<float*>(out[1]), false,
                        ws, pool);
     if (!bias_) return;
@@ -174,7 +177,7 @@ class ConvolutionOp final : public LibraryOp {
 
  private:
   Conv2dShape s_;
-  bool bias_, backward_;
+  bool bias_, backward_, data_grad_;
 };
 
 // Convolution's shape from the node: data [N, C, (H,) W], weight [F, C/g, (kh,) kw].
@@ -210,6 +213,13 @@ std::optional<Conv2dShape> ConvShape(const Node& n, const Shape& data, const Sha
 std::unique_ptr<LibraryOp> MakeLibraryOp(const Graph& g, uint32_t id) {
   const Node& n = g.node(id);
   if (n.is_variable()) return nullptr;
+  // A gradient with respect to data that nothing reads (the first layer's) is not computed.
+  bool data_grad = false;
+  if (n.num_outputs() > 0) {
+    Entry first{id, 0};
+    data_grad = g.EntryUseCounts()[g.entry_id(first)] > 0;
+    for (const Entry& e : g.outputs()) data_grad = data_grad || e == first;
+  }
   for (const Entry& e : n.inputs)
     if (g.dtype(e) != DType::kFloat32) return nullptr;
   for (uint32_t k = 0; k < uint32_t(n.num_outputs()); ++k)
@@ -225,7 +235,8 @@ std::unique_ptr<LibraryOp> MakeLibraryOp(const Graph& g, uint32_t id) {
     const Shape& w = g.shape(n.inputs[2]);
     int64_t dy = g.shape(n.inputs[0]).NumElements();
     if (w[0] == 0) return nullptr;
-    return std::make_unique<FullyConnectedBackwardOp>(dy / w[0], w[0], w[1], n.num_outputs() > 2);
+    return std::make_unique<FullyConnectedBackwardOp>(dy / w[0], w[0], w[1], n.num_outputs() > 2,
+                                                      data_grad);
   }
   if (op == "Convolution" || op == "_backward_Convolution") {
     const bool backward = op == "_backward_Convolution";
@@ -233,7 +244,7 @@ std::unique_ptr<LibraryOp> MakeLibraryOp(const Graph& g, uint32_t id) {
         ConvShape(n, g.shape(n.inputs[backward ? 1 : 0]), g.shape(n.inputs[backward ? 2 : 1]));
     if (!s) return nullptr;
     bool bias = backward ? n.num_outputs() > 2 : n.inputs.size() > 2;
-    return std::make_unique<ConvolutionOp>(*s, bias, backward);
+    return std::make_unique<ConvolutionOp>(*s, bias, backward, data_grad);
   }
   return nullptr;
 }
