@@ -35,11 +35,18 @@
 //     sum(dy) over every other axis. Gradients into the mean and std outputs are ignored.
 //   Dropout: d x = dy * mask (broadcast along the shared axes); mask is 1 when inactive.
 //
+// Compute definitions (float32 and float64 with parameters of the data's type): BatchNorm with
+//   use_global_stats only (training with batch statistics updates its auxiliary inputs in
+//   place, which definitions cannot express, and definitions do not see the mode);
+//   _backward_BatchNorm as in a training pass, when no axis before `axis` has more than one
+//   element in all (see BatchNormBackwardCompute); LayerNorm and _backward_LayerNorm.
+//
 // Fusion: BatchNorm is out-elementwise-fusable: it reduces (batch statistics) and then maps
 // every element, so an elementwise epilogue (relu, a residual add) on its output 0 costs nothing
 // (the fuse pass gives multi-output ops epilogues on output 0 only). LayerNorm is opaque for now;
 // Dropout is opaque: it draws random numbers in a fixed order that fusion must not change.
 #include <cmath>
+#include <functional>
 #include <optional>
 
 #include "kiln/ir/grad.h"
@@ -485,6 +492,171 @@ GradList BatchNormInferenceForm(GradCtx& g) {
   return {y, g.input(3), inv_std};
 }
 
+// ----- Compute definitions (float32 and float64; parameters of the data's type) -----
+
+// Indices of an input for the current output element, with `axis` replaced by `at`.
+std::vector<TExpr> WithAxis(std::vector<TExpr> idx, int axis, TExpr at) {
+  idx[size_t(axis)] = std::move(at);
+  return idx;
+}
+
+// The reduction over every axis of `shape` but `axis`: body(idx) gets the input indices, with
+// `axis` at `at`.
+TExpr SumAllBut(const Shape& shape, int axis, const TExpr& at,
+                const std::function<TExpr(const std::vector<TExpr>&)>& body) {
+  std::vector<int64_t> ext;
+  for (int d = 0; d < shape.ndim(); ++d)
+    if (d != axis) ext.push_back(shape[d]);
+  return TReduce(TReduceOp::kSum, ext, [&](const std::vector<TExpr>& r) {
+    std::vector<TExpr> idx;
+    size_t k = 0;
+    for (int d = 0; d < shape.ndim(); ++d) idx.push_back(d == axis ? at : r[k++]);
+    return body(idx);
+  });
+}
+
+bool AllOfType(const ComputeCtx& c, DType t) {
+  for (int j = 0; j < c.num_in(); ++j)
+    if (c.in_dtype(j) != t) return false;
+  return IsComputeFloat(t);
+}
+
+// BatchNorm: only with use_global_stats, where both modes normalise with the moving statistics
+// and update nothing. Training with batch statistics updates the auxiliary inputs in place,
+// which a definition (outputs only) cannot express, and a definition does not know the mode.
+std::vector<TExpr> BatchNormCompute(const ComputeCtx& c) {
+  const auto& a = c.attrs<BatchNormAttrs>();
+  DType t = c.out_dtype(0);
+  if (!a.use_global_stats || !AllOfType(c, t)) return {};
+  int rank = c.in_shape(0).ndim();
+  int ax = int(a.axis < 0 ? a.axis + rank : a.axis);
+  auto inv_std = [&](TExpr ch) {
+    TExpr v = c.Read(4, {ch});
+    TExpr is = TConst(1, t) / TCall(TMath::kSqrt, {v + TConst(a.eps, t)});
+    if (a.eps != 0) return is;
+    return TSelect(TBinary(TBinaryOp::kEQ, v, TConst(0, t)), TConst(0, t), is);
+  };
+  TExpr ch = TAxis(ax);
+  TExpr y = (c.In(0) - c.Read(3, {ch})) * inv_std(ch);
+  if (!a.fix_gamma) y = y * c.Read(1, {ch});
+  y = y + c.Read(2, {ch});
+  return {y, c.Read(3, {TAxis(0)}), inv_std(TAxis(0))};
+}
+
+// _backward_BatchNorm, for the training pass (batch statistics unless use_global_stats): a
+// definition does not know the mode, and gradient nodes run only in training passes
+// (Executor::Backward needs Forward(is_train=true); compiled runs pass is_train=true).
+// Per channel, sum_dy = sum(dy) and dot = sum(dy (x - mean)) over every other axis.
+// Not covered when axes precede `axis` with more than one element in all (NCHW with N > 1):
+// the output nest loops over them outside the channel axis, so the channel sums would be
+// recomputed for each of their positions.
+std::vector<TExpr> BatchNormBackwardCompute(const ComputeCtx& c) {
+  const auto& a = c.attrs<BatchNormAttrs>();
+  DType t = c.out_dtype(0);
+  if (!AllOfType(c, t)) return {};
+  const Shape& xs = c.in_shape(1);
+  int rank = xs.ndim();
+  int ax = int(a.axis < 0 ? a.axis + rank : a.axis);
+  int64_t outer = 1, count = 1;
+  for (int d = 0; d < rank; ++d) {
+    if (d < ax) outer *= xs[d];
+    if (d != ax) count *= xs[d];
+  }
+  if (outer > 1) return {};
+  auto stats = [&](TExpr ch) {
+    TExpr m = c.Read(3, {ch});
+    TExpr sum_dy = SumAllBut(xs, ax, ch, [&](const std::vector<TExpr>& i) { return c.Read(0, i); });
+    TExpr dot = SumAllBut(
+        xs, ax, ch, [&](const std::vector<TExpr>& i) { return c.Read(0, i) * (c.Read(1, i) - m); });
+    return std::make_pair(sum_dy, dot);
+  };
+  TExpr ch = TAxis(ax);
+  TExpr s = c.Read(4, {ch});
+  TExpr g = c.In(0);
+  if (!a.use_global_stats && count > 0) {
+    auto [sum_dy, dot] = stats(ch);
+    TExpr n = TConst(double(count), t);
+    TExpr k_proj = dot * s * s / n;
+    g = g - sum_dy / n - (c.In(1) - c.Read(3, {ch})) * k_proj;
+  }
+  TExpr dx = g * s;
+  if (!a.fix_gamma) dx = dx * c.Read(2, {ch});
+  auto [sum_dy, dot] = stats(TAxis(0));
+  TExpr dgamma = a.fix_gamma ? TConst(0, t) : dot * c.Read(4, {TAxis(0)});
+  return {dx, dgamma, sum_dy};
+}
+
+// LayerNorm: mean = sum(x) / n, var = sum((x - mean)^2) / n over `axis`, std = sqrt(var + eps),
+// output = (x - mean) / std * gamma + beta.
+std::vector<TExpr> LayerNormCompute(const ComputeCtx& c) {
+  const auto& a = c.attrs<LayerNormAttrs>();
+  DType t = c.out_dtype(0);
+  if (!AllOfType(c, t)) return {};
+  const Shape& xs = c.in_shape(0);
+  int rank = xs.ndim();
+  int ax = int(a.axis < 0 ? a.axis + rank : a.axis);
+  int64_t n = xs[ax];
+  TExpr nt = TConst(double(n), t);
+  // mean and std at the position `axes` (of any output: the axis index is ignored).
+  auto moments = [&](const std::vector<TExpr>& axes) {
+    TExpr mean =
+        TReduce(TReduceOp::kSum, {n},
+                [&](const std::vector<TExpr>& r) { return c.Read(0, WithAxis(axes, ax, r[0])); }) /
+        nt;
+    TExpr sq = TReduce(TReduceOp::kSum, {n}, [&](const std::vector<TExpr>& r) {
+      TExpr d = c.Read(0, WithAxis(axes, ax, r[0])) - mean;
+      return d * d;
+    });
+    return std::make_pair(mean, TCall(TMath::kSqrt, {sq / nt + TConst(a.eps, t)}));
+  };
+  auto [mean, std] = moments(c.Axes());
+  TExpr ch = TAxis(ax);
+  TExpr y = (c.In(0) - mean) / std * c.Read(1, {ch}) + c.Read(2, {ch});
+  std::vector<TExpr> stat_axes;
+  for (int d = 0; d < rank; ++d) stat_axes.push_back(TAxis(d));
+  auto [mean1, std1] = moments(stat_axes);
+  return {y, mean1, std1};
+}
+
+// _backward_LayerNorm: d x = (g - mean(g) - xhat mean(g xhat)) / std with g = dy gamma,
+// xhat = (x - mean) / std, means over `axis`; d gamma = sum(dy xhat), d beta = sum(dy) over
+// every other axis.
+std::vector<TExpr> LayerNormBackwardCompute(const ComputeCtx& c) {
+  const auto& a = c.attrs<LayerNormAttrs>();
+  DType t = c.out_dtype(0);
+  if (!AllOfType(c, t)) return {};
+  const Shape& xs = c.in_shape(1);
+  int rank = xs.ndim();
+  int ax = int(a.axis < 0 ? a.axis + rank : a.axis);
+  int64_t n = xs[ax];
+  TExpr nt = TConst(double(n), t);
+  auto xhat = [&](const std::vector<TExpr>& idx) {
+    std::vector<TExpr> st = WithAxis(idx, ax, TIndex(0));
+    return (c.Read(1, idx) - c.Read(3, st)) / c.Read(4, st);
+  };
+  auto grad = [&](const std::vector<TExpr>& idx) {
+    return c.Read(0, idx) * c.Read(2, {idx[size_t(ax)]});
+  };
+  std::vector<TExpr> axes = c.Axes();
+  TExpr mean_g =
+      TReduce(TReduceOp::kSum, {n},
+              [&](const std::vector<TExpr>& r) { return grad(WithAxis(axes, ax, r[0])); }) /
+      nt;
+  TExpr mean_gx = TReduce(TReduceOp::kSum, {n},
+                          [&](const std::vector<TExpr>& r) {
+                            std::vector<TExpr> idx = WithAxis(axes, ax, r[0]);
+                            return grad(idx) * xhat(idx);
+                          }) /
+                  nt;
+  TExpr std = c.Read(4, WithAxis(axes, ax, TIndex(0)));
+  TExpr dx = (grad(axes) - mean_g - xhat(axes) * mean_gx) / std;
+  TExpr dgamma = SumAllBut(xs, ax, TAxis(0),
+                           [&](const std::vector<TExpr>& i) { return c.Read(0, i) * xhat(i); });
+  TExpr dbeta =
+      SumAllBut(xs, ax, TAxis(0), [&](const std::vector<TExpr>& i) { return c.Read(0, i); });
+  return {dx, dgamma, dbeta};
+}
+
 }  // namespace
 
 void RegisterNormOps(OpRegistry& r) {
@@ -506,6 +678,7 @@ void RegisterNormOps(OpRegistry& r) {
       .Reference([](KernelCtx& ctx) {
         KILN_FLOAT_DTYPE_SWITCH(ctx.in[0].dtype(), T, BatchNormKernel<T>(ctx));
       })
+      .Compute(BatchNormCompute)
       .Gradient([](GradCtx& g) { return NormGradient(g, "_backward_BatchNorm"); })
       .InferenceForm(BatchNormInferenceForm);
 
@@ -523,7 +696,8 @@ void RegisterNormOps(OpRegistry& r) {
       .Pattern(FusionPattern::kOpaque)
       .Reference([](KernelCtx& ctx) {
         KILN_FLOAT_DTYPE_SWITCH(ctx.in[1].dtype(), T, BatchNormBackwardKernel<T>(ctx));
-      });
+      })
+      .Compute(BatchNormBackwardCompute);
 
   r.Register("LayerNorm")
       .Describe("layer normalisation over axis: (x - mean) / sqrt(var + eps) * gamma + beta")
@@ -538,6 +712,7 @@ void RegisterNormOps(OpRegistry& r) {
       .Reference([](KernelCtx& ctx) {
         KILN_FLOAT_DTYPE_SWITCH(ctx.in[0].dtype(), T, LayerNormKernel<T>(ctx));
       })
+      .Compute(LayerNormCompute)
       .Gradient([](GradCtx& g) { return NormGradient(g, "_backward_LayerNorm"); });
 
   r.Register("_backward_LayerNorm")
@@ -554,7 +729,8 @@ void RegisterNormOps(OpRegistry& r) {
       .Pattern(FusionPattern::kOpaque)
       .Reference([](KernelCtx& ctx) {
         KILN_FLOAT_DTYPE_SWITCH(ctx.in[1].dtype(), T, LayerNormBackwardKernel<T>(ctx));
-      });
+      })
+      .Compute(LayerNormBackwardCompute);
 
   r.Register("Dropout")
       .Describe(

@@ -13,9 +13,10 @@
 // Gradient: _backward_Pooling (see PoolingBackwardKernel); max pooling sends each window's
 // gradient to the first maximum in window order, as MXNet.
 //
-// Compute definition (forward, float32 and float64): a reduction over the window with reads
-// clamped into the data and selected by whether the position is inside it; lp with p_value 3
-// (no cube root among the math functions) and the gradient have none yet.
+// Compute definitions (float32 and float64): forward, a reduction over the window with reads
+// clamped into the data and selected by whether the position is inside it (none for lp with
+// p_value 3: no cube root among the math functions); gradient, every pool type, a gather over
+// the windows holding each element (PoolingBackwardCompute).
 //
 // Fusion: out-elementwise-fusable, as in TVM: an elementwise consumer (the relu gradient after
 // the max-pool gradient of a training graph) becomes the kernel's epilogue. Producers are not
@@ -367,6 +368,151 @@ void PoolingBackwardKernel(const KernelCtx& ctx) {
   for (size_t i = 0; i < dx.size(); ++i) dxp[i] = static_cast<T>(dx[i]);
 }
 
+// Compute definition of the gradient (float32 and float64): a gather. Element x of the data
+// collects dy from every window containing it. Per spatial axis (extent n, output extent m,
+// kernel k, stride s, pad p) with q = x + p, the windows are o = q / s - j for j in
+// [0, ceil(k / s)), or o in [0, m) when m is smaller; window o holds x when o is in [0, m) and
+// its offset r = q - o s is in [0, k). The candidates form a reduction over j (no reduction on
+// an axis with one candidate: non-overlapping windows give a plain expression); invalid ones
+// contribute 0 through a Select, so every read is clamped into its tensor (Select evaluates
+// both sides). Max pooling re-reads the data as the reference does: x receives dy[o] when it
+// is the reference's argmax of window o, a running `x[i] > x[arg]` scan in window order from
+// the window's first element inside the data, i.e. when, for every other element u inside the
+// window, u before x: x > u, or u is NaN and not the first; u after x: !(u > x). That is one
+// nested reduction over the window (a 0/1 failure flag), so no forward output is needed and
+// ties, NaN and -inf give the reference's element. Sums accumulate in the data's type.
+std::vector<TExpr> PoolingBackwardCompute(const ComputeCtx& c) {
+  const auto& a = c.attrs<PoolingAttrs>();
+  DType t = c.out_dtype(0);
+  if (!IsComputeFloat(t)) return {};
+  for (int j = 0; j < 3; ++j)
+    if (c.in_dtype(j) != t) return {};
+  const Shape& in = c.in_shape(1);
+  const Shape& out = c.in_shape(0);
+  int rank = in.ndim();
+  PoolAxes ax = AxesOf(a, rank);
+  size_t nd = size_t(ax.num_spatial);
+  std::vector<int64_t> spatial, ospatial;
+  for (size_t i = 0; i < nd; ++i) {
+    spatial.push_back(in[ax.first_spatial + int(i)]);
+    ospatial.push_back(out[ax.first_spatial + int(i)]);
+  }
+  PoolGeom g = Geom(a, spatial);
+  int p = int(a.p_value.value_or(1));
+  TExpr zero = TIndex(0);
+  auto And = [](TExpr x, TExpr y) { return x ? TBinary(TBinaryOp::kAnd, x, y) : y; };
+  auto clamp = [&](TExpr e, int64_t n) {
+    return TMin(TMax(e, zero), TIndex(std::max<int64_t>(n - 1, 0)));
+  };
+  // Candidate windows per axis: extent and whether o is enumerated directly.
+  std::vector<int64_t> cand(nd);
+  std::vector<bool> direct(nd);
+  std::vector<int64_t> red_extents;
+  std::vector<int> red_axis(nd, -1);
+  for (size_t i = 0; i < nd; ++i) {
+    int64_t per = (g.kernel[i] + g.stride[i] - 1) / g.stride[i];
+    direct[i] = ospatial[i] <= per;
+    cand[i] = direct[i] ? ospatial[i] : per;
+    if (cand[i] != 1) {
+      red_axis[i] = int(red_extents.size());
+      red_extents.push_back(cand[i]);
+    }
+  }
+  TExpr xq = c.Read(1, c.Axes());
+  // The contribution of candidate j (one index expression per axis).
+  auto term = [&](const std::vector<TExpr>& j) -> TExpr {
+    std::vector<TExpr> o(nd), r(nd), oc(nd);
+    TExpr valid;
+    for (size_t i = 0; i < nd; ++i) {
+      TExpr q = TAxis(ax.first_spatial + int(i)) + TIndex(g.pad[i]);
+      TExpr s = TIndex(g.stride[i]), k = TIndex(g.kernel[i]);
+      if (direct[i]) {
+        o[i] = j[i];
+        r[i] = q - o[i] * s;
+        valid = And(valid, TBinary(TBinaryOp::kGE, r[i], zero));
+      } else {
+        o[i] = q / s - j[i];
+        r[i] = q - o[i] * s;
+        if (cand[i] > 1) valid = And(valid, TBinary(TBinaryOp::kGE, o[i], zero));
+        valid = And(valid, TBinary(TBinaryOp::kLT, o[i], TIndex(ospatial[i])));
+      }
+      valid = And(valid, TBinary(TBinaryOp::kLT, r[i], k));
+      oc[i] = clamp(o[i], ospatial[i]);
+    }
+    std::vector<TExpr> oidx = c.Axes();
+    for (size_t i = 0; i < nd; ++i) oidx[size_t(ax.first_spatial) + i] = oc[i];
+    TExpr dy = c.Read(0, oidx);
+    TExpr v;
+    switch (a.pool_type) {
+      case PoolType::kSum:
+        v = dy;
+        break;
+      case PoolType::kAvg: {
+        TExpr size = TIndex(1);
+        bool include_pad = a.count_include_pad.value_or(true);
+        for (size_t i = 0; i < nd; ++i) {
+          TExpr start = oc[i] * TIndex(g.stride[i]) - TIndex(g.pad[i]);
+          TExpr end = TMin(start + TIndex(g.kernel[i]), TIndex(spatial[i] + g.pad[i]));
+          TExpr len = include_pad ? end - start : TMin(end, TIndex(spatial[i])) - TMax(start, zero);
+          size = size * TMax(len, TIndex(1));
+        }
+        v = dy / TCast(t, size);
+        break;
+      }
+      case PoolType::kLp: {
+        if (p == 1) {
+          v = dy;
+          break;
+        }
+        TExpr y = c.Read(2, oidx);
+        TExpr ratio = TSelect(TBinary(TBinaryOp::kEQ, y, TConst(0, t)), TConst(0, t), xq / y);
+        v = dy * (p == 3 ? ratio * ratio : ratio);
+        break;
+      }
+      case PoolType::kMax: {
+        std::vector<TExpr> start(nd), lo(nd);
+        TExpr flat_r = zero;
+        for (size_t i = 0; i < nd; ++i) {
+          start[i] = oc[i] * TIndex(g.stride[i]) - TIndex(g.pad[i]);
+          lo[i] = TMax(start[i], zero);
+          flat_r = flat_r * TIndex(g.kernel[i]) + r[i];
+        }
+        auto Or = [](TExpr x, TExpr y) { return x ? TBinary(TBinaryOp::kOr, x, y) : y; };
+        TExpr xq_nan = TBinary(TBinaryOp::kNE, xq, xq);
+        TExpr fail = TReduce(TReduceOp::kMaxNum, g.kernel, [&](const std::vector<TExpr>& u) {
+          std::vector<TExpr> idx = c.Axes();
+          TExpr outside, not_first, flat_u = zero;
+          for (size_t i = 0; i < nd; ++i) {
+            TExpr pos = start[i] + u[i];
+            outside = Or(outside, Or(TBinary(TBinaryOp::kLT, pos, zero),
+                                     TBinary(TBinaryOp::kGE, pos, TIndex(spatial[i]))));
+            not_first = Or(not_first, TBinary(TBinaryOp::kNE, pos, lo[i]));
+            flat_u = flat_u * TIndex(g.kernel[i]) + u[i];
+            idx[size_t(ax.first_spatial) + i] = clamp(pos, spatial[i]);
+          }
+          TExpr xu = c.Read(1, idx);
+          TExpr xu_nan = TBinary(TBinaryOp::kNE, xu, xu);
+          // Before x: x > u, or u is a NaN other than the first; after (or x itself): !(u > x).
+          TExpr beats_earlier = Or(TBinary(TBinaryOp::kGT, xq, xu), And(xu_nan, not_first));
+          TExpr not_beaten = Or(Or(TBinary(TBinaryOp::kLE, xu, xq), xu_nan), xq_nan);
+          TExpr ok = Or(And(TBinary(TBinaryOp::kLT, flat_u, flat_r), beats_earlier),
+                        And(TBinary(TBinaryOp::kGE, flat_u, flat_r), not_beaten));
+          return TSelect(Or(outside, ok), TConst(0, t), TConst(1, t));
+        });
+        v = TSelect(TBinary(TBinaryOp::kLT, fail, TConst(0.5, t)), dy, TConst(0, t));
+        break;
+      }
+    }
+    return valid ? TSelect(valid, v, TConst(0, t)) : v;
+  };
+  if (red_extents.empty()) return {term(std::vector<TExpr>(nd, zero))};
+  return {TReduce(TReduceOp::kSum, red_extents, [&](const std::vector<TExpr>& rr) {
+    std::vector<TExpr> j(nd);
+    for (size_t i = 0; i < nd; ++i) j[i] = red_axis[i] >= 0 ? rr[size_t(red_axis[i])] : zero;
+    return term(j);
+  })};
+}
+
 // d output and output have the forward output's shape, data and d data the data's.
 void PoolingBackwardShape(ShapeInferCtx& ctx) {
   Shape s = ctx.in(0);
@@ -410,7 +556,8 @@ void RegisterPoolOps(OpRegistry& r) {
       .Pattern(FusionPattern::kOutElemwiseFusable)
       .Reference([](KernelCtx& ctx) {
         KILN_FLOAT_DTYPE_SWITCH(ctx.out[0].dtype(), T, PoolingBackwardKernel<T>(ctx));
-      });
+      })
+      .Compute(PoolingBackwardCompute);
 }
 
 }  // namespace kiln::ops
