@@ -12,8 +12,9 @@
 //
 // Prints, in peers.sh's format, `kiln CASE median_ms min_ms` (compiled) and
 // `interpreter CASE median_ms min_ms` lines, and `compile MODEL ms` for the JIT compile time
-// of each model (passes, lowering and LLVM, measured on a cold cache). bench/e2e.sh puts them
-// beside the peers' lines and prints the ratios.
+// of each model (passes, lowering and LLVM, measured on a cold cache). Inference runs with
+// the weights frozen (CompiledRun::FreezeVariables: packed once on the first run). bench/e2e.sh
+// puts them beside the peers' lines and prints the ratios.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -80,6 +81,7 @@ void OnnxCase(const std::string& file, const std::string& name, std::vector<int6
   }
   kiln::codegen::CompiledRun run(cg);
   for (const auto& [n, t] : vars) run.Bind(n, t);
+  run.FreezeVariables();  // fixed weights, packed once, as ONNX Runtime's session does
   Report("kiln", name, Timed([&] { run.Run(); }, runs));
   if (interpreter_runs > 0)
     Report("interpreter", name,

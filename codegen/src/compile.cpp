@@ -34,6 +34,9 @@ struct CompiledRun::State {
   bool is_train = false;
   std::mt19937_64 rng;
   ThreadPool* pool = nullptr;
+  // FreezeVariables: weights packed once per library call, until the next Bind.
+  bool frozen = false;
+  std::map<const void*, std::shared_ptr<void>> prepacked;
 };
 
 namespace {
@@ -131,7 +134,15 @@ struct LibraryNode {
 void LibraryCall(void* const* args, int64_t, int64_t) {
   auto* state = static_cast<CompiledRun::State*>(args[0]);
   const auto* ln = static_cast<const LibraryNode*>(args[1]);
-  ln->op->Run(args + 2, args + 2 + ln->num_in, args[2 + ln->num_in + ln->num_out], state->pool);
+  const void* prepacked = nullptr;
+  if (state->frozen) {
+    auto it = state->prepacked.find(ln);
+    if (it == state->prepacked.end())
+      it = state->prepacked.emplace(ln, ln->op->Prepack(args + 2, state->pool)).first;
+    prepacked = it->second.get();
+  }
+  ln->op->Run(args + 2, args + 2 + ln->num_in, args[2 + ln->num_in + ln->num_out], state->pool,
+              prepacked);
 }
 
 }  // namespace
@@ -539,6 +550,12 @@ void CompiledRun::Bind(const std::string& name, const Tensor& value) {
                            "; compiled CPU code needs CPU tensors"));
   variables_[it->second] = value;
   externals_[size_t(cg.first_variable_external_) + it->second] = value.raw_data();
+  state_->prepacked.clear();
+}
+
+void CompiledRun::FreezeVariables(bool frozen) {
+  state_->frozen = frozen;
+  state_->prepacked.clear();
 }
 
 bool CompiledRun::IsBound(const std::string& name) const {

@@ -2,10 +2,12 @@
 #include "library_calls.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <optional>
 
 #include "kiln/ir/op.h"
 #include "kiln/runtime/conv.h"
+#include "kiln/runtime/error.h"
 #include "kiln/runtime/gemm.h"
 
 namespace kiln::codegen {
@@ -67,11 +69,25 @@ void SumRows(const float* a, int64_t rows, int64_t cols, float* out) {
 class FullyConnectedOp final : public LibraryOp {
  public:
   FullyConnectedOp(int64_t m, int64_t n, int64_t k, bool bias) : m_(m), n_(n), k_(k), bias_(bias) {}
-  int64_t WorkspaceBytes(int threads) const override { return GemmWorkspaceBytes(Args(), threads); }
-  void Run(const void* const* in, void* const* out, void* ws, ThreadPool* pool) const override {
+  int64_t WorkspaceBytes(int threads) const override {
+    workspace_ = GemmWorkspaceBytes(Args(), threads);
+    threads_ = threads;
+    return workspace_;
+  }
+  std::shared_ptr<void> Prepack(const void* const* in, ThreadPool* pool) const override {
+    if (n_ <= 0 || k_ <= 0) return nullptr;
+    return std::make_shared<PackedB>(
+        PackB(static_cast<const float*>(in[1]), k_, BLayout::kNK, n_, k_, pool));
+  }
+  void Run(const void* const* in, void* const* out, void* ws, ThreadPool* pool,
+           const void* prepacked) const override {
     GemmArgs g = Args();
     g.a = static_cast<const float*>(in[0]);
     g.b = static_cast<const float*>(in[1]);
+    g.packed_b = static_cast<const PackedB*>(prepacked);
+    // A prepacked product takes another path, which may need more scratch than the plan
+    // reserved for the unpacked one: then the library allocates its own.
+    if (g.packed_b && GemmWorkspaceBytes(g, threads_) > workspace_) ws = nullptr;
     g.c = static_cast<float*>(out[0]);
     g.workspace = ws;
     RowBias rb{g.c, bias_ ? static_cast<const float*>(in[2]) : nullptr, m_, n_, true};
@@ -89,6 +105,8 @@ class FullyConnectedOp final : public LibraryOp {
   }
   int64_t m_, n_, k_;
   bool bias_;
+  mutable int64_t workspace_ = 0;  // what the plan reserved (WorkspaceBytes)
+  mutable int threads_ = 1;
 };
 
 // (ograd [M, N], data [M, K], weight [N, K]) -> data_grad = ograd W, weight_grad = ograd^T data,
@@ -101,7 +119,8 @@ class FullyConnectedBackwardOp final : public LibraryOp {
     return std::max(GemmWorkspaceBytes(DataGrad(), threads),
                     GemmWorkspaceBytes(WeightGrad(), threads));
   }
-  void Run(const void* const* in, void* const* out, void* ws, ThreadPool* pool) const override {
+  void Run(const void* const* in, void* const* out, void* ws, ThreadPool* pool,
+           const void*) const override {
     const float* dy = static_cast<const float*>(in[0]);
     if (data_grad_) {
       GemmArgs d = DataGrad();
@@ -145,7 +164,16 @@ class ConvolutionOp final : public LibraryOp {
     return std::max(ConvBackwardDataWorkspaceBytes(s_, threads),
                     ConvBackwardWeightWorkspaceBytes(s_, threads));
   }
-  void Run(const void* const* in, void* const* out, void* ws, ThreadPool* pool) const override {
+  std::shared_ptr<void> Prepack(const void* const* in, ThreadPool*) const override {
+    int64_t floats = backward_ ? 0 : ConvPackedWeightsFloats(s_);
+    if (floats == 0) return nullptr;
+    auto* mem = static_cast<float*>(std::aligned_alloc(64, size_t(floats) * 4));
+    if (!mem) throw RuntimeError(StrCat("out of memory packing ", floats * 4, " bytes of weights"));
+    ConvPackWeights(s_, static_cast<const float*>(in[1]), mem);
+    return std::shared_ptr<void>(mem, [](void* p) { std::free(p); });
+  }
+  void Run(const void* const* in, void* const* out, void* ws, ThreadPool* pool,
+           const void* prepacked) const override {
     const int64_t pixels = s_.out_h() * s_.out_w();
     if (!backward_) {
       float* y = static_cast<float*>(out[0]);
@@ -154,7 +182,7 @@ class ConvolutionOp final : public LibraryOp {
       GemmEpilogue epilogue;
       if (bias_) epilogue = {&RowBias::Apply, &rb};
       ConvForward(s_, static_cast<const float*>(in[0]), static_cast<const float*>(in[1]), y,
-                  epilogue, ws, pool);
+                  epilogue, ws, pool, GemmIsa::kAuto, static_cast<const float*>(prepacked));
       return;
     }
     const float* dy = static_cast<const float*>(in[0]);

@@ -29,8 +29,15 @@ class LibraryOp {
   // Scratch bytes Run needs (64-byte aligned), for `threads` threads.
   virtual int64_t WorkspaceBytes(int threads) const = 0;
   // in: the op's inputs, out: its outputs (as the op's reference kernel sees them).
-  virtual void Run(const void* const* in, void* const* out, void* workspace,
-                   ThreadPool* pool) const = 0;
+  // `prepacked`: what Prepack returned for the same weights, or null.
+  virtual void Run(const void* const* in, void* const* out, void* workspace, ThreadPool* pool,
+                   const void* prepacked) const = 0;
+  // The weights packed once, for runs whose variables do not change (CompiledRun::
+  // FreezeVariables); null when the op packs nothing.
+  virtual std::shared_ptr<void> Prepack(const void* const* in, ThreadPool* pool) const {
+    (void)in, (void)pool;
+    return nullptr;
+  }
 };
 
 // The library implementation of node `op` (an op node of `g`, shapes and dtypes inferred), or

@@ -307,8 +307,27 @@ int64_t ConvForwardWorkspaceBytes(const Conv2dShape& s, int num_threads) {
          std::max(1, num_threads) * ChunkScratchBytes(d, g);
 }
 
+int64_t ConvPackedWeightsFloats(const Conv2dShape& s) {
+  CheckShape(s, "ConvPackedWeightsFloats");
+  Dims d = Derive(s);
+  if (d.depthwise || d.pointwise || d.og == 0 || d.p == 0) return 0;
+  return s.groups * Align64(gemm_detail::PackedAFloats(ForwardArgs(s, d, GemmIsa::kAuto)) * 4) / 4;
+}
+
+void ConvPackWeights(const Conv2dShape& s, const float* w, float* out) {
+  Dims d = Derive(s);
+  if (ConvPackedWeightsFloats(s) == 0) return;
+  GemmArgs g = ForwardArgs(s, d, GemmIsa::kAuto);
+  const int64_t per_group = Align64(gemm_detail::PackedAFloats(g) * 4) / 4;
+  for (int64_t grp = 0; grp < s.groups; ++grp) {
+    g.a = w + grp * d.og * d.kg;
+    gemm_detail::PackAForPanels(g, out + grp * per_group);
+  }
+}
+
 void ConvForward(const Conv2dShape& s, const float* x, const float* w, float* y,
-                 GemmEpilogue epilogue, void* workspace, ThreadPool* pool, GemmIsa isa) {
+                 GemmEpilogue epilogue, void* workspace, ThreadPool* pool, GemmIsa isa,
+                 const float* packed_w) {
   CheckShape(s, "ConvForward");
   Dims d = Derive(s);
   if (s.batch == 0 || s.out_channels == 0) return;
@@ -332,9 +351,13 @@ void ConvForward(const Conv2dShape& s, const float* x, const float* w, float* y,
       // Chunks of output pixels over the threads; the epilogue once the image's rows are done.
       int64_t chunk = ChunkCols(d), chunks = (d.p + chunk - 1) / chunk;
       int64_t scratch = ChunkScratchBytes(d, g);
-      // The group's weights packed once for all its chunks.
+      // The group's weights packed once for all its chunks (or given packed).
       auto* packed_a = reinterpret_cast<float*>(ws.base);
-      gemm_detail::PackAForPanels(g, packed_a);
+      if (packed_w)
+        packed_a =
+            const_cast<float*>(packed_w) + grp * (Align64(gemm_detail::PackedAFloats(g) * 4) / 4);
+      else
+        gemm_detail::PackAForPanels(g, packed_a);
       char* chunk_scratch = ws.base + Align64(gemm_detail::PackedAFloats(g) * 4);
       Parallel(pool, chunks, [&](int64_t c0, int64_t c1) {
         char* mine = chunk_scratch + ThreadOf(c0, chunks, threads) * scratch;

@@ -152,6 +152,11 @@ class CompiledRun {
   // label) is accepted and ignored; a name the graph never had is a UserError.
   void Bind(const std::string& name, const Tensor& value);
   bool IsBound(const std::string& name) const;
+  // Promises that the bound variables' values do not change until the next Bind or
+  // FreezeVariables(false): the library calls then pack their weights on the first run and
+  // reuse them (inference with fixed parameters, as deployed models run). The Executor does not
+  // freeze: optimizers update its weights in place.
+  void FreezeVariables(bool frozen = true);
 
   // Runs calls [first, last) (every call by default). Every variable the calls read must be
   // bound (a UserError naming the first that is not). Random ops draw from `seed`.

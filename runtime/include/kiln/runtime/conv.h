@@ -57,9 +57,15 @@ struct Conv2dShape {
 
 int64_t ConvForwardWorkspaceBytes(const Conv2dShape& s, int num_threads);
 // Y = conv(X, W); then the epilogue. Throws UserError when s.Problem() is not empty.
+// `packed_w` (may be null): W packed beforehand by ConvPackWeights, for weights that do not
+// change between calls (inference); the call then skips packing them (the im2col path only).
 void ConvForward(const Conv2dShape& s, const float* x, const float* w, float* y,
                  GemmEpilogue epilogue, void* workspace, ThreadPool* pool,
-                 GemmIsa isa = GemmIsa::kAuto);
+                 GemmIsa isa = GemmIsa::kAuto, const float* packed_w = nullptr);
+// Floats of W packed for ConvForward (0 when the shape's path packs no weights), and the
+// packing itself (`out` 64-byte aligned).
+int64_t ConvPackedWeightsFloats(const Conv2dShape& s);
+void ConvPackWeights(const Conv2dShape& s, const float* w, float* out);
 
 int64_t ConvBackwardDataWorkspaceBytes(const Conv2dShape& s, int num_threads);
 // dX = the gradient of conv with respect to X (dX += with `accumulate`).
