@@ -7,6 +7,19 @@
 namespace kiln::gemm_detail {
 namespace {
 
+// The 16 lanes' sum in _mm512_reduce_add_ps's order (halves, quarters, then pairs), written
+// out with zero-masked extractions because GCC 12's intrinsics warn about the undefined register
+// their unmasked forms pass.
+inline float ReduceAdd(__m512 v) {
+  __m512d d = _mm512_castps_pd(v);
+  __m256 h = _mm256_add_ps(_mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(0xF, d, 1)),
+                           _mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(0xF, d, 0)));
+  __m128 q = _mm_add_ps(_mm256_extractf128_ps(h, 1), _mm256_castps256_ps128(h));
+  q = _mm_add_ps(q, _mm_movehl_ps(q, q));
+  q = _mm_add_ss(q, _mm_movehdup_ps(q));
+  return _mm_cvtss_f32(q);
+}
+
 inline int64_t Min(int64_t a, int64_t b) {
   return a < b ? a : b;
 }
@@ -188,7 +201,7 @@ void DotBlock(int64_t k, const float* a, int64_t lda, const float* b, int64_t ld
   }
   for (int r = 0; r < R; ++r)
     for (int j = 0; j < J; ++j) {
-      float v = _mm512_reduce_add_ps(acc[r][j]);
+      float v = ReduceAdd(acc[r][j]);
       float* out = c + r * ldc + j;
       *out = accumulate ? *out + v : v;
     }
