@@ -128,6 +128,7 @@ namespace {
 struct LibraryNode {
   std::unique_ptr<LibraryOp> op;
   size_t num_in = 0, num_out = 0;
+  int threads = 1;  // the thread count its workspace in the arena is sized for
 };
 
 // args = {run state, library node, inputs..., outputs..., workspace}.
@@ -141,8 +142,10 @@ void LibraryCall(void* const* args, int64_t, int64_t) {
       it = state->prepacked.emplace(ln, ln->op->Prepack(args + 2, state->pool)).first;
     prepacked = it->second.get();
   }
-  ln->op->Run(args + 2, args + 2 + ln->num_in, args[2 + ln->num_in + ln->num_out], state->pool,
-              prepacked);
+  // A run on a larger pool than the plan was made for: the library allocates its own scratch.
+  void* workspace = args[2 + ln->num_in + ln->num_out];
+  if (state->pool && state->pool->num_threads() > ln->threads) workspace = nullptr;
+  ln->op->Run(args + 2, args + 2 + ln->num_in, workspace, state->pool, prepacked);
 }
 
 }  // namespace
@@ -287,6 +290,7 @@ class PlanBuilder {
     ln->op = std::move(op);
     ln->num_in = in.size();
     ln->num_out = out.size();
+    ln->threads = threads_;
     PlanCall call{name, &LibraryCall, {PlanArg::External(0), Context(ln)}, 1};
     call.args.insert(call.args.end(), in.begin(), in.end());
     call.args.insert(call.args.end(), out.begin(), out.end());

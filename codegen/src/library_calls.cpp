@@ -109,6 +109,43 @@ class FullyConnectedOp final : public LibraryOp {
   mutable int threads_ = 1;
 };
 
+// dot (2-D) and batch_dot: C[b] = op(A[b]) op(B[b]) with MXNet's transpose_a / transpose_b.
+class MatMulOp final : public LibraryOp {
+ public:
+  MatMulOp(int64_t batch, int64_t m, int64_t n, int64_t k, bool ta, bool tb)
+      : batch_(batch), m_(m), n_(n), k_(k), ta_(ta), tb_(tb) {}
+  int64_t WorkspaceBytes(int threads) const override { return GemmWorkspaceBytes(Args(), threads); }
+  void Run(const void* const* in, void* const* out, void* ws, ThreadPool* pool,
+           const void*) const override {
+    GemmArgs g = Args();
+    g.a = static_cast<const float*>(in[0]);
+    g.b = static_cast<const float*>(in[1]);
+    g.c = static_cast<float*>(out[0]);
+    g.workspace = ws;
+    Gemm(g, pool);
+  }
+
+ private:
+  GemmArgs Args() const {
+    GemmArgs g;
+    g.batch = batch_;
+    g.m = m_, g.n = n_, g.k = k_;
+    g.trans_a = ta_;
+    g.lda = ta_ ? m_ : k_;
+    g.b_layout = tb_ ? BLayout::kNK : BLayout::kKN;
+    g.ldb = tb_ ? k_ : n_;
+    g.ldc = n_;
+    g.stride_a = m_ * k_, g.stride_b = k_ * n_, g.stride_c = m_ * n_;
+    return g;
+  }
+  int64_t batch_, m_, n_, k_;
+  bool ta_, tb_;
+};
+
+bool IsTrue(const std::string& text) {
+  return text == "True" || text == "true" || text == "1";
+}
+
 // (ograd [M, N], data [M, K], weight [N, K]) -> data_grad = ograd W, weight_grad = ograd^T data,
 // bias_grad = column sums of ograd.
 class FullyConnectedBackwardOp final : public LibraryOp {
@@ -265,6 +302,22 @@ std::unique_ptr<LibraryOp> MakeLibraryOp(const Graph& g, uint32_t id) {
     if (w[0] == 0) return nullptr;
     return std::make_unique<FullyConnectedBackwardOp>(dy / w[0], w[0], w[1], n.num_outputs() > 2,
                                                       data_grad);
+  }
+  if (op == "dot" || op == "batch_dot") {
+    const Shape& a = g.shape(n.inputs[0]);
+    const Shape& b = g.shape(n.inputs[1]);
+    const bool ta = IsTrue(AttrText(n, "transpose_a")), tb = IsTrue(AttrText(n, "transpose_b"));
+    const int rank = op == "dot" ? 2 : a.ndim();
+    if (a.ndim() != rank || b.ndim() != rank || rank < 2) return nullptr;
+    int64_t batch = 1;
+    for (int i = 0; i + 2 < rank; ++i) {
+      if (a[i] != b[i]) return nullptr;  // broadcast batch dims stay with the reference
+      batch *= a[i];
+    }
+    const int64_t m = ta ? a[rank - 1] : a[rank - 2], k = ta ? a[rank - 2] : a[rank - 1];
+    const int64_t n2 = tb ? b[rank - 2] : b[rank - 1], k2 = tb ? b[rank - 1] : b[rank - 2];
+    if (k != k2) return nullptr;
+    return std::make_unique<MatMulOp>(batch, m, n2, k, ta, tb);
   }
   if (op == "Convolution" || op == "_backward_Convolution") {
     const bool backward = op == "_backward_Convolution";

@@ -6,7 +6,8 @@
 // kernel that reads the product's result. A LibraryOp is the product part: built at compile
 // time from the anchor op's attributes and shapes, run by the plan through a context pointer.
 //
-// Covered: FullyConnected and _backward_FullyConnected (any flatten, with or without bias),
+// Covered: FullyConnected and _backward_FullyConnected (any flatten, with or without bias), dot
+// (2-D) and batch_dot (equal batch dims) with either transposition,
 // Convolution and _backward_Convolution with 1 or 2 spatial axes in NCHW (strides, pads,
 // dilations, groups), all float32. Other dtypes, layouts and 3-D convolutions stay with the
 // reference kernels. The anchor's attributes are read from their printed form (the strings MXNet

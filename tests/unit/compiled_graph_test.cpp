@@ -1,0 +1,183 @@
+// compiled_graph_test.cpp - CompileGraph's library calls (matrix products and convolutions with
+// their epilogues), checked op by op against the reference interpreter; and what Report says.
+//
+// Tolerance: each output element within 1e-5 * sqrt(K) * (largest |reference| + 1), K the
+// contraction length: float32 sums of K products of values in [-1, 1] against the
+// interpreter's double sums. CTest runs this binary at 1 thread; each case also runs on a
+// 2-thread pool.
+#include <cmath>
+
+#include "kiln/codegen/compile.h"
+#include "kiln/ir/interpreter.h"
+#include "kiln/ir/text.h"
+#include "kiln/passes/infer.h"
+#include "test_util.h"
+
+namespace kiln {
+namespace {
+
+// Compiles `text` (variables typed in the text), runs it on random inputs at 1 and 2 threads,
+// and compares every output with the interpreter. Returns the compiled graph's report.
+std::string CompileAndCompare(const std::string& text, int64_t k) {
+  Graph g = ParseGraph(text);
+  codegen::CompileOptions o;
+  std::map<std::string, Tensor> vars;
+  uint32_t seed = 7;
+  Graph typed = g;
+  InferShapes(typed, {});
+  for (uint32_t v : typed.VariableNodes()) {
+    const Shape& s = typed.shape(Entry{v, 0});
+    vars[typed.node(v).name] = Tensor::FromValues(
+        s.dims(), DType::kFloat32, test::RandomValues(size_t(s.NumElements()), seed++));
+    o.infer.shapes[typed.node(v).name] = s;
+  }
+  std::vector<Tensor> ref = Interpret(g, vars);
+  auto cg = codegen::CompileGraph(g, o);
+  for (int threads : {1, 2}) {
+    ThreadPool pool(threads);
+    codegen::CompiledRun run(cg, &pool);
+    for (const auto& [n, t] : vars) run.Bind(n, t);
+    run.Run();
+    for (size_t i = 0; i < ref.size(); ++i) {
+      std::vector<double> want = ref[i].ToDoubles(), got = run.output(i).ToDoubles();
+      double scale = 1;
+      for (double w : want) scale = std::max(scale, std::abs(w) + 1);
+      double tol = 1e-5 * std::sqrt(double(k)) * scale;
+      for (size_t j = 0; j < want.size(); ++j)
+        EXPECT_NEAR(want[j], got[j], tol)
+            << "output " << i << " element " << j << ", " << threads << " thread(s)\n"
+            << cg->Report();
+    }
+  }
+  return cg->Report();
+}
+
+TEST(CompiledGraph, DotInEveryTranspositionIsALibraryCall) {
+  for (const char* attrs :
+       {"", "{transpose_a=True}", "{transpose_b=True}", "{transpose_a=True, transpose_b=True}"}) {
+    SCOPED_TRACE(attrs);
+    std::string ta =
+        std::string(attrs).find("transpose_a") != std::string::npos ? "37, 5" : "5, 37";
+    std::string tb =
+        std::string(attrs).find("transpose_b") != std::string::npos ? "19, 37" : "37, 19";
+    std::string report = CompileAndCompare(StrCat(R"(graph {
+      %a = var : float32[)",
+                                                  ta, R"(]
+      %b = var : float32[)",
+                                                  tb, R"(]
+      %c = dot(%a, %b) )",
+                                                  attrs, R"(
+      %r = relu(%c)
+      return %r
+    })"),
+                                           37);
+    EXPECT_NE(report.find("1 GEMM/convolution library calls"), std::string::npos) << report;
+    EXPECT_NE(report.find("0 on reference kernels"), std::string::npos) << report;
+  }
+}
+
+TEST(CompiledGraph, BatchDotWithTransposes) {
+  std::string report = CompileAndCompare(R"(graph {
+    %a = var : float32[3, 2, 17, 6]
+    %b = var : float32[3, 2, 9, 17]
+    %c = batch_dot(%a, %b) {transpose_a=True, transpose_b=True}
+    return %c
+  })",
+                                         17);
+  EXPECT_NE(report.find("1 GEMM/convolution library calls"), std::string::npos) << report;
+}
+
+TEST(CompiledGraph, FullyConnectedFormsAndEpilogues) {
+  CompileAndCompare(R"(graph {
+    %x = var : float32[7, 3, 11]
+    %w = var : float32[13, 33]
+    %b = var : float32[13]
+    %y = var : float32[7, 13]
+    %fc = FullyConnected(%x, %w, %b) {num_hidden=13}
+    %s = elemwise_add(%fc, %y)
+    %t = Activation(%s) {act_type=tanh}
+    return %t, %fc
+  })",
+                    33);
+  CompileAndCompare(R"(graph {
+    %x = var : float32[2, 5, 11]
+    %w = var : float32[4, 11]
+    %fc = FullyConnected(%x, %w) {num_hidden=4, no_bias=True, flatten=False}
+    return %fc
+  })",
+                    11);
+}
+
+TEST(CompiledGraph, ConvolutionAttributes) {
+  for (const char* attrs :
+       {"{kernel=\"(3, 3)\", num_filter=6, pad=\"(1, 1)\"}",
+        "{kernel=\"(3, 2)\", num_filter=6, stride=\"(2, 1)\", dilate=\"(1, 2)\", pad=\"(2, 0)\"}",
+        "{kernel=\"(1, 1)\", num_filter=6, no_bias=True}",
+        "{kernel=\"(3, 3)\", num_filter=6, num_group=2, pad=\"(1, 1)\"}"}) {
+    SCOPED_TRACE(attrs);
+    bool no_bias = std::string(attrs).find("no_bias") != std::string::npos;
+    bool groups = std::string(attrs).find("num_group") != std::string::npos;
+    std::string k = std::string(attrs).find("(3, 2)") != std::string::npos          ? "3, 2"
+                    : std::string(attrs).find("(1, 1)\", num") != std::string::npos ? "1, 1"
+                                                                                    : "3, 3";
+    std::string weight = StrCat("float32[6, ", groups ? 2 : 4, ", ", k, "]");
+    std::string report = CompileAndCompare(
+        StrCat("graph {\n  %x = var : float32[2, 4, 9, 10]\n  %w = var : ", weight, "\n",
+               no_bias ? "" : "  %b = var : float32[6]\n", "  %c = Convolution(%x, %w",
+               no_bias ? "" : ", %b", ") ", attrs, "\n  %r = relu(%c)\n  return %r\n}"),
+        36);
+    EXPECT_NE(report.find("0 on reference kernels"), std::string::npos) << report;
+  }
+}
+
+// The gradients (data, weight, bias) of both heavy ops, as the gradient pass emits them.
+TEST(CompiledGraph, BackwardOpsAreLibraryCalls) {
+  std::string report = CompileAndCompare(R"g(graph {
+    %dy = var : float32[2, 6, 5, 5]
+    %x = var : float32[2, 4, 9, 10]
+    %w = var : float32[6, 4, 3, 3]
+    %g = _backward_Convolution(%dy, %x, %w) {kernel="(3, 3)", num_filter=6, stride="(2, 2)", pad="(1, 1)"}
+    return %g, %g#1, %g#2
+  })g",
+                                         50);
+  EXPECT_NE(report.find("0 on reference kernels"), std::string::npos) << report;
+  report = CompileAndCompare(R"g(graph {
+    %dy = var : float32[7, 13]
+    %x = var : float32[7, 33]
+    %w = var : float32[13, 33]
+    %g = _backward_FullyConnected(%dy, %x, %w) {num_hidden=13}
+    return %g, %g#1, %g#2
+  })g",
+                             33);
+  EXPECT_NE(report.find("0 on reference kernels"), std::string::npos) << report;
+}
+
+TEST(CompiledGraph, ReportNamesReferenceCalls) {
+  // Embedding has no compute definition and no library call yet: a reference call, named.
+  std::string report = CompileAndCompare(R"(graph {
+    %i = var : float32[4]
+    %w = var : float32[10, 3]
+    %e = Embedding(%i, %w) {input_dim=10, output_dim=3}
+    return %e
+  })",
+                                         1);
+  EXPECT_NE(report.find("reference: Embedding (node \"e\")"), std::string::npos) << report;
+  codegen::CompileOptions strict;
+  strict.allow_reference = false;
+  strict.infer.shapes = {{"i", Shape({4})}, {"w", Shape({10, 3})}};
+  try {
+    codegen::CompileGraph(ParseGraph(R"(graph {
+      %i = var : float32[4]
+      %w = var : float32[10, 3]
+      %e = Embedding(%i, %w) {input_dim=10, output_dim=3}
+      return %e
+    })"),
+                          strict);
+    ADD_FAILURE() << "compiled a graph with a reference call under allow_reference = false";
+  } catch (const UnsupportedError& e) {
+    EXPECT_NE(std::string(e.what()).find("Embedding (node \"e\")"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace kiln
