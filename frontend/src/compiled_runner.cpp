@@ -1,4 +1,5 @@
 // compiled_runner.cpp - compiled code behind the GraphRunner interface (graph_runner.h).
+#include <cstdlib>
 #include <optional>
 
 #include "graph_runner.h"
@@ -22,6 +23,7 @@ class CompiledRunner final : public GraphRunner {
       infer_.shapes[name] = Shape(t.shape());
       infer_.dtypes[name] = t.dtype();
     }
+    if (const char* cpu = std::getenv("KILN_CPU")) cpu_ = cpu;  // e.g. x86-64-v3 for AVX2
   }
 
   std::vector<Tensor> RunForward(bool is_train, uint64_t seed) override {
@@ -52,6 +54,7 @@ class CompiledRunner final : public GraphRunner {
     if (!train_) {
       codegen::CompileOptions o;
       o.infer = infer_;
+      o.cpu.cpu = cpu_;
       o.is_train = true;
       o.forward_outputs = gg_.num_forward_nodes < gg_.graph.num_nodes() ? num_forward_outputs_ : 0;
       // The head gradients have their outputs' shapes and dtypes.
@@ -73,6 +76,7 @@ class CompiledRunner final : public GraphRunner {
     if (!inference_) {
       codegen::CompileOptions o;
       o.infer = infer_;
+      o.cpu.cpu = cpu_;
       inference_.emplace(codegen::CompileGraphCached(forward_, o));
       BindAll(*inference_);
     }
@@ -88,6 +92,7 @@ class CompiledRunner final : public GraphRunner {
   std::map<std::string, Tensor> vars_;
   size_t num_forward_outputs_;
   InferOptions infer_;
+  std::string cpu_;  // the target CPU (KILN_CPU), empty: this machine's
   std::optional<codegen::CompiledRun> train_, inference_;
   codegen::CompiledRun* last_ = nullptr;
 };

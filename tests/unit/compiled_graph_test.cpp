@@ -152,6 +152,43 @@ TEST(CompiledGraph, BackwardOpsAreLibraryCalls) {
   EXPECT_NE(report.find("0 on reference kernels"), std::string::npos) << report;
 }
 
+// Empty batches and size-1 dimensions through the library calls and their epilogues.
+TEST(CompiledGraph, EmptyAndSizeOneShapes) {
+  CompileAndCompare(R"g(graph {
+    %x = var : float32[0, 33]
+    %w = var : float32[13, 33]
+    %b = var : float32[13]
+    %fc = FullyConnected(%x, %w, %b) {num_hidden=13}
+    %r = relu(%fc)
+    return %r
+  })g",
+                    33);
+  CompileAndCompare(R"g(graph {
+    %x = var : float32[0, 4, 9, 10]
+    %w = var : float32[6, 4, 3, 3]
+    %c = Convolution(%x, %w) {kernel="(3, 3)", num_filter=6, no_bias=True}
+    %r = relu(%c)
+    return %r
+  })g",
+                    36);
+  CompileAndCompare(R"g(graph {
+    %x = var : float32[1, 1, 1, 1]
+    %w = var : float32[1, 1, 1, 1]
+    %b = var : float32[1]
+    %c = Convolution(%x, %w, %b) {kernel="(1, 1)", num_filter=1}
+    %t = tanh(%c)
+    return %t
+  })g",
+                    1);
+  CompileAndCompare(R"g(graph {
+    %a = var : float32[1, 1]
+    %b = var : float32[1, 17]
+    %c = dot(%a, %b)
+    return %c
+  })g",
+                    1);
+}
+
 TEST(CompiledGraph, ReportNamesReferenceCalls) {
   // Embedding has no compute definition and no library call yet: a reference call, named.
   std::string report = CompileAndCompare(R"(graph {

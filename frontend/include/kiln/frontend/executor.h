@@ -70,8 +70,10 @@
 // on the first Forward of each mode and cached by graph structure, shapes, dtypes and target, so
 // that later binds of the same model compile nothing), or the reference interpreter, selected
 // with SetExecutorBackend or the environment variable KILN_EXECUTOR=interpreter. The choice is
-// taken when an executor is bound. Results agree within the tolerances the tests state
-// (tests/unit/compiled_executor_test.cpp); random masks (Dropout) differ between the two.
+// taken when an executor is bound. KILN_CPU names the target CPU as LLVM does (x86-64-v3 for
+// AVX2 code on an AVX-512 machine; an unknown name is a UserError at the first Forward). Results
+// agree within the tolerances the tests state (tests/unit/compiled_executor_test.cpp); random masks
+// (Dropout) differ between the two.
 #pragma once
 
 #include <cstdint>
