@@ -31,6 +31,7 @@
 #include "kiln/passes/infer.h"
 #include "kiln/runtime/error.h"
 #include "kiln/runtime/thread_pool.h"
+#include "lower_util.h"
 #include "test_util.h"
 
 namespace kiln {
@@ -111,36 +112,9 @@ void ExpectSame(const Tensor& got, const Tensor& want, double tol) {
 // Lowers every op node of `f`, runs it on the interpreter's values of its inputs and compares
 // each output with the interpreter's. Returns the number of kernels.
 int LowerAndCompare(const Graph& f, const Ranges& ranges, double tol, const LowerOptions& opt) {
-  std::vector<Tensor> values = InterpretAll(f, Inputs(f, ranges));
-  int kernels = 0;
-  for (uint32_t id = 0; id < f.num_nodes(); ++id) {
-    const Node& n = f.node(id);
-    if (n.is_variable()) continue;
-    ++kernels;
-    LowerOptions o = opt;
-    o.kernel_name = "k" + std::to_string(id);
-    Kernel k = LowerNode(f, id, o);
-    codegen::LLVMJit jit;
-    KernelFn fn = jit.Compile({k})[0];
-    for (int threads : {1, 2}) {
-      std::vector<void*> args;
-      for (const Entry& e : n.inputs) args.push_back(values[f.entry_id(e)].raw_data());
-      std::vector<Tensor> outs;
-      for (int j = 0; j < n.num_outputs(); ++j) {
-        Entry e{id, uint32_t(j)};
-        outs.push_back(Tensor::Zeros(f.shape(e).dims(), f.dtype(e)));
-        args.push_back(outs.back().raw_data());
-      }
-      ThreadPool pool(threads);
-      pool.ParallelFor(codegen::TaskCount(k), [&](int64_t b, int64_t e) { fn(args.data(), b, e); });
-      for (int j = 0; j < n.num_outputs(); ++j) {
-        SCOPED_TRACE(n.name + " output " + std::to_string(j) + ", " + std::to_string(threads) +
-                     " threads\n" + codegen::PrintKernel(k));
-        ExpectSame(outs[size_t(j)], values[f.entry_id(Entry{id, uint32_t(j)})], tol);
-      }
-    }
-  }
-  return kernels;
+  return test::LowerRunAndCompare(
+      f, InterpretAll(f, Inputs(f, ranges)), opt, [](const Node&) { return true; },
+      [&](const Tensor& got, const Tensor& want) { ExpectSame(got, want, tol); });
 }
 
 Graph Typed(const std::string& text, bool fuse) {

@@ -29,6 +29,7 @@
 #include "kiln/passes/fuse.h"
 #include "kiln/passes/infer.h"
 #include "kiln/runtime/thread_pool.h"
+#include "lower_util.h"
 #include "test_util.h"
 
 namespace kiln {
@@ -93,36 +94,12 @@ int LowerAndCompare(const Graph& f, const std::set<std::string>& ops, double tol
   InterpretOptions io;
   io.is_train = c.is_train;
   std::vector<Tensor> values = InterpretAll(f, Inputs(f, c.given, c.ties), io);
-  int kernels = 0;
-  for (uint32_t id = 0; id < f.num_nodes(); ++id) {
-    const Node& n = f.node(id);
-    if (n.is_variable() || (!IsComposite(n) && !ops.count(std::string(n.op_name())))) continue;
-    ++kernels;
-    LowerOptions o = opt;
-    o.kernel_name = "k" + std::to_string(id);
-    Kernel k = LowerNode(f, id, o);
-    codegen::LLVMJit jit;
-    KernelFn fn = jit.Compile({k})[0];
-    for (int threads : {1, 2}) {
-      std::vector<void*> args;
-      for (const Entry& e : n.inputs) args.push_back(values[f.entry_id(e)].raw_data());
-      std::vector<Tensor> outs;
-      for (int j = 0; j < n.num_outputs(); ++j) {
-        Entry e{id, uint32_t(j)};
-        outs.push_back(Tensor::Zeros(f.shape(e).dims(), f.dtype(e)));
-        args.push_back(outs.back().raw_data());
-      }
-      ThreadPool pool(threads);
-      pool.ParallelFor(codegen::TaskCount(k), [&](int64_t b, int64_t e) { fn(args.data(), b, e); });
-      for (int j = 0; j < n.num_outputs(); ++j) {
-        SCOPED_TRACE(n.name + " output " + std::to_string(j) + ", " + std::to_string(threads) +
-                     " threads\n" + codegen::PrintKernel(k));
-        const Tensor& want = values[f.entry_id(Entry{id, uint32_t(j)})];
-        test::ExpectTensorNear(outs[size_t(j)], want.shape(), want.ToDoubles(), tol);
-      }
-    }
-  }
-  return kernels;
+  return test::LowerRunAndCompare(
+      f, values, opt,
+      [&](const Node& n) { return IsComposite(n) || ops.count(std::string(n.op_name())) > 0; },
+      [&](const Tensor& got, const Tensor& want) {
+        test::ExpectTensorNear(got, want.shape(), want.ToDoubles(), tol);
+      });
 }
 
 void Check(const std::string& text, const std::set<std::string>& ops, double tol, int want_kernels,

@@ -23,6 +23,7 @@
 #include "kiln/passes/infer.h"
 #include "kiln/runtime/error.h"
 #include "kiln/runtime/thread_pool.h"
+#include "lower_util.h"
 #include "test_util.h"
 
 namespace kiln {
@@ -54,37 +55,7 @@ std::map<std::string, Tensor> RandomInputs(const Graph& g, uint32_t seed) {
 // Lowers every op node (kernel) of fused graph `f`, runs it on the interpreter's values of its
 // inputs and compares its outputs with the interpreter's. Returns the number of kernels.
 int LowerAndCompare(const Graph& f, double tol, const LowerOptions& opt) {
-  std::vector<Tensor> values = InterpretAll(f, RandomInputs(f, 11));
-  int kernels = 0;
-  for (uint32_t id = 0; id < f.num_nodes(); ++id) {
-    const Node& n = f.node(id);
-    if (n.is_variable()) continue;
-    ++kernels;
-    LowerOptions o = opt;
-    o.kernel_name = "k" + std::to_string(id);
-    Kernel k = LowerNode(f, id, o);
-    codegen::LLVMJit jit;
-    KernelFn fn = jit.Compile({k})[0];
-    for (int threads : {1, 2}) {
-      std::vector<void*> args;
-      for (const Entry& e : n.inputs) args.push_back(values[f.entry_id(e)].raw_data());
-      std::vector<Tensor> outs;
-      for (int j = 0; j < n.num_outputs(); ++j) {
-        Entry e{id, uint32_t(j)};
-        outs.push_back(Tensor::Zeros(f.shape(e).dims(), f.dtype(e)));
-        args.push_back(outs.back().raw_data());
-      }
-      ThreadPool pool(threads);
-      pool.ParallelFor(codegen::TaskCount(k), [&](int64_t b, int64_t e) { fn(args.data(), b, e); });
-      for (int j = 0; j < n.num_outputs(); ++j) {
-        SCOPED_TRACE(n.name + " output " + std::to_string(j) + ", " + std::to_string(threads) +
-                     " threads\n" + codegen::PrintKernel(k));
-        const Tensor& want = values[f.entry_id(Entry{id, uint32_t(j)})];
-        test::ExpectTensorNear(outs[size_t(j)], want.shape(), want.ToDoubles(), tol);
-      }
-    }
-  }
-  return kernels;
+  return test::LowerRunAndCompare(f, InterpretAll(f, RandomInputs(f, 11)), opt, tol);
 }
 
 // Both schedules: the default (parallel only for large nests) and parallel always, in chunks
@@ -272,8 +243,8 @@ TEST(Lower, EveryOpWithADefinitionAloneMatchesItsReference) {
       }
       // Reductions (sums of up to 114 float32 values, accumulated in float32 where the
       // reference uses double) get lower_reduce_test.cpp's SumTol(114) = 1e-4.
-      bool reduces = op->pattern() == FusionPattern::kCommReduce ||
-                     op->pattern() == FusionPattern::kOpaque;
+      bool reduces =
+          op->pattern() == FusionPattern::kCommReduce || op->pattern() == FusionPattern::kOpaque;
       EXPECT_EQ(LowerAndCompare(g, reduces ? 1e-4 : kMath, {}), 1);
       ++runs;
     }
