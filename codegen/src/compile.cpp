@@ -387,6 +387,7 @@ std::shared_ptr<const CompiledGraph> CompileGraph(Graph g, const CompileOptions&
   ctx.is_train = options.is_train;
   ctx.forward_outputs = options.forward_outputs;
   PassManager pm(OptPipeline(options.opt_level));
+  for (uint32_t v : g.VariableNodes()) cg->given_variables_.insert(g.node(v).name);
   cg->graph_ = pm.Run(std::move(g), ctx);
   const Graph& graph = cg->graph_;
   MemoryPlan memory = PlanMemory(graph);
@@ -541,7 +542,10 @@ CompiledRun::CompiledRun(std::shared_ptr<const CompiledGraph> graph, ThreadPool*
 void CompiledRun::Bind(const std::string& name, const Tensor& value) {
   const CompiledGraph& cg = *graph_;
   auto it = cg.variable_index_.find(name);
-  if (it == cg.variable_index_.end()) return;  // removed by the passes (checked by the caller)
+  if (it == cg.variable_index_.end()) {
+    if (cg.given_variables_.count(name)) return;  // removed by the passes: nothing reads it
+    throw UserError(StrCat("the compiled graph has no variable \"", name, "\""));
+  }
   const Entry e{cg.variables_[it->second], 0};
   const Shape& s = cg.graph_.shape(e);
   if (!value.defined() || Shape(value.shape()) != s || value.dtype() != cg.graph_.dtype(e))

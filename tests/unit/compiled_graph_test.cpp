@@ -6,6 +6,7 @@
 // interpreter's double sums. CTest runs this binary at 1 thread; each case also runs on a
 // 2-thread pool.
 #include <cmath>
+#include <functional>
 
 #include "kiln/codegen/compile.h"
 #include "kiln/ir/interpreter.h"
@@ -187,6 +188,43 @@ TEST(CompiledGraph, EmptyAndSizeOneShapes) {
     return %c
   })g",
                     1);
+}
+
+// Bad bindings are UserErrors that name the variable; nothing runs with a variable unbound.
+TEST(CompiledGraph, BindingErrorsNameTheVariable) {
+  codegen::CompileOptions o;
+  o.infer.shapes = {{"x", Shape({2, 3})}, {"w", Shape({4, 3})}, {"unused", Shape({5})}};
+  auto cg = codegen::CompileGraph(ParseGraph(R"g(graph {
+    %x = var : float32[2, 3]
+    %w = var : float32[4, 3]
+    %unused = var : float32[5]
+    %y = FullyConnected(%x, %w) {num_hidden=4, no_bias=True}
+    return %y
+  })g"),
+                                  o);
+  codegen::CompiledRun run(cg);
+  auto expect_error = [](const std::function<void()>& f, const std::string& part) {
+    try {
+      f();
+      ADD_FAILURE() << "no error; expected one containing: " << part;
+    } catch (const UserError& e) {
+      EXPECT_NE(std::string(e.what()).find(part), std::string::npos) << e.what();
+    }
+  };
+  expect_error([&] { run.Run(); }, "variable \"x\" has no value");
+  expect_error(
+      [&] {
+        run.Bind("x", Tensor::Zeros({3, 2}, DType::kFloat32));
+      },
+      "variable \"x\" bound to float32(3, 2)");
+  expect_error([&] { run.Bind("x", Tensor::Zeros({2, 3}, DType::kFloat64)); }, "\"x\"");
+  expect_error([&] { run.Bind("nope", Tensor::Zeros({1}, DType::kFloat32)); },
+               "no variable \"nope\"");
+  run.Bind("unused", Tensor::Zeros({5}, DType::kFloat32));  // dead code eliminated: accepted
+  run.Bind("x", Tensor::Zeros({2, 3}, DType::kFloat32));
+  run.Bind("w", Tensor::Zeros({4, 3}, DType::kFloat32));
+  run.Run();
+  EXPECT_EQ(run.output(0).ToDoubles(), std::vector<double>(8, 0.0));
 }
 
 TEST(CompiledGraph, ReportNamesReferenceCalls) {

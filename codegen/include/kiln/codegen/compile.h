@@ -34,6 +34,7 @@
 #include <map>
 #include <memory>
 #include <random>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -116,8 +117,9 @@ class CompiledGraph {
   std::vector<std::shared_ptr<const Graph>> epilogue_graphs_;  // graphs reference calls point into
   std::vector<uint32_t> variables_;                            // variable nodes of graph_
   std::map<std::string, size_t> variable_index_;
-  std::vector<Entry> output_entries_;  // external op-node outputs, in external order
-  std::vector<Slot> outputs_;          // one per graph output
+  std::set<std::string> given_variables_;  // the variables of the graph before the passes
+  std::vector<Entry> output_entries_;      // external op-node outputs, in external order
+  std::vector<Slot> outputs_;              // one per graph output
   int64_t first_variable_external_ = 0;
 };
 
