@@ -587,6 +587,24 @@ void CompiledRun::RunCalls(size_t first, size_t last, bool is_train, uint64_t se
   executor_.Run(arena_->data(), externals_.data(), first, last);
 }
 
+bool CompiledRun::BindOutput(size_t k, const Tensor& value) {
+  const CompiledGraph& cg = *graph_;
+  const CompiledGraph::Slot& slot = cg.outputs_.at(k);
+  if (slot.external < 0) return false;
+  for (size_t j = 0; j < cg.outputs_.size(); ++j)
+    if (j != k && cg.outputs_[j].external == slot.external) return false;
+  Tensor& mine =
+      outputs_[size_t(slot.external - cg.first_variable_external_ - int64_t(cg.variables_.size()))];
+  if (!value.defined() || value.shape() != mine.shape() || value.dtype() != mine.dtype() ||
+      !(value.device() == Device::CPU()))
+    throw UserError(StrCat("output ", k, " bound to ",
+                           value.defined() ? value.TypeString() : "an undefined tensor",
+                           " but the graph computes ", mine.TypeString()));
+  mine = value;
+  externals_[size_t(slot.external)] = value.raw_data();
+  return true;
+}
+
 Tensor CompiledRun::output(size_t k) const {
   const CompiledGraph::Slot& slot = graph_->outputs_.at(k);
   if (slot.variable >= 0) return variables_[size_t(slot.variable)];

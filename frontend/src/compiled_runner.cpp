@@ -35,6 +35,8 @@ class CompiledRunner final : public GraphRunner {
     return out;
   }
 
+  void SetGradientArrays(const std::vector<Tensor>& arrays) override { gradient_arrays_ = arrays; }
+
   std::vector<Tensor> RunBackward(const std::vector<Tensor>& head_grads) override {
     KILN_INTERNAL_CHECK(last_ == &*train_, "RunBackward without a training RunForward");
     KILN_INTERNAL_CHECK(head_grads.size() == gg_.head_grads.size(), head_grads.size(),
@@ -68,6 +70,9 @@ class CompiledRunner final : public GraphRunner {
       }
       train_.emplace(codegen::CompileGraphCached(gg_.graph, o));
       BindAll(*train_);
+      for (size_t k = 0; k < gradient_arrays_.size(); ++k)
+        if (gradient_arrays_[k].defined())
+          train_->BindOutput(num_forward_outputs_ + k, gradient_arrays_[k]);
     }
     return *train_;
   }
@@ -92,7 +97,9 @@ class CompiledRunner final : public GraphRunner {
   std::map<std::string, Tensor> vars_;
   size_t num_forward_outputs_;
   InferOptions infer_;
-  std::string cpu_;  // the target CPU (KILN_CPU), empty: this machine's
+  std::string cpu_;
+  std::vector<Tensor> gradient_arrays_;  // the Executor's, where it writes (grad_req write)  // the
+                                         // target CPU (KILN_CPU), empty: this machine's
   std::optional<codegen::CompiledRun> train_, inference_;
   codegen::CompiledRun* last_ = nullptr;
 };

@@ -162,6 +162,9 @@ Executor Finish(const Symbol& sym, Graph g, Device device, std::vector<Tensor> a
   x.runner = compiled ? MakeCompiledRunner(std::move(gg), std::move(forward), std::move(bound),
                                            num_outputs)
                       : MakeInterpreterRunner(std::move(gg), std::move(bound), num_outputs);
+  std::vector<Tensor> targets;
+  for (size_t i : x.grad_args) targets.push_back(reqs[i] == GradReq::kWrite ? grads[i] : Tensor());
+  x.runner->SetGradientArrays(targets);
   x.args = std::move(args);
   x.grads = std::move(grads);
   x.aux = std::move(aux);

@@ -28,6 +28,10 @@ class GraphRunner {
   // (GradientGraph::ys), defined wherever a backward node reads it. Returns one gradient per
   // GradientGraph::grads entry, for the caller to write or add into its gradient arrays.
   virtual std::vector<Tensor> RunBackward(const std::vector<Tensor>& head_grads) = 0;
+  // Where the caller will copy each gradient (one per GradientGraph::grads entry; undefined
+  // where it adds instead): a runner may compute them there directly, returning those same
+  // tensors from RunBackward (the copy then costs nothing).
+  virtual void SetGradientArrays(const std::vector<Tensor>& arrays) { (void)arrays; }
 };
 
 // The reference interpreter as a runner. `bound` holds the executor's argument and auxiliary

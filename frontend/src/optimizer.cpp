@@ -23,8 +23,7 @@ void ForEach(const Tensor& weight, const Tensor& grad, F&& f) {
     KILN_FLOAT_DTYPE_SWITCH(grad.dtype(), G, {
       const G* g = grad.data<G>();
       const int64_t n = weight.size();
-      for (int64_t i = 0; i < n; ++i)
-        w[i] = T(f(size_t(i), double(w[i]), double(g[i])));
+      for (int64_t i = 0; i < n; ++i) w[i] = T(f(size_t(i), double(w[i]), double(g[i])));
     });
   });
 }

@@ -169,6 +169,10 @@ class CompiledRun {
 
   // Graph output k after a run: this run's own tensor, or the bound variable it equals.
   Tensor output(size_t k) const;
+  // Makes `value` (the compiled shape and dtype) the storage of graph output k, so that runs
+  // write it there (an Executor's gradient arrays: no copy). Returns false, changing nothing,
+  // where output k is a variable or shares its value with another output.
+  bool BindOutput(size_t k, const Tensor& value);
   const CompiledGraph& graph() const { return *graph_; }
 
   struct State;  // what the reference calls of a run read (compile.cpp)
