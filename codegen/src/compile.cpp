@@ -118,8 +118,9 @@ std::string CompiledGraph::Report() const {
   std::snprintf(times, sizeof times, "passes %.1f ms, lowering %.1f ms, LLVM %.1f ms", pass_ms_,
                 lower_ms_, llvm_ms_);
   return StrCat(calls_.size(), " calls for ", target_.cpu, ": ", jit, " compiled kernels, ",
-                library, " GEMM/convolution library calls, ", calls_.size() - jit - library,
-                " on reference kernels; arena ", plan_.arena_size, " bytes; ", times, reference);
+                library, " runtime-library calls (GEMM, convolution, BatchNorm), ",
+                calls_.size() - jit - library, " on reference kernels; arena ", plan_.arena_size,
+                " bytes; ", times, reference);
 }
 
 namespace {
@@ -242,7 +243,7 @@ class PlanBuilder {
   bool AddLibrary(uint32_t i, const std::vector<PlanArg>& in, const std::vector<PlanArg>& out) {
     const Node& n = g_.node(i);
     if (!IsComposite(n)) {
-      std::unique_ptr<LibraryOp> op = MakeLibraryOp(g_, i);
+      std::unique_ptr<LibraryOp> op = MakeLibraryOp(g_, i, options_.is_train);
       if (!op) return false;
       AddLibraryCall(std::move(op), n.name, n.op->name(), i, in, out, 0);
       return true;
@@ -251,7 +252,7 @@ class PlanBuilder {
     std::optional<uint32_t> anchor;
     std::unique_ptr<LibraryOp> op;
     for (uint32_t b = 0; b < body.num_nodes() && !op; ++b)
-      if ((op = MakeLibraryOp(body, b))) anchor = b;
+      if ((op = MakeLibraryOp(body, b, options_.is_train))) anchor = b;
     if (!op) return false;
     const Node& a = body.node(*anchor);
     // Where the anchor's outputs go: a composite output when one is, else scratch after the arena.

@@ -2,6 +2,7 @@
 #include "library_calls.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <optional>
 
@@ -273,9 +274,148 @@ std::optional<Conv2dShape> ConvShape(const Node& n, const Shape& data, const Sha
   return s;
 }
 
+// BatchNorm in training (batch statistics, moving statistics updated in place in inputs 3 and 4)
+// and its gradient, over any axis, as the reference kernels compute them (sums in double), one
+// task per channel: the reference's own algorithm in float32 storage, run on the thread pool.
+struct NormView {
+  int64_t outer = 1, channels = 1, inner = 1;
+};
+
+NormView ViewAround(const Shape& s, int64_t axis) {
+  int ax = int(axis < 0 ? axis + s.ndim() : axis);
+  NormView v;
+  for (int i = 0; i < s.ndim(); ++i) {
+    if (i < ax) v.outer *= s[i];
+    if (i == ax) v.channels = s[i];
+    if (i > ax) v.inner *= s[i];
+  }
+  return v;
+}
+
+struct NormAttrs {
+  double eps = 1e-3, momentum = 0.9;
+  bool fix_gamma = true, use_global_stats = false;
+};
+
+template <class F>
+void PerChannel(ThreadPool* pool, int64_t channels, F&& f) {
+  if (pool && pool->num_threads() > 1 && channels > 1)
+    pool->ParallelFor(channels, [&](int64_t c0, int64_t c1) {
+      for (int64_t c = c0; c < c1; ++c) f(c);
+    });
+  else
+    for (int64_t c = 0; c < channels; ++c) f(c);
+}
+
+class BatchNormTrainOp final : public LibraryOp {
+ public:
+  BatchNormTrainOp(NormView v, NormAttrs a) : v_(v), a_(a) {}
+  int64_t WorkspaceBytes(int) const override { return 0; }
+  void Run(const void* const* in, void* const* out, void*, ThreadPool* pool,
+           const void*) const override {
+    const float* x = static_cast<const float*>(in[0]);
+    const float* gamma = static_cast<const float*>(in[1]);
+    const float* beta = static_cast<const float*>(in[2]);
+    auto* moving_mean = static_cast<float*>(const_cast<void*>(in[3]));
+    auto* moving_var = static_cast<float*>(const_cast<void*>(in[4]));
+    float* y = static_cast<float*>(out[0]);
+    float* mean_out = static_cast<float*>(out[1]);
+    float* inv_std_out = static_cast<float*>(out[2]);
+    const double count = double(v_.outer * v_.inner);
+    PerChannel(pool, v_.channels, [&](int64_t c) {
+      auto at = [&](int64_t o) { return (o * v_.channels + c) * v_.inner; };
+      double sum = 0;
+      for (int64_t o = 0; o < v_.outer; ++o)
+        for (int64_t i = 0; i < v_.inner; ++i) sum += double(x[at(o) + i]);
+      const double m = count > 0 ? sum / count : 0.0;
+      double sq = 0;
+      for (int64_t o = 0; o < v_.outer; ++o)
+        for (int64_t i = 0; i < v_.inner; ++i) {
+          double d = double(x[at(o) + i]) - m;
+          sq += d * d;
+        }
+      const double var = count > 0 ? sq / count : 0.0;
+      const double inv_std = (var == 0 && a_.eps == 0) ? 0.0 : 1.0 / std::sqrt(var + a_.eps);
+      const double g = a_.fix_gamma ? 1.0 : double(gamma[c]), b = double(beta[c]);
+      for (int64_t o = 0; o < v_.outer; ++o)
+        for (int64_t i = 0; i < v_.inner; ++i)
+          y[at(o) + i] = float((double(x[at(o) + i]) - m) * inv_std * g + b);
+      mean_out[c] = float(m);
+      inv_std_out[c] = float(inv_std);
+      moving_mean[c] = float(double(moving_mean[c]) * a_.momentum + m * (1 - a_.momentum));
+      moving_var[c] = float(double(moving_var[c]) * a_.momentum + var * (1 - a_.momentum));
+    });
+  }
+
+ private:
+  NormView v_;
+  NormAttrs a_;
+};
+
+// (ograd, data, gamma, mean, inv_std) -> (data_grad, gamma_grad, beta_grad).
+class BatchNormBackwardOp final : public LibraryOp {
+ public:
+  BatchNormBackwardOp(NormView v, NormAttrs a, bool batch_stats)
+      : v_(v), a_(a), batch_stats_(batch_stats) {}
+  int64_t WorkspaceBytes(int) const override { return 0; }
+  void Run(const void* const* in, void* const* out, void*, ThreadPool* pool,
+           const void*) const override {
+    const float* dy = static_cast<const float*>(in[0]);
+    const float* x = static_cast<const float*>(in[1]);
+    const float* gamma = static_cast<const float*>(in[2]);
+    const float* mean = static_cast<const float*>(in[3]);
+    const float* inv_std = static_cast<const float*>(in[4]);
+    float* dx = static_cast<float*>(out[0]);
+    float* dgamma = static_cast<float*>(out[1]);
+    float* dbeta = static_cast<float*>(out[2]);
+    const double count = double(v_.outer * v_.inner);
+    PerChannel(pool, v_.channels, [&](int64_t c) {
+      auto at = [&](int64_t o) { return (o * v_.channels + c) * v_.inner; };
+      const double m = mean[c], s = inv_std[c];
+      double sum_dy = 0, dot = 0;
+      for (int64_t o = 0; o < v_.outer; ++o)
+        for (int64_t i = 0; i < v_.inner; ++i) {
+          double g = dy[at(o) + i];
+          sum_dy += g;
+          dot += g * (double(x[at(o) + i]) - m);
+        }
+      const double w = a_.fix_gamma ? 1.0 : double(gamma[c]);
+      const double mean_dy = count > 0 ? sum_dy / count : 0.0;
+      const double proj = count > 0 ? dot * s * s / count : 0.0;
+      for (int64_t o = 0; o < v_.outer; ++o)
+        for (int64_t i = 0; i < v_.inner; ++i) {
+          double g = dy[at(o) + i];
+          if (batch_stats_) g = g - mean_dy - (double(x[at(o) + i]) - m) * proj;
+          dx[at(o) + i] = float(g * s * w);
+        }
+      dgamma[c] = a_.fix_gamma ? 0.0f : float(dot * s);
+      dbeta[c] = float(sum_dy);
+    });
+  }
+
+ private:
+  NormView v_;
+  NormAttrs a_;
+  bool batch_stats_;
+};
+
+NormAttrs ReadNormAttrs(const Node& n) {
+  NormAttrs a;
+  if (std::string t = AttrText(n, "eps"); !t.empty()) a.eps = std::stod(t);
+  if (std::string t = AttrText(n, "momentum"); !t.empty()) a.momentum = std::stod(t);
+  if (std::string t = AttrText(n, "fix_gamma"); !t.empty()) a.fix_gamma = IsTrue(t);
+  if (std::string t = AttrText(n, "use_global_stats"); !t.empty()) a.use_global_stats = IsTrue(t);
+  return a;
+}
+
+int64_t NormAxis(const Node& n) {
+  std::string t = AttrText(n, "axis");
+  return t.empty() ? 1 : std::stoll(t);
+}
+
 }  // namespace
 
-std::unique_ptr<LibraryOp> MakeLibraryOp(const Graph& g, uint32_t id) {
+std::unique_ptr<LibraryOp> MakeLibraryOp(const Graph& g, uint32_t id, bool is_train) {
   const Node& n = g.node(id);
   if (n.is_variable()) return nullptr;
   // A gradient with respect to data that nothing reads (the first layer's) is not computed.
@@ -302,6 +442,14 @@ std::unique_ptr<LibraryOp> MakeLibraryOp(const Graph& g, uint32_t id) {
     if (w[0] == 0) return nullptr;
     return std::make_unique<FullyConnectedBackwardOp>(dy / w[0], w[0], w[1], n.num_outputs() > 2,
                                                       data_grad);
+  }
+  if ((op == "BatchNorm" || op == "_backward_BatchNorm") && is_train && n.num_outputs() == 3) {
+    NormAttrs a = ReadNormAttrs(n);
+    NormView v = ViewAround(g.shape(n.inputs[op == "BatchNorm" ? 0 : 1]), NormAxis(n));
+    if (op == "_backward_BatchNorm")
+      return std::make_unique<BatchNormBackwardOp>(v, a, !a.use_global_stats);
+    if (a.use_global_stats) return nullptr;  // the same in both modes: a compute definition
+    return std::make_unique<BatchNormTrainOp>(v, a);
   }
   if (op == "dot" || op == "batch_dot") {
     const Shape& a = g.shape(n.inputs[0]);

@@ -9,7 +9,8 @@
 // Covered: FullyConnected and _backward_FullyConnected (any flatten, with or without bias), dot
 // (2-D) and batch_dot (equal batch dims) with either transposition,
 // Convolution and _backward_Convolution with 1 or 2 spatial axes in NCHW (strides, pads,
-// dilations, groups), all float32. Other dtypes, layouts and 3-D convolutions stay with the
+// dilations, groups), and, in training graphs, BatchNorm and _backward_BatchNorm (any axis),
+// all float32. Other dtypes, layouts and 3-D convolutions stay with the
 // reference kernels. The anchor's attributes are read from their printed form (the strings MXNet
 // JSON stores), so that codegen needs no op's private attribute struct.
 #pragma once
@@ -42,7 +43,8 @@ class LibraryOp {
 };
 
 // The library implementation of node `op` (an op node of `g`, shapes and dtypes inferred), or
-// null when the library does not cover it.
-std::unique_ptr<LibraryOp> MakeLibraryOp(const Graph& g, uint32_t op);
+// null when the library does not cover it. `is_train`: the graph is compiled for training
+// (BatchNorm then normalises with batch statistics and updates its moving statistics).
+std::unique_ptr<LibraryOp> MakeLibraryOp(const Graph& g, uint32_t op, bool is_train);
 
 }  // namespace kiln::codegen
