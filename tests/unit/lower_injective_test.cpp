@@ -326,6 +326,18 @@ TEST(LowerInjective, TakeClipsWrapsAndCountsNegativesBack) {
         1, {{"i", {-12, 12}}});
 }
 
+// Embedding: indices truncated and clamped into [0, input_dim - 1] (below, inside and above
+// the table), as float, integer and half-precision ids.
+TEST(LowerInjective, EmbeddingClampsItsIndices) {
+  for (const char* itype : {"float32", "float64", "int32", "int64", "float16"}) {
+    SCOPED_TRACE(itype);
+    Check(StrCat("graph {\n %i = var : ", itype,
+                 "[3, 7]\n %w = var : float32[10, 5]\n %y = Embedding(%i, %w) {input_dim=10, "
+                 "output_dim=5}\n return %y\n}"),
+          1, {{"i", Range{-3.5, 13.5}}});
+  }
+}
+
 TEST(LowerInjective, TakeAlongAxisCountsNegativesBack) {
   for (const char* itype : {"float32", "int32", "int64"}) {
     SCOPED_TRACE(itype);

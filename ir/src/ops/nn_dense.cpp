@@ -13,6 +13,7 @@
 #include "kiln/ir/grad.h"
 #include "ops/nn_util.h"
 #include "ops/register.h"
+#include "ops/tensor_util.h"
 
 namespace kiln::ops {
 namespace {
@@ -160,6 +161,26 @@ void EmbeddingKernel(const KernelCtx& ctx) {
     int64_t row = id <= 0 ? 0 : id >= double(a.input_dim - 1) ? a.input_dim - 1 : int64_t(id);
     for (int64_t j = 0; j < d; ++j) yp[int64_t(i) * d + j] = wp[row * d + j];
   }
+}
+
+// The kernel above as a compute definition (every dtype: it only moves data): the row is the
+// index truncated toward zero and clamped to [0, input_dim - 1], NaN reading row 0.
+std::vector<TExpr> EmbeddingCompute(const ComputeCtx& c) {
+  const int64_t hi = c.attrs<EmbeddingAttrs>().input_dim - 1;
+  if (hi < 0) return {};
+  std::vector<TExpr> axes = c.Axes();
+  TExpr id = Widen(c.Read(0, std::vector<TExpr>(axes.begin(), axes.end() - 1)));
+  TExpr row;
+  if (IsComputeFloat(id->dtype)) {
+    TExpr low =
+        TBinary(TBinaryOp::kOr, IsNan(id), TBinary(TBinaryOp::kLE, id, TConst(0, id->dtype)));
+    TExpr high = TBinary(TBinaryOp::kGE, id, TConst(double(hi), id->dtype));
+    row = TSelect(low, TIndex(0), TSelect(high, TIndex(hi), TCast(DType::kInt64, id)));
+  } else {
+    row =
+        ClampIndex(IndexValue(c.Read(0, std::vector<TExpr>(axes.begin(), axes.end() - 1))), 0, hi);
+  }
+  return {c.Read(1, {row, axes.back()})};
 }
 
 // Gradients of FullyConnected, with rows and features as in the forward kernel:
@@ -310,6 +331,7 @@ void RegisterDenseOps(OpRegistry& r) {
       .Pattern(FusionPattern::kOpaque)
       .Reference(
           [](KernelCtx& ctx) { KILN_DTYPE_SWITCH(ctx.out[0].dtype(), T, EmbeddingKernel<T>(ctx)); })
+      .Compute(EmbeddingCompute)
       .Gradient([](GradCtx& g) -> GradList {
         if (!g.wants(1)) return {std::nullopt, std::nullopt};
         return {std::nullopt, g.EmitWithAttrs("_backward_Embedding", {g.ograd(0), g.input(0)})[0]};
