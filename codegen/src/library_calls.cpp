@@ -246,6 +246,100 @@ class ConvolutionOp final : public LibraryOp {
   bool bias_, backward_, data_grad_;
 };
 
+// Deconvolution is the transpose of the convolution `s` that maps its output back to its
+// input: forward = that convolution's backward data, its data gradient = the convolution
+// forward, its weight gradient = the convolution's weight gradient with the roles of input and
+// output gradient swapped. s.in_* are the deconvolution's output, s.out_channels its input
+// channels.
+class DeconvolutionOp final : public LibraryOp {
+ public:
+  DeconvolutionOp(Conv2dShape s, bool bias, bool backward, bool data_grad)
+      : s_(s), bias_(bias), backward_(backward), data_grad_(data_grad) {}
+  int64_t WorkspaceBytes(int threads) const override {
+    if (!backward_) return ConvBackwardDataWorkspaceBytes(s_, threads);
+    return std::max(ConvForwardWorkspaceBytes(s_, threads),
+                    ConvBackwardWeightWorkspaceBytes(s_, threads));
+  }
+  void Run(const void* const* in, void* const* out, void* ws, ThreadPool* pool,
+           const void*) const override {
+    const int64_t pixels = s_.in_h * s_.in_w;  // of the deconvolution's output
+    if (!backward_) {
+      float* y = static_cast<float*>(out[0]);
+      ConvBackwardData(s_, static_cast<const float*>(in[0]), static_cast<const float*>(in[1]), y,
+                       false, ws, pool);
+      if (bias_) {
+        const float* b = static_cast<const float*>(in[2]);
+        for (int64_t n = 0; n < s_.batch; ++n)
+          for (int64_t c = 0; c < s_.in_channels; ++c) {
+            float* p = y + (n * s_.in_channels + c) * pixels;
+            for (int64_t i = 0; i < pixels; ++i) p[i] += b[c];
+          }
+      }
+      return;
+    }
+    const float* dy = static_cast<const float*>(in[0]);
+    if (data_grad_)
+      ConvForward(s_, dy, static_cast<const float*>(in[2]), static_cast<float*>(out[0]), {}, ws,
+                  pool);
+    ConvBackwardWeight(s_, dy, static_cast<const float*>(in[1]), static_cast<float*>(out[1]), false,
+                       ws, pool);
+    if (!bias_) return;
+    float* db = static_cast<float*>(out[2]);
+    for (int64_t c = 0; c < s_.in_channels; ++c) db[c] = 0;
+    for (int64_t n = 0; n < s_.batch; ++n)
+      for (int64_t c = 0; c < s_.in_channels; ++c) {
+        const float* p = dy + (n * s_.in_channels + c) * pixels;
+        float sum = 0;
+        for (int64_t i = 0; i < pixels; ++i) sum += p[i];
+        db[c] += sum;
+      }
+  }
+
+ private:
+  Conv2dShape s_;
+  bool bias_, backward_, data_grad_;
+};
+
+// The convolution whose transpose is the Deconvolution node `n` (data [N, Cin, (H,) W], weight
+// [Cin, Cout/g, (kh,) kw], output [N, Cout, (Ho,) Wo]); none for target_shape, other layouts,
+// or adj beyond pad.
+std::optional<Conv2dShape> DeconvShape(const Node& n, const Shape& data, const Shape& weight,
+                                       const Shape& out) {
+  std::string layout = AttrText(n, "layout");
+  if (!layout.empty() && layout != "None" && layout != "NCHW" && layout != "NCW") return {};
+  for (int64_t t : ParseTuple(AttrText(n, "target_shape")))
+    if (t != 0) return {};
+  const int spatial = data.ndim() - 2;
+  if (spatial < 1 || spatial > 2 || weight.ndim() != data.ndim() || out.ndim() != data.ndim() ||
+      weight[1] <= 0)
+    return {};
+  std::vector<int64_t> stride = ParseTuple(AttrText(n, "stride"));
+  std::vector<int64_t> pad = ParseTuple(AttrText(n, "pad"));
+  std::vector<int64_t> dilate = ParseTuple(AttrText(n, "dilate"));
+  std::vector<int64_t> adj = ParseTuple(AttrText(n, "adj"));
+  Conv2dShape s;
+  s.batch = data[0];
+  s.in_channels = out[1];
+  s.out_channels = data[1];
+  s.groups = out[1] / weight[1];
+  s.in_h = spatial == 2 ? out[2] : 1;
+  s.in_w = out[out.ndim() - 1];
+  s.kernel_h = spatial == 2 ? weight[2] : 1;
+  s.kernel_w = weight[weight.ndim() - 1];
+  if (spatial == 2) {
+    s.stride_h = Pick(stride, 0, 1), s.pad_h = Pick(pad, 0, 0), s.dilation_h = Pick(dilate, 0, 1);
+    s.pad_h_end = s.pad_h - Pick(adj, 0, 0);
+  } else {
+    s.pad_h_end = 0;
+  }
+  const size_t w = spatial == 2 ? 1 : 0;
+  s.stride_w = Pick(stride, w, 1), s.pad_w = Pick(pad, w, 0), s.dilation_w = Pick(dilate, w, 1);
+  s.pad_w_end = s.pad_w - Pick(adj, w, 0);
+  if (s.pad_h_end < 0 || s.pad_w_end < 0 || !s.Problem().empty()) return {};
+  if (s.out_h() != (spatial == 2 ? data[2] : 1) || s.out_w() != data[data.ndim() - 1]) return {};
+  return s;
+}
+
 // Convolution's shape from the node: data [N, C, (H,) W], weight [F, C/g, (kh,) kw].
 std::optional<Conv2dShape> ConvShape(const Node& n, const Shape& data, const Shape& weight) {
   std::string layout = AttrText(n, "layout");
@@ -450,6 +544,15 @@ std::unique_ptr<LibraryOp> MakeLibraryOp(const Graph& g, uint32_t id, bool is_tr
       return std::make_unique<BatchNormBackwardOp>(v, a, !a.use_global_stats);
     if (a.use_global_stats) return nullptr;  // the same in both modes: a compute definition
     return std::make_unique<BatchNormTrainOp>(v, a);
+  }
+  if (op == "Deconvolution" || op == "_backward_Deconvolution") {
+    const bool backward = op == "_backward_Deconvolution";
+    const Shape& data = g.shape(n.inputs[backward ? 1 : 0]);
+    const Shape& out = backward ? g.shape(n.inputs[0]) : g.shape(Entry{id, 0});
+    std::optional<Conv2dShape> s = DeconvShape(n, data, g.shape(n.inputs[backward ? 2 : 1]), out);
+    if (!s) return nullptr;
+    bool bias = backward ? n.num_outputs() > 2 : n.inputs.size() > 2;
+    return std::make_unique<DeconvolutionOp>(*s, bias, backward, data_grad);
   }
   if (op == "dot" || op == "batch_dot") {
     const Shape& a = g.shape(n.inputs[0]);

@@ -8,7 +8,8 @@
 //
 // Covered: FullyConnected and _backward_FullyConnected (any flatten, with or without bias), dot
 // (2-D) and batch_dot (equal batch dims) with either transposition,
-// Convolution and _backward_Convolution with 1 or 2 spatial axes in NCHW (strides, pads,
+// Convolution, Deconvolution (without target_shape) and their gradients with 1 or 2 spatial
+// axes in NCHW (strides, pads,
 // dilations, groups), and, in training graphs, BatchNorm and _backward_BatchNorm (any axis),
 // all float32. Other dtypes, layouts and 3-D convolutions stay with the
 // reference kernels. The anchor's attributes are read from their printed form (the strings MXNet

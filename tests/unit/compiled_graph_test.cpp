@@ -153,6 +153,33 @@ TEST(CompiledGraph, BackwardOpsAreLibraryCalls) {
   EXPECT_NE(report.find("0 on reference kernels"), std::string::npos) << report;
 }
 
+// Deconvolution, forward and backward, as the transpose of a convolution: strides, pads, adj,
+// dilation, groups, with and without bias.
+TEST(CompiledGraph, DeconvolutionIsALibraryCall) {
+  const std::string strided =
+      "{kernel=\"(3, 3)\", num_filter=6, stride=\"(2, 2)\", pad=\"(1, 1)\", adj=\"(1, 1)\", "
+      "no_bias=False}";
+  const std::string grouped =
+      "{kernel=\"(3, 2)\", num_filter=6, stride=\"(1, 2)\", dilate=\"(2, 1)\", num_group=2}";
+  for (const std::string& attrs : {strided, grouped}) {
+    SCOPED_TRACE(attrs);
+    bool bias = attrs == strided, groups = attrs == grouped;
+    std::string weight = StrCat("float32[4, ", groups ? 3 : 6, ", ", groups ? "3, 2" : "3, 3", "]");
+    std::string report = CompileAndCompare(
+        StrCat("graph {\n  %x = var : float32[2, 4, 5, 6]\n  %w = var : ", weight, "\n",
+               bias ? "  %b = var : float32[6]\n" : "", "  %d = Deconvolution(%x, %w",
+               bias ? ", %b" : "", ") ", attrs, "\n  %r = relu(%d)\n  return %r\n}"),
+        36);
+    EXPECT_NE(report.find("0 on reference kernels"), std::string::npos) << report;
+  }
+  std::string report = CompileAndCompare(
+      StrCat("graph {\n  %dy = var : float32[2, 6, 10, 12]\n  %x = var : float32[2, 4, 5, 6]\n"
+             "  %w = var : float32[4, 6, 3, 3]\n  %g = _backward_Deconvolution(%dy, %x, %w) ",
+             strided, "\n  return %g, %g#1, %g#2\n}"),
+      240);
+  EXPECT_NE(report.find("0 on reference kernels"), std::string::npos) << report;
+}
+
 // Empty batches and size-1 dimensions through the library calls and their epilogues.
 TEST(CompiledGraph, EmptyAndSizeOneShapes) {
   CompileAndCompare(R"g(graph {
