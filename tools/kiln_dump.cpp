@@ -13,6 +13,7 @@
 // --kernel NAME restricts all three to the kernel of one node.
 #include <iostream>
 
+#include "kiln/codegen/compile.h"
 #include "kiln/codegen/llvm_jit.h"
 #include "kiln/codegen/lower.h"
 
@@ -67,6 +68,12 @@ std::string PrintKernels(const Graph& g, KernelForm form, const std::string& onl
     if (missing.empty()) {
       kernels.push_back(codegen::LowerNode(g, id));
       if (form == KernelForm::kIR) out += codegen::PrintKernel(kernels.back()) + "\n";
+      continue;
+    }
+    if (std::string anchor = codegen::LibraryAnchor(g, id); !anchor.empty()) {
+      out += StrCat("// ", g.node(id).name, ": ", anchor,
+                    " on the runtime library (GEMM, convolution), the rest of the node as one "
+                    "kernel\n\n");
       continue;
     }
     out += StrCat("// ", g.node(id).name, ": not lowered, no compute definition for");

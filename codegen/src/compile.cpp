@@ -102,6 +102,16 @@ std::string OptionsKey(const CompileOptions& o) {
 
 }  // namespace
 
+std::string LibraryAnchor(const Graph& g, uint32_t node, bool is_train) {
+  const Node& n = g.node(node);
+  if (n.is_variable()) return "";
+  if (!IsComposite(n)) return MakeLibraryOp(g, node, is_train) ? n.op->name() : "";
+  const Graph& body = CompositeBody(n);
+  for (uint32_t b = 0; b < body.num_nodes(); ++b)
+    if (MakeLibraryOp(body, b, is_train)) return body.node(b).op->name();
+  return "";
+}
+
 std::string CompiledGraph::Report() const {
   size_t jit = 0, library = 0;
   std::string reference;

@@ -123,6 +123,10 @@ class CompiledGraph {
   int64_t first_variable_external_ = 0;
 };
 
+// The op of `node` (an op node of `g`, or the anchor of a composite) that CompileGraph runs on
+// the runtime library (GEMM, convolution, BatchNorm in training), or "" when there is none.
+std::string LibraryAnchor(const Graph& g, uint32_t node, bool is_train = false);
+
 // Compiles `g` (shapes and dtypes need not be inferred: options.infer gives the variables').
 // UserError for a graph the passes reject; UnsupportedError as described above. With the
 // environment variable KILN_COMPILE_REPORT=1, prints Report() to stderr after each compile.
