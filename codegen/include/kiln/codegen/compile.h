@@ -2,9 +2,11 @@
 //
 // CompileGraph runs the optimisation pipeline on a graph (-O3 by default: fusion included),
 // plans its memory, lowers every op node (a fused group counts as one) to one kernel, and
-// JIT-compiles them all as one LLVM module. The result is a runtime Plan (kiln/runtime/plan.h):
-// one call per kernel, intermediates at planned offsets of one arena, and the graph's variables
-// and outputs in caller-visible buffers.
+// JIT-compiles them all as one LLVM module. A node anchored on a matrix product, convolution or
+// deconvolution (or, in training, BatchNorm) is instead a call of the runtime library
+// (kiln/runtime/gemm.h, conv.h) followed by one kernel for the rest of its group. The result is
+// a runtime Plan (kiln/runtime/plan.h): one call per kernel, intermediates at planned offsets of
+// one arena, and the graph's variables and outputs in caller-visible buffers.
 //
 //   CompileOptions opt;
 //   opt.infer.shapes = {{"data", Shape({64, 784})}};   // every variable's shape and dtype
@@ -15,9 +17,9 @@
 //   run.Run();                                          // or RunCalls(0, cg->forward_calls())
 //   Tensor probs = run.output(0);
 //
-// A node none of whose ops can be lowered yet (kiln/codegen/lower.h: ops without a compute
-// definition) runs its ops' reference kernels (OpDef::reference, as the interpreter does) on
-// the arena's memory instead: the plan is complete for every graph the interpreter runs, and
+// Any other node with ops that cannot be lowered yet (kiln/codegen/lower.h: ops without a
+// compute definition) runs its ops' reference kernels (OpDef::reference, as the interpreter does)
+// on the arena's memory instead: the plan is complete for every graph the interpreter runs, and
 // Report() names each such node so that nothing is hidden. CompileOptions::allow_reference =
 // false makes them an UnsupportedError listing every one at once.
 //
