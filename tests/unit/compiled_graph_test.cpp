@@ -9,8 +9,10 @@
 #include <functional>
 
 #include "kiln/codegen/compile.h"
+#include "kiln/frontend/models.h"
 #include "kiln/ir/interpreter.h"
 #include "kiln/ir/text.h"
+#include "kiln/passes/gradient.h"
 #include "kiln/passes/infer.h"
 #include "test_util.h"
 
@@ -261,6 +263,35 @@ TEST(CompiledGraph, BatchNormTrainingIsALibraryCall) {
     test::ExpectTensorNear(run.output(i), ref[i].shape(), ref[i].ToDoubles(), 1e-5);
   for (const char* name : {"mm", "mv"})
     test::ExpectTensorNear(vars[name], ref_vars[name].shape(), ref_vars[name].ToDoubles(), 1e-6);
+}
+
+// The three models of issue 5 compile, for inference and for a training step, with no
+// reference call left: every node is a JIT kernel or a runtime-library call.
+TEST(CompiledGraph, TheModelsCompileWithoutReferenceCalls) {
+  struct Model {
+    const char* name;
+    Symbol net;
+    Shape data;
+  };
+  for (const Model& m : {Model{"mlp", models::Mlp({512, 512}, 10), Shape({8, 784})},
+                         Model{"lenet", models::LeNet(10, "relu"), Shape({4, 1, 28, 28})},
+                         Model{"resnet18", models::ResNet18(10), Shape({2, 3, 32, 32})}}) {
+    SCOPED_TRACE(m.name);
+    Graph g = m.net.ToGraph();
+    codegen::CompileOptions o;
+    o.allow_reference = false;  // an UnsupportedError names any reference call
+    o.infer.shapes = {{"data", m.data}, {"softmax_label", Shape({m.data[0]})}};
+    EXPECT_NO_THROW(codegen::CompileGraph(g, o));
+    std::vector<uint32_t> xs;
+    for (uint32_t v : g.ArgumentNodes())
+      if (g.node(v).name != "data" && g.node(v).name != "softmax_label") xs.push_back(v);
+    GradientGraph gg = BuildGradient(g, xs);
+    o.is_train = true;
+    o.forward_outputs = g.outputs().size();
+    for (uint32_t h : gg.head_grads)  // the softmax output's shape (read by nothing: a loss)
+      o.infer.shapes[gg.graph.node(h).name] = Shape({m.data[0], 10});
+    EXPECT_NO_THROW(codegen::CompileGraph(gg.graph, o));
+  }
 }
 
 // Bad bindings are UserErrors that name the variable; nothing runs with a variable unbound.
