@@ -503,8 +503,9 @@ std::shared_ptr<const CompiledGraph> CompileGraphCached(const Graph& g,
   InferOptions infer = options.infer;
   InferShapes(typed, infer);
   InferTypes(typed, infer);
-  std::string key = StrCat(OptionsKey(options), " target=", ResolveCpuTarget(options.cpu).cpu,
-                           ResolveCpuTarget(options.cpu).features, "\n", PrintGraph(typed));
+  const CpuTarget target = ResolveCpuTarget(options.cpu);
+  std::string key =
+      StrCat(OptionsKey(options), " target=", target.cpu, target.features, "\n", PrintGraph(typed));
   Cache& cache = GlobalCache();
   {
     std::lock_guard<std::mutex> lock(cache.mutex);

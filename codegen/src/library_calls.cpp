@@ -60,6 +60,19 @@ struct RowBias {
   }
 };
 
+// Per-channel sums of an NCHW tensor [batch, channels, pixels] (convolution bias gradients):
+// each image's channel summed first, the images then added in order.
+void ChannelSums(const float* a, int64_t batch, int64_t channels, int64_t pixels, float* out) {
+  for (int64_t c = 0; c < channels; ++c) out[c] = 0;
+  for (int64_t n = 0; n < batch; ++n)
+    for (int64_t c = 0; c < channels; ++c) {
+      const float* p = a + (n * channels + c) * pixels;
+      float sum = 0;
+      for (int64_t i = 0; i < pixels; ++i) sum += p[i];
+      out[c] += sum;
+    }
+}
+
 // Column sums of a [rows, cols] matrix (bias gradients), in a fixed order.
 void SumRows(const float* a, int64_t rows, int64_t cols, float* out) {
   for (int64_t j = 0; j < cols; ++j) out[j] = 0;
@@ -230,15 +243,7 @@ class ConvolutionOp final : public LibraryOp {
     ConvBackwardWeight(s_, static_cast<const float*>(in[1]), dy, static_cast<float*>(out[1]), false,
                        ws, pool);
     if (!bias_) return;
-    float* db = static_cast<float*>(out[2]);
-    for (int64_t c = 0; c < s_.out_channels; ++c) db[c] = 0;
-    for (int64_t b = 0; b < s_.batch; ++b)
-      for (int64_t c = 0; c < s_.out_channels; ++c) {
-        const float* p = dy + (b * s_.out_channels + c) * pixels;
-        float sum = 0;
-        for (int64_t i = 0; i < pixels; ++i) sum += p[i];
-        db[c] += sum;
-      }
+    ChannelSums(dy, s_.batch, s_.out_channels, pixels, static_cast<float*>(out[2]));
   }
 
  private:
@@ -268,12 +273,8 @@ class DeconvolutionOp final : public LibraryOp {
       ConvBackwardData(s_, static_cast<const float*>(in[0]), static_cast<const float*>(in[1]), y,
                        false, ws, pool);
       if (bias_) {
-        const float* b = static_cast<const float*>(in[2]);
-        for (int64_t n = 0; n < s_.batch; ++n)
-          for (int64_t c = 0; c < s_.in_channels; ++c) {
-            float* p = y + (n * s_.in_channels + c) * pixels;
-            for (int64_t i = 0; i < pixels; ++i) p[i] += b[c];
-          }
+        RowBias rb{y, static_cast<const float*>(in[2]), s_.in_channels, pixels, false};
+        for (int64_t n = 0; n < s_.batch; ++n) RowBias::Apply(&rb, n, 0, s_.in_channels);
       }
       return;
     }
@@ -284,15 +285,7 @@ class DeconvolutionOp final : public LibraryOp {
     ConvBackwardWeight(s_, dy, static_cast<const float*>(in[1]), static_cast<float*>(out[1]), false,
                        ws, pool);
     if (!bias_) return;
-    float* db = static_cast<float*>(out[2]);
-    for (int64_t c = 0; c < s_.in_channels; ++c) db[c] = 0;
-    for (int64_t n = 0; n < s_.batch; ++n)
-      for (int64_t c = 0; c < s_.in_channels; ++c) {
-        const float* p = dy + (n * s_.in_channels + c) * pixels;
-        float sum = 0;
-        for (int64_t i = 0; i < pixels; ++i) sum += p[i];
-        db[c] += sum;
-      }
+    ChannelSums(dy, s_.batch, s_.in_channels, pixels, static_cast<float*>(out[2]));
   }
 
  private:
@@ -300,71 +293,60 @@ class DeconvolutionOp final : public LibraryOp {
   bool bias_, backward_, data_grad_;
 };
 
+// The spatial part of a convolution over `in` ([N, C, (H,) W], one spatial axis as H = 1) with
+// `weight` ([F, C/g, (kh,) kw]): extents, kernel, stride, pad and dilation from the node's
+// attributes. False for other layouts and ranks.
+bool ReadConvWindow(const Node& n, const Shape& in, const Shape& weight, Conv2dShape& s) {
+  std::string layout = AttrText(n, "layout");
+  if (!layout.empty() && layout != "None" && layout != "NCHW" && layout != "NCW") return false;
+  const int spatial = in.ndim() - 2;
+  if (spatial < 1 || spatial > 2 || weight.ndim() != in.ndim()) return false;
+  std::vector<int64_t> stride = ParseTuple(AttrText(n, "stride"));
+  std::vector<int64_t> pad = ParseTuple(AttrText(n, "pad"));
+  std::vector<int64_t> dilate = ParseTuple(AttrText(n, "dilate"));
+  s.in_h = spatial == 2 ? in[2] : 1;
+  s.in_w = in[in.ndim() - 1];
+  s.kernel_h = spatial == 2 ? weight[2] : 1;
+  s.kernel_w = weight[weight.ndim() - 1];
+  if (spatial == 2) {
+    s.stride_h = Pick(stride, 0, 1), s.pad_h = Pick(pad, 0, 0), s.dilation_h = Pick(dilate, 0, 1);
+  }
+  const size_t w = spatial == 2 ? 1 : 0;
+  s.stride_w = Pick(stride, w, 1), s.pad_w = Pick(pad, w, 0), s.dilation_w = Pick(dilate, w, 1);
+  return true;
+}
+
+// Convolution's shape from the node: data [N, C, (H,) W], weight [F, C/g, (kh,) kw].
+std::optional<Conv2dShape> ConvShape(const Node& n, const Shape& data, const Shape& weight) {
+  Conv2dShape s;
+  if (!ReadConvWindow(n, data, weight, s)) return {};
+  s.batch = data[0];
+  s.in_channels = data[1];
+  s.out_channels = weight[0];
+  s.groups = weight[1] > 0 ? data[1] / weight[1] : 1;
+  if (!s.Problem().empty()) return {};
+  return s;
+}
+
 // The convolution whose transpose is the Deconvolution node `n` (data [N, Cin, (H,) W], weight
 // [Cin, Cout/g, (kh,) kw], output [N, Cout, (Ho,) Wo]); none for target_shape, other layouts,
 // or adj beyond pad.
 std::optional<Conv2dShape> DeconvShape(const Node& n, const Shape& data, const Shape& weight,
                                        const Shape& out) {
-  std::string layout = AttrText(n, "layout");
-  if (!layout.empty() && layout != "None" && layout != "NCHW" && layout != "NCW") return {};
   for (int64_t t : ParseTuple(AttrText(n, "target_shape")))
     if (t != 0) return {};
-  const int spatial = data.ndim() - 2;
-  if (spatial < 1 || spatial > 2 || weight.ndim() != data.ndim() || out.ndim() != data.ndim() ||
-      weight[1] <= 0)
-    return {};
-  std::vector<int64_t> stride = ParseTuple(AttrText(n, "stride"));
-  std::vector<int64_t> pad = ParseTuple(AttrText(n, "pad"));
-  std::vector<int64_t> dilate = ParseTuple(AttrText(n, "dilate"));
-  std::vector<int64_t> adj = ParseTuple(AttrText(n, "adj"));
   Conv2dShape s;
+  if (out.ndim() != data.ndim() || weight[1] <= 0 || !ReadConvWindow(n, out, weight, s)) return {};
   s.batch = data[0];
   s.in_channels = out[1];
   s.out_channels = data[1];
   s.groups = out[1] / weight[1];
-  s.in_h = spatial == 2 ? out[2] : 1;
-  s.in_w = out[out.ndim() - 1];
-  s.kernel_h = spatial == 2 ? weight[2] : 1;
-  s.kernel_w = weight[weight.ndim() - 1];
-  if (spatial == 2) {
-    s.stride_h = Pick(stride, 0, 1), s.pad_h = Pick(pad, 0, 0), s.dilation_h = Pick(dilate, 0, 1);
-    s.pad_h_end = s.pad_h - Pick(adj, 0, 0);
-  } else {
-    s.pad_h_end = 0;
-  }
-  const size_t w = spatial == 2 ? 1 : 0;
-  s.stride_w = Pick(stride, w, 1), s.pad_w = Pick(pad, w, 0), s.dilation_w = Pick(dilate, w, 1);
-  s.pad_w_end = s.pad_w - Pick(adj, w, 0);
+  std::vector<int64_t> adj = ParseTuple(AttrText(n, "adj"));
+  const bool two = data.ndim() == 4;
+  s.pad_h_end = two ? s.pad_h - Pick(adj, 0, 0) : 0;
+  s.pad_w_end = s.pad_w - Pick(adj, two ? 1 : 0, 0);
   if (s.pad_h_end < 0 || s.pad_w_end < 0 || !s.Problem().empty()) return {};
-  if (s.out_h() != (spatial == 2 ? data[2] : 1) || s.out_w() != data[data.ndim() - 1]) return {};
-  return s;
-}
-
-// Convolution's shape from the node: data [N, C, (H,) W], weight [F, C/g, (kh,) kw].
-std::optional<Conv2dShape> ConvShape(const Node& n, const Shape& data, const Shape& weight) {
-  std::string layout = AttrText(n, "layout");
-  if (!layout.empty() && layout != "None" && layout != "NCHW" && layout != "NCW") return {};
-  const int spatial = data.ndim() - 2;
-  if (spatial < 1 || spatial > 2 || weight.ndim() != data.ndim()) return {};
-  std::vector<int64_t> stride = ParseTuple(AttrText(n, "stride"));
-  std::vector<int64_t> pad = ParseTuple(AttrText(n, "pad"));
-  std::vector<int64_t> dilate = ParseTuple(AttrText(n, "dilate"));
-  Conv2dShape s;
-  s.batch = data[0];
-  s.in_channels = data[1];
-  s.out_channels = weight[0];
-  s.groups = weight[1] > 0 ? data[1] / weight[1] : 1;
-  // One spatial axis is H = 1.
-  s.in_h = spatial == 2 ? data[2] : 1;
-  s.in_w = data[data.ndim() - 1];
-  s.kernel_h = spatial == 2 ? weight[2] : 1;
-  s.kernel_w = weight[weight.ndim() - 1];
-  if (spatial == 2) {
-    s.stride_h = Pick(stride, 0, 1), s.pad_h = Pick(pad, 0, 0), s.dilation_h = Pick(dilate, 0, 1);
-  }
-  const size_t w = spatial == 2 ? 1 : 0;
-  s.stride_w = Pick(stride, w, 1), s.pad_w = Pick(pad, w, 0), s.dilation_w = Pick(dilate, w, 1);
-  if (!s.Problem().empty()) return {};
+  if (s.out_h() != (two ? data[2] : 1) || s.out_w() != data[data.ndim() - 1]) return {};
   return s;
 }
 
@@ -513,12 +495,12 @@ std::unique_ptr<LibraryOp> MakeLibraryOp(const Graph& g, uint32_t id, bool is_tr
   const Node& n = g.node(id);
   if (n.is_variable()) return nullptr;
   // A gradient with respect to data that nothing reads (the first layer's) is not computed.
-  bool data_grad = false;
-  if (n.num_outputs() > 0) {
+  auto data_grad_read = [&] {
     Entry first{id, 0};
-    data_grad = g.EntryUseCounts()[g.entry_id(first)] > 0;
-    for (const Entry& e : g.outputs()) data_grad = data_grad || e == first;
-  }
+    bool read = g.EntryUseCounts()[g.entry_id(first)] > 0;
+    for (const Entry& e : g.outputs()) read = read || e == first;
+    return read;
+  };
   for (const Entry& e : n.inputs)
     if (g.dtype(e) != DType::kFloat32) return nullptr;
   for (uint32_t k = 0; k < uint32_t(n.num_outputs()); ++k)
@@ -535,7 +517,7 @@ std::unique_ptr<LibraryOp> MakeLibraryOp(const Graph& g, uint32_t id, bool is_tr
     int64_t dy = g.shape(n.inputs[0]).NumElements();
     if (w[0] == 0) return nullptr;
     return std::make_unique<FullyConnectedBackwardOp>(dy / w[0], w[0], w[1], n.num_outputs() > 2,
-                                                      data_grad);
+                                                      data_grad_read());
   }
   if ((op == "BatchNorm" || op == "_backward_BatchNorm") && is_train && n.num_outputs() == 3) {
     NormAttrs a = ReadNormAttrs(n);
@@ -552,7 +534,7 @@ std::unique_ptr<LibraryOp> MakeLibraryOp(const Graph& g, uint32_t id, bool is_tr
     std::optional<Conv2dShape> s = DeconvShape(n, data, g.shape(n.inputs[backward ? 2 : 1]), out);
     if (!s) return nullptr;
     bool bias = backward ? n.num_outputs() > 2 : n.inputs.size() > 2;
-    return std::make_unique<DeconvolutionOp>(*s, bias, backward, data_grad);
+    return std::make_unique<DeconvolutionOp>(*s, bias, backward, backward && data_grad_read());
   }
   if (op == "dot" || op == "batch_dot") {
     const Shape& a = g.shape(n.inputs[0]);
@@ -576,7 +558,7 @@ std::unique_ptr<LibraryOp> MakeLibraryOp(const Graph& g, uint32_t id, bool is_tr
         ConvShape(n, g.shape(n.inputs[backward ? 1 : 0]), g.shape(n.inputs[backward ? 2 : 1]));
     if (!s) return nullptr;
     bool bias = backward ? n.num_outputs() > 2 : n.inputs.size() > 2;
-    return std::make_unique<ConvolutionOp>(*s, bias, backward, data_grad);
+    return std::make_unique<ConvolutionOp>(*s, bias, backward, backward && data_grad_read());
   }
   return nullptr;
 }
