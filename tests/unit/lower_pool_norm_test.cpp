@@ -39,13 +39,11 @@ using codegen::Kernel;
 using codegen::KernelFn;
 using codegen::LowerNode;
 using codegen::LowerOptions;
+using test::kExact;
+using test::kMath;
+using test::SumTol;
 
-constexpr double kExact = 0.0;
-constexpr double kMath = 2e-6;
 constexpr double kF64 = 1e-12;
-double SumTol(int64_t n) {
-  return 1e-5 * std::sqrt(double(std::max<int64_t>(n, 1)));
-}
 const double kPoolTol = SumTol(9) + kMath;
 double NormTol(int64_t n) {
   return 8 * SumTol(n);

@@ -40,13 +40,11 @@ using codegen::Kernel;
 using codegen::KernelFn;
 using codegen::LowerNode;
 using codegen::LowerOptions;
+using test::kExact;
+using test::kMath;
+using test::SumTol;
 
-constexpr double kExact = 0.0;
-constexpr double kMath = 2e-6;
 constexpr double kSoftmax = 1e-5;
-double SumTol(int64_t n) {
-  return 1e-5 * std::sqrt(double(std::max<int64_t>(n, 1)));
-}
 
 Graph Typed(const std::string& text, bool fuse) {
   Graph g = ParseGraph(text);

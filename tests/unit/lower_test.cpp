@@ -69,7 +69,7 @@ void Check(const std::string& text, double tol, int want_kernels, bool fuse = tr
   EXPECT_EQ(LowerAndCompare(f, tol, forced), want_kernels);
 }
 
-constexpr double kMath = 2e-6;
+using test::kMath;
 
 TEST(Lower, BroadcastChainIsOneKernel) {
   Check(R"g(graph {

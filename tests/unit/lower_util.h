@@ -2,6 +2,8 @@
 // JIT-compiled, and run at 1 and 2 threads on the interpreter's values of its inputs.
 #pragma once
 
+#include <algorithm>
+#include <cmath>
 #include <string>
 #include <vector>
 
@@ -13,6 +15,15 @@
 #include "test_util.h"
 
 namespace kiln::test {
+
+// Tolerances of the lowering tests (each test file states where they apply): exact for ops that
+// select or copy, kMath for elementwise math (vmath is within 2.5 ulp), and for a float32 sum of
+// n values (kiln accumulates in float32, the reference in double) 1e-5 sqrt(n).
+inline constexpr double kExact = 0.0;
+inline constexpr double kMath = 2e-6;
+inline double SumTol(int64_t n) {
+  return 1e-5 * std::sqrt(double(std::max<int64_t>(n, 1)));
+}
 
 // For every op node of `f` that `keep(node)` accepts: lowers it with `opt` (named k<id>),
 // compiles it, runs it on `values` (the interpreter's value of every entry of `f`) with 1 and
