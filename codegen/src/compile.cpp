@@ -33,10 +33,7 @@ struct CompiledGraph::ReferenceNode {
 struct CompiledRun::State {
   bool is_train = false;
   std::mt19937_64 rng;
-  ThreadPool* pool = nullptr;
-  // FreezeVariables: weights packed once per library call, until the next Bind.
-  bool frozen = false;
-  std::map<const void*, std::shared_ptr<void>> prepacked;
+  LibraryRunState library;  // external 1: what the library calls read
 };
 
 namespace {
@@ -97,7 +94,7 @@ std::string OptionsKey(const CompileOptions& o) {
   const LowerOptions& l = o.lower;
   return StrCat("O", o.opt_level, " train=", o.is_train, " fwd=", o.forward_outputs,
                 " cpu=", o.cpu.cpu, " llvmO", o.cpu.opt_level, " par=", l.parallel_min_elements,
-                "/", l.parallel_chunk, " ref=", o.allow_reference);
+                "/", l.parallel_chunk, " ref=", o.allow_reference, " lib=", o.use_library);
 }
 
 }  // namespace
@@ -105,10 +102,10 @@ std::string OptionsKey(const CompileOptions& o) {
 std::string LibraryAnchor(const Graph& g, uint32_t node, bool is_train) {
   const Node& n = g.node(node);
   if (n.is_variable()) return "";
-  if (!IsComposite(n)) return MakeLibraryOp(g, node, is_train) ? n.op->name() : "";
+  if (!IsComposite(n)) return DescribeLibraryOp(g, node, is_train) ? n.op->name() : "";
   const Graph& body = CompositeBody(n);
   for (uint32_t b = 0; b < body.num_nodes(); ++b)
-    if (MakeLibraryOp(body, b, is_train)) return body.node(b).op->name();
+    if (DescribeLibraryOp(body, b, is_train)) return body.node(b).op->name();
   return "";
 }
 
@@ -132,34 +129,6 @@ std::string CompiledGraph::Report() const {
                 calls_.size() - jit - library, " on reference kernels; arena ", plan_.arena_size,
                 " bytes; ", times, reference);
 }
-
-namespace {
-
-// A node computed by the runtime library: the op and its argument count.
-struct LibraryNode {
-  std::unique_ptr<LibraryOp> op;
-  size_t num_in = 0, num_out = 0;
-  int threads = 1;  // the thread count its workspace in the arena is sized for
-};
-
-// args = {run state, library node, inputs..., outputs..., workspace}.
-void LibraryCall(void* const* args, int64_t, int64_t) {
-  auto* state = static_cast<CompiledRun::State*>(args[0]);
-  const auto* ln = static_cast<const LibraryNode*>(args[1]);
-  const void* prepacked = nullptr;
-  if (state->frozen) {
-    auto it = state->prepacked.find(ln);
-    if (it == state->prepacked.end())
-      it = state->prepacked.emplace(ln, ln->op->Prepack(args + 2, state->pool)).first;
-    prepacked = it->second.get();
-  }
-  // A run on a larger pool than the plan was made for: the library allocates its own scratch.
-  void* workspace = args[2 + ln->num_in + ln->num_out];
-  if (state->pool && state->pool->num_threads() > ln->threads) workspace = nullptr;
-  ln->op->Run(args + 2, args + 2 + ln->num_in, workspace, state->pool, prepacked);
-}
-
-}  // namespace
 
 // Builds the plan node by node.
 class PlanBuilder {
@@ -185,18 +154,18 @@ class PlanBuilder {
     return PlanArg::Arena(b->offset, b->bytes);
   }
 
-  // Adds node `i`'s calls: one JIT kernel, a library call (and its epilogue's kernel), or a
+  // Adds node `i`'s calls: a library call (and its epilogue's kernel), one JIT kernel, or a
   // reference call.
   void AddNode(uint32_t i, bool lowerable) {
     const Node& n = g_.node(i);
     std::vector<PlanArg> in, out;
     for (const Entry& e : n.inputs) in.push_back(ArgOf(e));
     for (uint32_t k = 0; k < uint32_t(n.num_outputs()); ++k) out.push_back(ArgOf(Entry{i, k}));
+    if (options_.use_library && AddLibrary(i, in, out)) return;
     if (lowerable) {
       AddJit(g_, i, n.name, OpNames(n), i, in, out);
       return;
     }
-    if (AddLibrary(i, in, out)) return;
     AddReference(g_, i, n.name, OpNames(n), i, in, out);
   }
 
@@ -236,13 +205,16 @@ class PlanBuilder {
       rn->out_shapes.push_back(g.shape(Entry{node, k}).dims());
       rn->out_dtypes.push_back(g.dtype(Entry{node, k}));
     }
-    PlanCall call{name, &ReferenceCall, {PlanArg::External(0), Context(rn)}, 1};
+    PlanCall call{name, &ReferenceCall, {PlanArg::External(0), Context(rn, {kRef, 0})}, 1};
     call.args.insert(call.args.end(), in.begin(), in.end());
     call.args.insert(call.args.end(), out.begin(), out.end());
     Push(std::move(call), {CompiledCall::Kind::kReference, graph_node, ops, ""});
   }
 
-  PlanArg Context(std::shared_ptr<void> object) {
+  static constexpr ExternalSlot::Kind kRef = ExternalSlot::Kind::kReferenceNode;
+
+  PlanArg Context(std::shared_ptr<void> object, ExternalSlot slot) {
+    cg_.externals_.push_back(slot);
     cg_.host_objects_.push_back(object);
     cg_.host_contexts_.push_back({num_externals_, object.get()});
     return PlanArg::External(num_externals_++);
@@ -253,16 +225,16 @@ class PlanBuilder {
   bool AddLibrary(uint32_t i, const std::vector<PlanArg>& in, const std::vector<PlanArg>& out) {
     const Node& n = g_.node(i);
     if (!IsComposite(n)) {
-      std::unique_ptr<LibraryOp> op = MakeLibraryOp(g_, i, options_.is_train);
+      std::optional<LibraryOpDesc> op = DescribeLibraryOp(g_, i, options_.is_train);
       if (!op) return false;
-      AddLibraryCall(std::move(op), n.name, n.op->name(), i, in, out, 0);
+      AddLibraryCall(*op, n.name, n.op->name(), i, in, out, 0);
       return true;
     }
     const Graph& body = CompositeBody(n);
     std::optional<uint32_t> anchor;
-    std::unique_ptr<LibraryOp> op;
+    std::optional<LibraryOpDesc> op;
     for (uint32_t b = 0; b < body.num_nodes() && !op; ++b)
-      if ((op = MakeLibraryOp(body, b, options_.is_train))) anchor = b;
+      if ((op = DescribeLibraryOp(body, b, options_.is_train))) anchor = b;
     if (!op) return false;
     const Node& a = body.node(*anchor);
     // Where the anchor's outputs go: a composite output when one is, else scratch after the arena.
@@ -287,27 +259,34 @@ class PlanBuilder {
       anchor_out.push_back(PlanArg::Arena(scratch_base_ + scratch, bytes));
       scratch += (bytes + kMemoryAlignment - 1) / kMemoryAlignment * kMemoryAlignment;
     }
-    AddLibraryCall(std::move(op), StrCat(n.name, ".", a.name), a.op->name(), i, anchor_in,
-                   anchor_out, scratch);
+    AddLibraryCall(*op, StrCat(n.name, ".", a.name), a.op->name(), i, anchor_in, anchor_out,
+                   scratch);
     AddEpilogue(i, *anchor, in, out, anchor_out);
     return true;
   }
 
-  void AddLibraryCall(std::unique_ptr<LibraryOp> op, const std::string& name,
-                      const std::string& ops, uint32_t node, const std::vector<PlanArg>& in,
+  void AddLibraryCall(const LibraryOpDesc& desc, const std::string& name, const std::string& ops,
+                      uint32_t node, const std::vector<PlanArg>& in,
                       const std::vector<PlanArg>& out, int64_t scratch_used) {
-    int64_t ws = op->WorkspaceBytes(threads_);
-    auto ln = std::make_shared<LibraryNode>();
-    ln->op = std::move(op);
-    ln->num_in = in.size();
-    ln->num_out = out.size();
+    auto ln = std::make_shared<LibraryCallNode>();
+    ln->op = MakeLibraryOp(desc);
     ln->threads = threads_;
-    PlanCall call{name, &LibraryCall, {PlanArg::External(0), Context(ln)}, 1};
+    KILN_INTERNAL_CHECK(ln->op->num_inputs() == in.size() && ln->op->num_outputs() == out.size(),
+                        "library op ", LibraryOpKindName(desc.kind), " of ", name, " takes ",
+                        ln->op->num_inputs(), " inputs and ", ln->op->num_outputs(),
+                        " outputs; the node has ", in.size(), " and ", out.size());
+    int64_t ws = ln->op->WorkspaceBytes(threads_);
+    const int64_t library = int64_t(cg_.library_ops_.size());
+    cg_.library_ops_.push_back(desc);
+    PlanCall call{name,
+                  &LibraryCall,
+                  {PlanArg::External(1), Context(ln, {ExternalSlot::Kind::kLibraryNode, library})},
+                  1};
     call.args.insert(call.args.end(), in.begin(), in.end());
     call.args.insert(call.args.end(), out.begin(), out.end());
     call.args.push_back(PlanArg::Arena(scratch_base_ + scratch_used, ws));
     scratch_max_ = std::max(scratch_max_, scratch_used + ws);
-    Push(std::move(call), {CompiledCall::Kind::kLibrary, node, ops, ""});
+    Push(std::move(call), {CompiledCall::Kind::kLibrary, node, ops, "", library});
   }
 
   // The composite's ops after the anchor, as a composite of their own whose inputs are the
@@ -415,15 +394,20 @@ std::shared_ptr<const CompiledGraph> CompileGraph(Graph g, const CompileOptions&
     unsupported.insert(unsupported.end(), missing.begin(), missing.end());
   }
 
-  // Externals: the run state, the variables, the outputs, then host-call contexts.
-  cg->first_variable_external_ = 1;
+  // Externals: the run state, the library state, the variables, the outputs, then host-call
+  // contexts.
+  cg->first_variable_external_ = 2;
+  cg->externals_ = {{ExternalSlot::Kind::kRunState, 0}, {ExternalSlot::Kind::kLibraryState, 0}};
   cg->variables_ = graph.VariableNodes();
   for (size_t v = 0; v < cg->variables_.size(); ++v)
     cg->variable_index_[graph.node(cg->variables_[v]).name] = v;
   std::vector<int64_t> entry_external(graph.num_entries(), -1);
-  for (size_t v = 0; v < cg->variables_.size(); ++v)
-    entry_external[graph.entry_id(cg->variables_[v], 0)] = 1 + int64_t(v);
-  int64_t next_external = 1 + int64_t(cg->variables_.size());
+  for (size_t v = 0; v < cg->variables_.size(); ++v) {
+    entry_external[graph.entry_id(cg->variables_[v], 0)] =
+        cg->first_variable_external_ + int64_t(v);
+    cg->externals_.push_back({ExternalSlot::Kind::kVariable, int64_t(v)});
+  }
+  int64_t next_external = cg->first_variable_external_ + int64_t(cg->variables_.size());
   for (const Entry& e : graph.outputs()) {
     CompiledGraph::Slot slot;
     if (graph.node(e.node).is_variable()) {
@@ -432,6 +416,8 @@ std::shared_ptr<const CompiledGraph> CompileGraph(Graph g, const CompileOptions&
       int64_t& ext = entry_external[graph.entry_id(e)];
       if (ext < 0) {
         ext = next_external++;
+        cg->externals_.push_back(
+            {ExternalSlot::Kind::kOutput, int64_t(cg->output_entries_.size())});
         cg->output_entries_.push_back(e);
       }
       slot.external = ext;
@@ -542,7 +528,8 @@ CompiledRun::CompiledRun(std::shared_ptr<const CompiledGraph> graph, ThreadPool*
   variables_.resize(cg.variables_.size());
   externals_.assign(size_t(cg.plan_.num_externals), nullptr);
   externals_[0] = state_.get();
-  state_->pool = pool ? pool : &ThreadPool::Global();
+  externals_[1] = &state_->library;
+  state_->library.pool = pool ? pool : &ThreadPool::Global();
   for (const auto& [index, context] : cg.host_contexts_) externals_[size_t(index)] = context;
   int64_t ext = cg.first_variable_external_ + int64_t(cg.variables_.size());
   for (const Entry& e : cg.output_entries_) {
@@ -570,12 +557,12 @@ void CompiledRun::Bind(const std::string& name, const Tensor& value) {
                            "; compiled CPU code needs CPU tensors"));
   variables_[it->second] = value;
   externals_[size_t(cg.first_variable_external_) + it->second] = value.raw_data();
-  state_->prepacked.clear();
+  state_->library.prepacked.clear();
 }
 
 void CompiledRun::FreezeVariables(bool frozen) {
-  state_->frozen = frozen;
-  state_->prepacked.clear();
+  state_->library.frozen = frozen;
+  state_->library.prepacked.clear();
 }
 
 bool CompiledRun::IsBound(const std::string& name) const {

@@ -3,8 +3,9 @@
 // Matrix products and convolutions are not lowered to kernel IR: the runtime's packed GEMM and
 // convolution (kiln/runtime/gemm.h, conv.h; decision D34) compute them, and the rest of a
 // fused group (its epilogue: bias-free elementwise ops after the product) is lowered to one JIT
-// kernel that reads the product's result. A LibraryOp is the product part: built at compile
-// time from the anchor op's attributes and shapes, run by the plan through a context pointer.
+// kernel that reads the product's result. The product part is a runtime LibraryOp
+// (kiln/runtime/library_ops.h), described here by numbers from the anchor op's attributes and
+// shapes, so that artifacts can store the description and the runtime rebuild it.
 //
 // Covered: FullyConnected and _backward_FullyConnected (any flatten, with or without bias), dot
 // (2-D) and batch_dot (equal batch dims) with either transposition,
@@ -17,35 +18,18 @@
 #pragma once
 
 #include <cstdint>
-#include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "kiln/ir/graph.h"
-#include "kiln/runtime/thread_pool.h"
+#include "kiln/runtime/library_ops.h"
 
 namespace kiln::codegen {
 
-class LibraryOp {
- public:
-  virtual ~LibraryOp() = default;
-  // Scratch bytes Run needs (64-byte aligned), for `threads` threads.
-  virtual int64_t WorkspaceBytes(int threads) const = 0;
-  // in: the op's inputs, out: its outputs (as the op's reference kernel sees them).
-  // `prepacked`: what Prepack returned for the same weights, or null.
-  virtual void Run(const void* const* in, void* const* out, void* workspace, ThreadPool* pool,
-                   const void* prepacked) const = 0;
-  // The weights packed once, for runs whose variables do not change (CompiledRun::
-  // FreezeVariables); null when the op packs nothing.
-  virtual std::shared_ptr<void> Prepack(const void* const* in, ThreadPool* pool) const {
-    (void)in, (void)pool;
-    return nullptr;
-  }
-};
-
-// The library implementation of node `op` (an op node of `g`, shapes and dtypes inferred), or
-// null when the library does not cover it. `is_train`: the graph is compiled for training
-// (BatchNorm then normalises with batch statistics and updates its moving statistics).
-std::unique_ptr<LibraryOp> MakeLibraryOp(const Graph& g, uint32_t op, bool is_train);
+// The library op computing node `op` (an op node of `g`, shapes and dtypes inferred), or none
+// when the library does not cover it. `is_train`: the graph is compiled for training (BatchNorm
+// then normalises with batch statistics and updates its moving statistics).
+std::optional<LibraryOpDesc> DescribeLibraryOp(const Graph& g, uint32_t op, bool is_train);
 
 }  // namespace kiln::codegen

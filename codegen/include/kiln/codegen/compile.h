@@ -44,6 +44,7 @@
 #include "kiln/codegen/lower.h"
 #include "kiln/ir/graph.h"
 #include "kiln/passes/infer.h"
+#include "kiln/runtime/library_ops.h"
 #include "kiln/runtime/plan.h"
 #include "kiln/runtime/tensor.h"
 #include "kiln/runtime/thread_pool.h"
@@ -58,6 +59,9 @@ struct CompileOptions {
   CpuOptions cpu;
   LowerOptions lower;           // kernel_name is ignored
   bool allow_reference = true;  // false: nodes that cannot be lowered are an UnsupportedError
+  // false: no runtime-library calls either; matrix products and convolutions are lowered like
+  // every other op (self-contained code: bundles).
+  bool use_library = true;
 };
 
 // How one call of the plan was made.
@@ -67,9 +71,28 @@ struct CompiledCall {
   // kReference: the ops' reference kernels.
   enum class Kind : uint8_t { kJit, kLibrary, kReference };
   Kind kind = Kind::kJit;
-  uint32_t node = 0;   // the node of graph() it computes
-  std::string ops;     // "FullyConnected+Activation": the op names it holds
-  std::string kernel;  // the JIT kernel's name (kJit)
+  uint32_t node = 0;     // the node of graph() it computes
+  std::string ops;       // "FullyConnected+Activation": the op names it holds
+  std::string kernel;    // the JIT kernel's name (kJit)
+  int64_t library = -1;  // kLibrary: its op in CompiledGraph::library_ops()
+};
+
+// What one external buffer of the plan is: the run state (external 0, read by reference calls),
+// the library calls' state (external 1), a variable of graph() (by its index in
+// variable_nodes()), the value of an op output that is a graph output (by its index in
+// output_entries()), or the context of a library call (by its index in library_ops()) or of a
+// reference call.
+struct ExternalSlot {
+  enum class Kind : uint8_t {
+    kRunState,
+    kLibraryState,
+    kVariable,
+    kOutput,
+    kLibraryNode,
+    kReferenceNode
+  };
+  Kind kind = Kind::kRunState;
+  int64_t index = 0;
 };
 
 class CompiledGraph {
@@ -81,6 +104,15 @@ class CompiledGraph {
   // The kernels compiled by the JIT, in call order (for kiln-dump --kernels, --llvm, --asm).
   const std::vector<Kernel>& kernels() const { return kernels_; }
   const CpuTarget& target() const { return target_; }
+  // The plan's externals, one per index; the variable nodes of graph() and the op outputs that
+  // are graph outputs, in the order the externals name them; the library ops' descriptions.
+  const std::vector<ExternalSlot>& externals() const { return externals_; }
+  const std::vector<uint32_t>& variable_nodes() const { return variables_; }
+  const std::vector<Entry>& output_entries() const { return output_entries_; }
+  const std::vector<LibraryOpDesc>& library_ops() const { return library_ops_; }
+  // Graph output k is external `output_external(k)`, or (-1) the variable output_variable(k).
+  int64_t output_external(size_t k) const { return outputs_.at(k).external; }
+  int64_t output_variable(size_t k) const { return outputs_.at(k).variable; }
   // Calls [0, forward_calls()) are the forward phase (all of them without forward_outputs).
   size_t forward_calls() const { return forward_calls_; }
   int64_t arena_size() const { return plan_.arena_size; }
@@ -112,8 +144,11 @@ class CompiledGraph {
   size_t forward_calls_ = 0;
   double pass_ms_ = 0, lower_ms_ = 0, llvm_ms_ = 0;
   std::shared_ptr<LLVMJit> jit_;  // keeps the machine code alive
-  // Externals: [0] the run state, then the variables (variables_ order), then the op outputs of
-  // the graph's outputs, then the context of each library and reference call.
+  // Externals: [0] the run state, [1] the library state, then the variables (variables_ order),
+  // then the op outputs of the graph's outputs, then the context of each library and reference
+  // call.
+  std::vector<ExternalSlot> externals_;
+  std::vector<LibraryOpDesc> library_ops_;
   std::vector<std::shared_ptr<void>> host_objects_;            // the contexts, owned
   std::vector<std::pair<int64_t, void*>> host_contexts_;       // external index, context
   std::vector<std::shared_ptr<const Graph>> epilogue_graphs_;  // graphs reference calls point into
