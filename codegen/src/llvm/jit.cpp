@@ -203,4 +203,19 @@ std::string KernelsToAssembly(const std::vector<Kernel>& kernels, const CpuOptio
   return std::string(buffer.str());
 }
 
+std::string KernelsToObject(const std::vector<Kernel>& kernels, const CpuOptions& options) {
+  CpuTarget target = ResolveCpuTarget(options);
+  auto tm = MakeTargetMachine(target);
+  llvm::LLVMContext ctx;
+  auto m = BuildModule(ctx, kernels, target, *tm, options.opt_level, true);
+  llvm::SmallString<0> buffer;
+  llvm::raw_svector_ostream os(buffer);
+  llvm::legacy::PassManager pm;
+  if (tm->addPassesToEmitFile(pm, os, nullptr, llvm::CodeGenFileType::ObjectFile)) {
+    throw UnsupportedError("LLVM cannot emit an object file for " + target.cpu);
+  }
+  pm.run(*m);
+  return std::string(buffer.str());
+}
+
 }  // namespace kiln::codegen

@@ -77,4 +77,12 @@ std::string KernelsToLLVMIR(const std::vector<Kernel>& kernels, const CpuOptions
                             bool optimized = true);
 std::string KernelsToAssembly(const std::vector<Kernel>& kernels, const CpuOptions& options = {});
 
+// The same module (verified, emitted, -O3 for the chosen CPU) as the bytes of an ELF64
+// relocatable object for x86-64, position-independent, small code model: every kernel's entry
+// point is a global function symbol named Kernel::name; the only external references are the C
+// library's memcpy/memset/memmove, libm's scalar functions and the compiler runtime's float16
+// (and bfloat16) conversions. The functions are nounwind without uwtable, so no .eh_frame is
+// emitted. kiln/runtime/object_loader.h maps such an object without LLVM.
+std::string KernelsToObject(const std::vector<Kernel>& kernels, const CpuOptions& options = {});
+
 }  // namespace kiln::codegen
