@@ -94,7 +94,8 @@ std::string OptionsKey(const CompileOptions& o) {
   const LowerOptions& l = o.lower;
   return StrCat("O", o.opt_level, " train=", o.is_train, " fwd=", o.forward_outputs,
                 " cpu=", o.cpu.cpu, " llvmO", o.cpu.opt_level, " par=", l.parallel_min_elements,
-                "/", l.parallel_chunk, " ref=", o.allow_reference, " lib=", o.use_library);
+                "/", l.parallel_chunk, " ref=", o.allow_reference, " lib=", o.use_library,
+                " jit=", o.jit);
 }
 
 }  // namespace
@@ -185,8 +186,13 @@ class PlanBuilder {
     LowerOptions lo = options_.lower;
     lo.kernel_name = StrCat("k", cg_.plan_.calls.size(), "_", name);
     cg_.kernels_.push_back(LowerNode(g, node, lo));
-    PlanCall call{name, nullptr, in, TaskCount(cg_.kernels_.back())};
-    call.args.insert(call.args.end(), out.begin(), out.end());
+    const Kernel& k = cg_.kernels_.back();
+    PlanCall call{name, nullptr, in, TaskCount(k)};
+    for (const PlanArg& o : out) call.args.push_back(o.Written());
+    // The bytes the kernel touches, per buffer: external arguments get them too, so that an
+    // artifact loader can check them against the tensors it binds.
+    for (size_t b = 0; b < call.args.size() && b < k.buffers.size(); ++b)
+      call.args[b].bytes = k.buffers[b]->NumElements() * int64_t(DTypeSize(k.buffers[b]->dtype));
     jit_calls_.push_back(cg_.plan_.calls.size());
     Push(std::move(call), {CompiledCall::Kind::kJit, graph_node, ops, cg_.kernels_.back().name});
   }
@@ -212,6 +218,11 @@ class PlanBuilder {
   }
 
   static constexpr ExternalSlot::Kind kRef = ExternalSlot::Kind::kReferenceNode;
+
+  static PlanArg WithBytes(PlanArg a, int64_t bytes) {
+    a.bytes = bytes;
+    return a;
+  }
 
   PlanArg Context(std::shared_ptr<void> object, ExternalSlot slot) {
     cg_.externals_.push_back(slot);
@@ -282,8 +293,11 @@ class PlanBuilder {
                   &LibraryCall,
                   {PlanArg::External(1), Context(ln, {ExternalSlot::Kind::kLibraryNode, library})},
                   1};
-    call.args.insert(call.args.end(), in.begin(), in.end());
-    call.args.insert(call.args.end(), out.begin(), out.end());
+    std::vector<int64_t> in_bytes, out_bytes;
+    ln->op->ArgBytes(in_bytes, out_bytes);
+    for (size_t k = 0; k < in.size(); ++k) call.args.push_back(WithBytes(in[k], in_bytes[k]));
+    for (size_t k = 0; k < out.size(); ++k)
+      call.args.push_back(WithBytes(out[k], out_bytes[k]).Written());
     call.args.push_back(PlanArg::Arena(scratch_base_ + scratch_used, ws));
     scratch_max_ = std::max(scratch_max_, scratch_used + ws);
     Push(std::move(call), {CompiledCall::Kind::kLibrary, node, ops, "", library});
@@ -377,11 +391,13 @@ std::shared_ptr<const CompiledGraph> CompileGraph(Graph g, const CompileOptions&
   ctx.is_train = options.is_train;
   ctx.forward_outputs = options.forward_outputs;
   PassManager pm(OptPipeline(options.opt_level));
+  pm.options() = options.passes;
   for (uint32_t v : g.VariableNodes()) cg->given_variables_.insert(g.node(v).name);
   cg->graph_ = pm.Run(std::move(g), ctx);
   const Graph& graph = cg->graph_;
   MemoryPlan memory = PlanMemory(graph);
   cg->pass_ms_ = MsSince(t0);
+  cg->pass_timing_ = pm.TimingReport();
 
   // Which nodes lower to one kernel; the others need the library or the reference kernels.
   t0 = Clock::now();
@@ -450,6 +466,11 @@ std::shared_ptr<const CompiledGraph> CompileGraph(Graph g, const CompileOptions&
   plan.num_externals = builder.num_externals();
   cg->lower_ms_ = MsSince(t0);
 
+  cg->library_threads_ = ThreadPool::Global().num_threads();
+  if (!options.jit) {
+    cg->target_ = ResolveCpuTarget(options.cpu);
+    return cg;
+  }
   t0 = Clock::now();
   cg->jit_ = std::make_shared<LLVMJit>(options.cpu);
   cg->target_ = cg->jit_->target();
@@ -525,6 +546,8 @@ CompiledRun::CompiledRun(std::shared_ptr<const CompiledGraph> graph, ThreadPool*
       executor_(graph_->plan(), pool ? pool : &ThreadPool::Global()),
       state_(std::make_shared<State>()) {
   const CompiledGraph& cg = *graph_;
+  if (!cg.jitted())
+    throw UserError("this graph was compiled without the JIT (CompileOptions::jit = false)");
   variables_.resize(cg.variables_.size());
   externals_.assign(size_t(cg.plan_.num_externals), nullptr);
   externals_[0] = state_.get();

@@ -53,8 +53,11 @@ void SumRows(const float* a, int64_t rows, int64_t cols, float* out) {
 
 class FullyConnectedOp final : public LibraryOp {
  public:
-  size_t num_inputs() const override { return bias_ ? 3 : 2; }
-  size_t num_outputs() const override { return 1; }
+  void ArgBytes(std::vector<int64_t>& in, std::vector<int64_t>& out) const override {
+    in = {4 * m_ * k_, 4 * n_ * k_};
+    if (bias_) in.push_back(4 * n_);
+    out = {4 * m_ * n_};
+  }
   FullyConnectedOp(int64_t m, int64_t n, int64_t k, bool bias) : m_(m), n_(n), k_(k), bias_(bias) {}
   int64_t WorkspaceBytes(int threads) const override {
     workspace_ = GemmWorkspaceBytes(Args(), threads);
@@ -99,8 +102,10 @@ class FullyConnectedOp final : public LibraryOp {
 // dot (2-D) and batch_dot: C[b] = op(A[b]) op(B[b]) with MXNet's transpose_a / transpose_b.
 class MatMulOp final : public LibraryOp {
  public:
-  size_t num_inputs() const override { return 2; }
-  size_t num_outputs() const override { return 1; }
+  void ArgBytes(std::vector<int64_t>& in, std::vector<int64_t>& out) const override {
+    in = {4 * batch_ * m_ * k_, 4 * batch_ * k_ * n_};
+    out = {4 * batch_ * m_ * n_};
+  }
   MatMulOp(int64_t batch, int64_t m, int64_t n, int64_t k, bool ta, bool tb)
       : batch_(batch), m_(m), n_(n), k_(k), ta_(ta), tb_(tb) {}
   int64_t WorkspaceBytes(int threads) const override { return GemmWorkspaceBytes(Args(), threads); }
@@ -135,8 +140,11 @@ class MatMulOp final : public LibraryOp {
 // bias_grad = column sums of ograd.
 class FullyConnectedBackwardOp final : public LibraryOp {
  public:
-  size_t num_inputs() const override { return 3; }
-  size_t num_outputs() const override { return bias_ ? 3 : 2; }
+  void ArgBytes(std::vector<int64_t>& in, std::vector<int64_t>& out) const override {
+    in = {4 * m_ * n_, 4 * m_ * k_, 4 * n_ * k_};
+    out = {4 * m_ * k_, 4 * n_ * k_};
+    if (bias_) out.push_back(4 * n_);
+  }
   FullyConnectedBackwardOp(int64_t m, int64_t n, int64_t k, bool bias, bool data_grad)
       : m_(m), n_(n), k_(k), bias_(bias), data_grad_(data_grad) {}
   int64_t WorkspaceBytes(int threads) const override {
@@ -179,10 +187,32 @@ class FullyConnectedBackwardOp final : public LibraryOp {
   bool bias_, data_grad_;
 };
 
+// The argument bytes of a convolution `s` (float32), or of the deconvolution that is its
+// transpose: forward (x, w[, b]) -> y, backward (dy, x, w) -> (dx, dw[, db]), where for the
+// deconvolution x is the convolution's output and y its input.
+void ConvArgBytes(const Conv2dShape& s, bool transposed, bool bias, bool backward,
+                  std::vector<int64_t>& in, std::vector<int64_t>& out) {
+  const int64_t conv_in = 4 * s.batch * s.in_channels * s.in_h * s.in_w;
+  const int64_t conv_out = 4 * s.batch * s.out_channels * s.out_h() * s.out_w();
+  const int64_t w = 4 * s.out_channels * (s.in_channels / s.groups) * s.kernel_h * s.kernel_w;
+  const int64_t x = transposed ? conv_out : conv_in, y = transposed ? conv_in : conv_out;
+  const int64_t b = 4 * (transposed ? s.in_channels : s.out_channels);
+  if (!backward) {
+    in = {x, w};
+    if (bias) in.push_back(b);
+    out = {y};
+    return;
+  }
+  in = {y, x, w};
+  out = {x, w};
+  if (bias) out.push_back(b);
+}
+
 class ConvolutionOp final : public LibraryOp {
  public:
-  size_t num_inputs() const override { return backward_ ? 3 : (bias_ ? 3 : 2); }
-  size_t num_outputs() const override { return backward_ ? (bias_ ? 3 : 2) : 1; }
+  void ArgBytes(std::vector<int64_t>& in, std::vector<int64_t>& out) const override {
+    ConvArgBytes(s_, false, bias_, backward_, in, out);
+  }
   ConvolutionOp(Conv2dShape s, bool bias, bool backward, bool data_grad)
       : s_(s), bias_(bias), backward_(backward), data_grad_(data_grad) {}
   int64_t WorkspaceBytes(int threads) const override {
@@ -233,8 +263,9 @@ class ConvolutionOp final : public LibraryOp {
 // channels.
 class DeconvolutionOp final : public LibraryOp {
  public:
-  size_t num_inputs() const override { return backward_ ? 3 : (bias_ ? 3 : 2); }
-  size_t num_outputs() const override { return backward_ ? (bias_ ? 3 : 2) : 1; }
+  void ArgBytes(std::vector<int64_t>& in, std::vector<int64_t>& out) const override {
+    ConvArgBytes(s_, true, bias_, backward_, in, out);
+  }
   DeconvolutionOp(Conv2dShape s, bool bias, bool backward, bool data_grad)
       : s_(s), bias_(bias), backward_(backward), data_grad_(data_grad) {}
   int64_t WorkspaceBytes(int threads) const override {
@@ -294,8 +325,11 @@ void PerChannel(ThreadPool* pool, int64_t channels, F&& f) {
 
 class BatchNormTrainOp final : public LibraryOp {
  public:
-  size_t num_inputs() const override { return 5; }
-  size_t num_outputs() const override { return 3; }
+  void ArgBytes(std::vector<int64_t>& in, std::vector<int64_t>& out) const override {
+    const int64_t data = 4 * v_.outer * v_.channels * v_.inner, c = 4 * v_.channels;
+    in = {data, c, c, c, c};
+    out = {data, c, c};
+  }
   BatchNormTrainOp(NormView v, NormAttrs a) : v_(v), a_(a) {}
   int64_t WorkspaceBytes(int) const override { return 0; }
   void Run(const void* const* in, void* const* out, void*, ThreadPool* pool,
@@ -342,8 +376,11 @@ class BatchNormTrainOp final : public LibraryOp {
 // (ograd, data, gamma, mean, inv_std) -> (data_grad, gamma_grad, beta_grad).
 class BatchNormBackwardOp final : public LibraryOp {
  public:
-  size_t num_inputs() const override { return 5; }
-  size_t num_outputs() const override { return 3; }
+  void ArgBytes(std::vector<int64_t>& in, std::vector<int64_t>& out) const override {
+    const int64_t data = 4 * v_.outer * v_.channels * v_.inner, c = 4 * v_.channels;
+    in = {data, data, c, c, c};
+    out = {data, c, c};
+  }
   BatchNormBackwardOp(NormView v, NormAttrs a, bool batch_stats)
       : v_(v), a_(a), batch_stats_(batch_stats) {}
   int64_t WorkspaceBytes(int) const override { return 0; }
@@ -453,6 +490,18 @@ const char* LibraryOpKindName(LibraryOpKind kind) {
   return "unknown";
 }
 
+size_t LibraryOp::num_inputs() const {
+  std::vector<int64_t> in, out;
+  ArgBytes(in, out);
+  return in.size();
+}
+
+size_t LibraryOp::num_outputs() const {
+  std::vector<int64_t> in, out;
+  ArgBytes(in, out);
+  return out.size();
+}
+
 std::vector<int64_t> ConvShapeInts(const Conv2dShape& s) {
   return {s.batch,     s.in_channels, s.in_h,       s.in_w,  s.out_channels, s.kernel_h,
           s.kernel_w,  s.stride_h,    s.stride_w,   s.pad_h, s.pad_w,        s.pad_h_end,
@@ -471,6 +520,10 @@ Conv2dShape ConvShapeFromInts(const int64_t* v) {
 
 std::unique_ptr<LibraryOp> MakeLibraryOp(const LibraryOpDesc& d) {
   DescReader r(d);
+  // Every product of the sizes (buffer bytes included) stays far from overflowing int64.
+  double product = 1;
+  for (int64_t v : d.ints) product *= double(std::max<int64_t>(1, v));
+  if (product > double(int64_t(1) << 56)) r.Fail("sizes too large");
   switch (d.kind) {
     case LibraryOpKind::kFullyConnected:
       r.Expect(4, 0);

@@ -502,6 +502,22 @@ void LossBackwardType(TypeInferCtx& ctx) {
 
 }  // namespace
 
+// In inference the label is not read: SoftmaxOutput is a softmax over the axis its attributes
+// choose, so that a deployed model does not ask for labels.
+GradList SoftmaxOutputInferenceForm(GradCtx& g) {
+  const SoftmaxOutputAttrs& a = g.attrs<SoftmaxOutputAttrs>();
+  const Graph& graph = g.graph();
+  if (!graph.has_shapes()) return {std::nullopt};
+  const Shape& d = graph.shape(g.input(0));
+  if (!d.IsFullyKnown()) return {std::nullopt};
+  if (a.multi_output && d.ndim() >= 2) return {g.Emit1("softmax", {g.input(0)}, {{"axis", "1"}})};
+  if (a.multi_output || a.preserve_shape || d.ndim() <= 2)
+    return {g.Emit1("softmax", {g.input(0)}, {{"axis", "-1"}})};
+  Entry rows = g.Emit1("Reshape", {g.input(0)}, {{"shape", "(0, -1)"}});
+  Entry p = g.Emit1("softmax", {rows}, {{"axis", "-1"}});
+  return {g.Emit1("Reshape", {p}, {{"shape", attr_text::Print(d.dims())}})};
+}
+
 void RegisterLossOps(OpRegistry& r) {
   r.Register("SoftmaxOutput")
       .Alias("Softmax")
@@ -518,6 +534,7 @@ void RegisterLossOps(OpRegistry& r) {
         KILN_FLOAT_DTYPE_SWITCH(ctx.out[0].dtype(), T, SoftmaxOutputKernel<T>(ctx));
       })
       .Compute(SoftmaxOutputCompute)
+      .InferenceForm(SoftmaxOutputInferenceForm)
       .Gradient([](GradCtx& g) -> GradList {
         std::vector<Entry> in = {g.output(0), g.input(1)};
         if (g.attrs<SoftmaxOutputAttrs>().out_grad) in.push_back(g.ograd(0));

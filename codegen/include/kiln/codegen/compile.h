@@ -44,6 +44,7 @@
 #include "kiln/codegen/lower.h"
 #include "kiln/ir/graph.h"
 #include "kiln/passes/infer.h"
+#include "kiln/passes/pass_manager.h"
 #include "kiln/runtime/library_ops.h"
 #include "kiln/runtime/plan.h"
 #include "kiln/runtime/tensor.h"
@@ -62,6 +63,10 @@ struct CompileOptions {
   // false: no runtime-library calls either; matrix products and convolutions are lowered like
   // every other op (self-contained code: bundles).
   bool use_library = true;
+  // false: the kernels are lowered but not JIT-compiled (the plan's kernel calls have no
+  // function: kiln-compile emits them as an object file instead); CompiledRun refuses it.
+  bool jit = true;
+  PassManagerOptions passes;  // printing after passes (kiln-compile --dump-after), verification
 };
 
 // How one call of the plan was made.
@@ -120,6 +125,11 @@ class CompiledGraph {
   double pass_ms() const { return pass_ms_; }
   double lower_ms() const { return lower_ms_; }
   double llvm_ms() const { return llvm_ms_; }
+  // The pass manager's table of pass times for this compile.
+  const std::string& pass_timing() const { return pass_timing_; }
+  // The thread count the library calls' workspaces in the arena are sized for.
+  int library_threads() const { return library_threads_; }
+  bool jitted() const { return jit_ != nullptr; }
 
   // A summary: kernels compiled and run by reference (with the ops of each of those), arena
   // size and compile times.
@@ -143,6 +153,8 @@ class CompiledGraph {
   CpuTarget target_;
   size_t forward_calls_ = 0;
   double pass_ms_ = 0, lower_ms_ = 0, llvm_ms_ = 0;
+  std::string pass_timing_;
+  int library_threads_ = 1;
   std::shared_ptr<LLVMJit> jit_;  // keeps the machine code alive
   // Externals: [0] the run state, [1] the library state, then the variables (variables_ order),
   // then the op outputs of the graph's outputs, then the context of each library and reference

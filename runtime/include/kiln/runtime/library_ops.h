@@ -69,9 +69,10 @@ class LibraryOp {
     (void)in, (void)pool;
     return nullptr;
   }
-  // The numbers of inputs and outputs Run reads and writes.
-  virtual size_t num_inputs() const = 0;
-  virtual size_t num_outputs() const = 0;
+  // The bytes of each input Run reads and each output it writes.
+  virtual void ArgBytes(std::vector<int64_t>& in, std::vector<int64_t>& out) const = 0;
+  size_t num_inputs() const;
+  size_t num_outputs() const;
 };
 
 // Builds the op `d` describes. RuntimeError naming the kind and the problem when the numbers

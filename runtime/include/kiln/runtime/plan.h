@@ -35,12 +35,22 @@ using KernelFn = void (*)(void* const* args, int64_t task_begin, int64_t task_en
 struct PlanArg {
   enum class Kind : uint8_t { kArena, kExternal };
   Kind kind = Kind::kArena;
-  int64_t offset = 0;  // kArena: byte offset into the arena
-  int64_t index = 0;   // kExternal: index into the caller's external buffers
-  int64_t bytes = 0;   // the buffer's size, for verification (0: not checked)
+  int64_t offset = 0;    // kArena: byte offset into the arena
+  int64_t index = 0;     // kExternal: index into the caller's external buffers
+  int64_t bytes = 0;     // the bytes the call may touch, for verification (0: not checked)
+  bool written = false;  // the call writes this buffer (artifact loaders check where)
 
-  static PlanArg Arena(int64_t offset, int64_t bytes) { return {Kind::kArena, offset, 0, bytes}; }
-  static PlanArg External(int64_t index) { return {Kind::kExternal, 0, index, 0}; }
+  static PlanArg Arena(int64_t offset, int64_t bytes) {
+    return {Kind::kArena, offset, 0, bytes, false};
+  }
+  static PlanArg External(int64_t index, int64_t bytes = 0) {
+    return {Kind::kExternal, 0, index, bytes, false};
+  }
+  PlanArg Written() const {
+    PlanArg a = *this;
+    a.written = true;
+    return a;
+  }
 };
 
 struct PlanCall {
