@@ -8,7 +8,7 @@ cd "$(dirname "$0")"
 
 PACKAGES=(
   build-essential cmake ninja-build ccache pkg-config git
-  llvm-19-dev llvm-19-tools clang-format
+  llvm-19-dev llvm-19-tools clang-format clang-19 libclang-rt-19-dev
   libopenblas-dev libflatbuffers-dev flatbuffers-compiler
   libgtest-dev zlib1g-dev dataset-fashion-mnist graphviz python3
   libonnx-dev libprotobuf-dev protobuf-compiler python3-onnx python3-numpy python3-torch

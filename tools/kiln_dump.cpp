@@ -64,16 +64,17 @@ std::string PrintKernels(const Graph& g, KernelForm form, const std::string& onl
   for (uint32_t id = 0; id < g.num_nodes(); ++id) {
     if (g.node(id).is_variable() || (!only.empty() && g.node(id).name != only)) continue;
     found = true;
-    std::vector<std::string> missing = codegen::UnsupportedOps(g, id);
-    if (missing.empty()) {
-      kernels.push_back(codegen::LowerNode(g, id));
-      if (form == KernelForm::kIR) out += codegen::PrintKernel(kernels.back()) + "\n";
-      continue;
-    }
+    // As CompileGraph decides: the runtime library first, then one kernel.
     if (std::string anchor = codegen::LibraryAnchor(g, id); !anchor.empty()) {
       out += StrCat("// ", g.node(id).name, ": ", anchor,
                     " on the runtime library (GEMM, convolution), the rest of the node as one "
                     "kernel\n\n");
+      continue;
+    }
+    std::vector<std::string> missing = codegen::UnsupportedOps(g, id);
+    if (missing.empty()) {
+      kernels.push_back(codegen::LowerNode(g, id));
+      if (form == KernelForm::kIR) out += codegen::PrintKernel(kernels.back()) + "\n";
       continue;
     }
     out += StrCat("// ", g.node(id).name, ": not lowered, no compute definition for");

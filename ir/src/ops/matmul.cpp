@@ -10,7 +10,8 @@
 // axes (no broadcasting); transpose_a reads a as (B..., K, M), transpose_b b as (B..., N, K).
 //
 // Both are defined for all nine dtypes, accumulating in AccType. forward_stype is accepted and
-// ignored: kiln's tensors are dense.
+// ignored: kiln's tensors are dense. Both have compute definitions for all nine dtypes too (a
+// sum over the contracted axis, ContractionSum); _backward_dot has none yet.
 //
 // Gradients. With op(a) the (M, K) matrix dot reads from a and op(b) the (K, N) one from b,
 // d op(a) = dy op(b)^T and d op(b) = op(a)^T dy, stored back transposed where the operand was
@@ -22,6 +23,9 @@
 //              (1, 0): da = b dy^T,     db = a dy
 //              (0, 1): da = dy b,       db = dy^T a
 //              (1, 1): da = b^T dy^T,   db = dy^T a^T
+#include <functional>
+#include <utility>
+
 #include "kiln/ir/grad.h"
 #include "ops/register.h"
 #include "ops/tensor_util.h"
@@ -215,6 +219,61 @@ void BatchDotKernel(const KernelCtx& ctx) {
     Gemm(ap + i * m * k, bp + i * k * n, cp + i * m * n, m, n, k, at.transpose_a, at.transpose_b);
 }
 
+// --- Compute definitions ---
+
+// sum over r in [0, k) of lhs(r) * rhs(r), the two reads widened to the kernel IR's arithmetic
+// types (int8, uint8, bool: int32; float16, bfloat16: float32), then converted to t as the
+// reference converts its accumulator (ConvertValue). Integers wrap: a sum of int32 (or int64)
+// products modulo 2^32 (2^64) is the reference's int64 sum modulo that, so integer results are
+// the reference's bit for bit; float32 sums in float32 where the reference sums in double.
+TExpr ContractionSum(DType t, int64_t k,
+                     const std::function<std::pair<TExpr, TExpr>(const TExpr& r)>& reads) {
+  TExpr y = TReduce(TReduceOp::kSum, {k}, [&](const std::vector<TExpr>& r) {
+    auto [lhs, rhs] = reads(r[0]);
+    return Widen(lhs) * Widen(rhs);
+  });
+  return ConvertExpr(y, t);
+}
+
+// out[o...] = sum_r a[...] * b[...], each operand read at r on its contraction axis and at the
+// output axes it contributes (PlanDot) elsewhere.
+std::vector<TExpr> DotCompute(const ComputeCtx& c) {
+  const auto& at = c.attrs<DotAttrs>();
+  DType t = c.out_dtype(0);
+  if (c.in_dtype(0) != t || c.in_dtype(1) != t) return {};
+  const Shape &a = c.in_shape(0), &b = c.in_shape(1);
+  DotPlan p = PlanDot(a.ndim(), b.ndim(), at.transpose_a, at.transpose_b);
+  std::vector<TExpr> ia(size_t(a.ndim())), ib(size_t(b.ndim()));
+  for (size_t o = 0; o < p.out.size(); ++o) {
+    auto [which, axis] = p.out[o];
+    (which == 0 ? ia : ib)[size_t(axis)] = TAxis(int(o));
+  }
+  return {ContractionSum(t, a[p.ca], [&](const TExpr& r) {
+    ia[size_t(p.ca)] = ib[size_t(p.cb)] = r;
+    return std::pair{c.Read(0, ia), c.Read(1, ib)};
+  })};
+}
+
+// out[B..., i, j] = sum_r op(a)[B..., i, r] * op(b)[B..., r, j].
+std::vector<TExpr> BatchDotCompute(const ComputeCtx& c) {
+  const auto& at = c.attrs<DotAttrs>();
+  DType t = c.out_dtype(0);
+  if (c.in_dtype(0) != t || c.in_dtype(1) != t) return {};
+  const Shape& a = c.in_shape(0);
+  int rank = a.ndim();
+  int64_t k = at.transpose_a ? a[rank - 2] : a[rank - 1];
+  std::vector<TExpr> axes = c.Axes();
+  TExpr i = axes[size_t(rank - 2)], j = axes[size_t(rank - 1)];
+  return {ContractionSum(t, k, [&](const TExpr& r) {
+    std::vector<TExpr> ia(axes.begin(), axes.end() - 2), ib = ia;
+    ia.push_back(at.transpose_a ? r : i);
+    ia.push_back(at.transpose_a ? i : r);
+    ib.push_back(at.transpose_b ? j : r);
+    ib.push_back(at.transpose_b ? r : j);
+    return std::pair{c.Read(0, ia), c.Read(1, ib)};
+  })};
+}
+
 // --- Gradients ---
 
 // (dy, a, b) -> (da, db) for dot, with M, K, N as the forward kernel sees them.
@@ -297,6 +356,7 @@ void RegisterMatmulOps(OpRegistry& r) {
       .Pattern(FusionPattern::kOutElemwiseFusable)
       .Reference(
           [](KernelCtx& ctx) { KILN_DTYPE_SWITCH(ctx.out[0].dtype(), T, DotKernel<T>(ctx)); })
+      .Compute(DotCompute)
       .Gradient(DotGrad);
 
   r.Register("_backward_dot")
@@ -320,6 +380,7 @@ void RegisterMatmulOps(OpRegistry& r) {
       .Pattern(FusionPattern::kOutElemwiseFusable)
       .Reference(
           [](KernelCtx& ctx) { KILN_DTYPE_SWITCH(ctx.out[0].dtype(), T, BatchDotKernel<T>(ctx)); })
+      .Compute(BatchDotCompute)
       .Gradient(BatchDotGrad);
 }
 

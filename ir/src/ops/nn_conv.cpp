@@ -18,12 +18,18 @@
 // Both are out-elementwise-fusable: a following bias, activation or scale fuses into the
 // epilogue of the convolution kernel. So are their backward ops, on output 0 (the data
 // gradient): the relu gradient and the gradient sums of a training graph fuse into it.
+//
+// Compute definitions (forward only, every floating dtype): a sum over a filter's taps with
+// padded taps selected away (ConvolutionCompute), and Deconvolution as the matching gather
+// (DeconvolutionCompute). CompileGraph runs float32 convolutions on the runtime library (D34)
+// unless told not to; the definitions make every convolution lowerable (self-contained code).
 #include <algorithm>
 #include <optional>
 
 #include "kiln/ir/grad.h"
 #include "ops/nn_util.h"
 #include "ops/register.h"
+#include "ops/tensor_util.h"
 
 namespace kiln::ops {
 namespace {
@@ -390,6 +396,123 @@ void DeconvolutionKernel(const KernelCtx& ctx) {
   }
 }
 
+// ----- Compute definitions -----
+
+// The type a definition computes floating dtype t in: float16 and bfloat16 widen to float32.
+DType ComputeType(DType t) {
+  return IsComputeFloat(t) ? t : DType::kFloat32;
+}
+
+// y + bias[f] (unless no_bias), rounded to dtype t.
+TExpr AddBiasAndRound(const ComputeCtx& c, bool no_bias, TExpr y, DType t) {
+  if (!no_bias) y = Widen(c.Read(2, {TAxis(1)})) + y;
+  return y->dtype == t ? y : TCast(t, y);
+}
+
+// a && b, where a null `a` is true.
+TExpr AndAlso(const TExpr& a, TExpr b) {
+  return a ? TBinary(TBinaryOp::kAnd, a, std::move(b)) : b;
+}
+
+// i * k, leaving out multiplications by 1.
+TExpr Scaled(const TExpr& i, int64_t k) {
+  return k == 1 ? i : i * TIndex(k);
+}
+
+// Convolution as a sum over a filter's taps (channel of its group, then kernel positions):
+//   y[n, f, o...] = bias[f] + sum_{c, k...} x[n, g Cg + c, o s - p + k d ...] w[f, c, k...]
+// with g = f / Fg the filter's group. A tap in the padding contributes 0 through a Select whose
+// read is clamped into the data (Select evaluates both sides); axes without padding are always
+// inside and read directly. Every floating dtype: float16 and bfloat16 sum in float32, rounded
+// once at the end; the reference sums in double.
+std::vector<TExpr> ConvolutionCompute(const ComputeCtx& c) {
+  const auto& a = c.attrs<ConvolutionAttrs>();
+  DType t = c.out_dtype(0);
+  if (!IsFloatingPoint(t) || (a.layout && IsChannelLast(*a.layout))) return {};
+  for (int j = 0; j < c.num_in(); ++j)
+    if (c.in_dtype(j) != t) return {};
+  DType ct = ComputeType(t);
+  const std::vector<int64_t>& x = c.in_shape(0).dims();
+  // No data (no batch, no channels or an empty spatial axis): only the bias, nothing to read.
+  if (NumElements(x) == 0) return {AddBiasAndRound(c, a.no_bias, TConst(0, ct), t)};
+  ConvGeom g = Geom(a);
+  size_t nd = g.kernel.size();
+  int64_t Cg = x[1] / a.num_group, Fg = a.num_filter / a.num_group;
+  std::vector<int64_t> extents = {Cg};
+  extents.insert(extents.end(), g.kernel.begin(), g.kernel.end());
+  TExpr f = TAxis(1);
+  TExpr y = TReduce(TReduceOp::kSum, extents, [&](const std::vector<TExpr>& r) {
+    TExpr channel = a.num_group == 1 ? r[0] : Scaled(f / TIndex(Fg), Cg) + r[0];
+    std::vector<TExpr> xi = {TAxis(0), channel}, wi = {f, r[0]};
+    TExpr inside;
+    for (size_t i = 0; i < nd; ++i) {
+      int64_t extent = x[2 + i];
+      TExpr pos = Scaled(TAxis(2 + int(i)), g.stride[i]) + Scaled(r[1 + i], g.dilate[i]);
+      if (g.pad[i] > 0) {
+        pos = pos - TIndex(g.pad[i]);
+        inside = AndAlso(inside, TBinary(TBinaryOp::kAnd, TBinary(TBinaryOp::kGE, pos, TIndex(0)),
+                                         TBinary(TBinaryOp::kLT, pos, TIndex(extent))));
+        pos = ClampIndex(pos, 0, extent - 1);
+      }
+      xi.push_back(pos);
+      wi.push_back(r[1 + i]);
+    }
+    TExpr v = Widen(c.Read(0, xi));
+    if (inside) v = TSelect(inside, v, TConst(0, ct));
+    return v * Widen(c.Read(1, wi));
+  });
+  return {AddBiasAndRound(c, a.no_bias, y, t)};
+}
+
+// Deconvolution as a gather (the transpose of Convolution's sum): output position o of a
+// spatial axis receives x[i] w[k] from every input position i and tap k with i s - p + k d = o,
+// i.e. q = o + p - k d divisible by s and i = q / s inside the data:
+//   y[n, f, o...] = bias[f] + sum_{c, k...} [valid] x[n, g Cg + c, i...] w[g Cg + c, f % Fg, k...]
+// with g = f / Fg. The sum runs over every tap (with stride s only one in s per axis is valid);
+// invalid taps contribute 0 through a Select with clamped reads. The Select is on the product:
+// the reference skips invalid taps, so an infinite weight there must not give 0 * inf = NaN
+// (Convolution's padding, in contrast, multiplies the weight by 0 as the reference does).
+// Pad and adj are the forward pass's (target_shape resolved as the shape rule does).
+std::vector<TExpr> DeconvolutionCompute(const ComputeCtx& c) {
+  const auto& a = c.attrs<DeconvolutionAttrs>();
+  DType t = c.out_dtype(0);
+  if (!IsFloatingPoint(t) || (a.layout && IsChannelLast(*a.layout))) return {};
+  for (int j = 0; j < c.num_in(); ++j)
+    if (c.in_dtype(j) != t) return {};
+  DType ct = ComputeType(t);
+  const std::vector<int64_t>& x = c.in_shape(0).dims();
+  if (NumElements(x) == 0) return {AddBiasAndRound(c, a.no_bias, TConst(0, ct), t)};
+  ConvGeom g = Geom(a);
+  size_t nd = g.kernel.size();
+  DeconvPads pads =
+      DeconvPadAdj(a, g, std::vector<int64_t>(x.end() - int64_t(nd), x.end()), nullptr);
+  int64_t Cg = x[1] / a.num_group, Fg = a.num_filter / a.num_group;
+  std::vector<int64_t> extents = {Cg};
+  extents.insert(extents.end(), g.kernel.begin(), g.kernel.end());
+  TExpr f = TAxis(1);
+  TExpr y = TReduce(TReduceOp::kSum, extents, [&](const std::vector<TExpr>& r) {
+    TExpr channel = a.num_group == 1 ? r[0] : Scaled(f / TIndex(Fg), Cg) + r[0];
+    std::vector<TExpr> xi = {TAxis(0), channel};
+    std::vector<TExpr> wi = {channel, a.num_group == 1 ? f : f % TIndex(Fg)};
+    TExpr valid;
+    for (size_t i = 0; i < nd; ++i) {
+      int64_t extent = x[2 + i], s = g.stride[i];
+      TExpr q = TAxis(2 + int(i)) - Scaled(r[1 + i], g.dilate[i]);
+      if (pads.pad[i] > 0) q = q + TIndex(pads.pad[i]);
+      TExpr pos = s == 1 ? q : q / TIndex(s);
+      TExpr ok = TBinary(TBinaryOp::kAnd, TBinary(TBinaryOp::kGE, q, TIndex(0)),
+                         TBinary(TBinaryOp::kLT, pos, TIndex(extent)));
+      if (s > 1)
+        ok = TBinary(TBinaryOp::kAnd, ok, TBinary(TBinaryOp::kEQ, q % TIndex(s), TIndex(0)));
+      valid = AndAlso(valid, ok);
+      xi.push_back(ClampIndex(pos, 0, extent - 1));
+      wi.push_back(r[1 + i]);
+    }
+    return TSelect(valid, Widen(c.Read(0, xi)) * Widen(c.Read(1, wi)), TConst(0, ct));
+  });
+  return {AddBiasAndRound(c, a.no_bias, y, t)};
+}
+
 // ----- Gradients -----
 
 // Where the backward kernels write, in the accumulation type; stored at the end.
@@ -558,6 +681,7 @@ void RegisterConvOps(OpRegistry& r) {
       .Reference([](KernelCtx& ctx) {
         KILN_FLOAT_DTYPE_SWITCH(ctx.out[0].dtype(), T, ConvolutionKernel<T>(ctx));
       })
+      .Compute(ConvolutionCompute)
       .Gradient(
           [](GradCtx& g) { return ConvGradient<ConvolutionAttrs>(g, "_backward_Convolution"); });
 
@@ -592,6 +716,7 @@ void RegisterConvOps(OpRegistry& r) {
       .Reference([](KernelCtx& ctx) {
         KILN_FLOAT_DTYPE_SWITCH(ctx.out[0].dtype(), T, DeconvolutionKernel<T>(ctx));
       })
+      .Compute(DeconvolutionCompute)
       .Gradient([](GradCtx& g) {
         return ConvGradient<DeconvolutionAttrs>(g, "_backward_Deconvolution");
       });

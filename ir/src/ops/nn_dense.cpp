@@ -1,5 +1,8 @@
 // nn_dense.cpp - FullyConnected and Embedding.
 //
+// FullyConnected has a compute definition for every floating dtype, a sum over the features
+// (FullyConnectedCompute); its gradient has none yet.
+//
 // Embedding (MXNet semantics): output[i..., :] = weight[clip(int(data[i...])), :], with data of
 // any numeric dtype (indices are truncated toward zero, then clipped to [0, input_dim - 1], as
 // MXNet's take in clip mode), weight (input_dim, output_dim) of the `dtype` attribute, and
@@ -106,6 +109,43 @@ void FullyConnectedKernel(const KernelCtx& ctx) {
     }
     for (int64_t j = 0; j < m; ++j) yp[r * m + j] = static_cast<T>(row[size_t(j)]);
   }
+}
+
+// The kernel above as a compute definition, for every floating dtype: a sum over the features,
+//   out[r..., j] = bias[j] + sum_i data[r..., i] * weight[j, i],
+// with the row's features read through the flattened trailing axes of data when flatten (one
+// reduction axis over all features: the weight's rows are read contiguously). float16 and
+// bfloat16 are widened to float32 and the sum rounded once at the end; the reference sums in
+// double, so float32 results differ from it by the summation order and precision only.
+std::vector<TExpr> FullyConnectedCompute(const ComputeCtx& c) {
+  const auto& a = c.attrs<FullyConnectedAttrs>();
+  DType t = c.out_dtype(0);
+  if (!IsFloatingPoint(t)) return {};
+  for (int j = 0; j < c.num_in(); ++j)
+    if (c.in_dtype(j) != t) return {};
+  const std::vector<int64_t>& data = c.in_shape(0).dims();
+  const int64_t k = c.in_shape(1)[1];
+  std::vector<TExpr> axes = c.Axes();
+  const TExpr j = axes.back();
+  // The data index of feature i of the current output row.
+  auto data_index = [&](const TExpr& i) {
+    std::vector<TExpr> idx;
+    if (a.flatten) {
+      idx.push_back(axes[0]);
+      std::vector<TExpr> rest =
+          ReshapeIndex(std::vector<int64_t>(data.begin() + 1, data.end()), {k}, {i});
+      idx.insert(idx.end(), rest.begin(), rest.end());
+    } else {
+      idx.assign(axes.begin(), axes.end() - 1);
+      idx.push_back(i);
+    }
+    return idx;
+  };
+  TExpr y = TReduce(TReduceOp::kSum, {k}, [&](const std::vector<TExpr>& r) {
+    return Widen(c.Read(0, data_index(r[0]))) * Widen(c.Read(1, {j, r[0]}));
+  });
+  if (!a.no_bias) y = Widen(c.Read(2, {j})) + y;
+  return {y->dtype == t ? y : TCast(t, y)};
 }
 
 struct EmbeddingAttrs {
@@ -296,6 +336,7 @@ void RegisterDenseOps(OpRegistry& r) {
       .Reference([](KernelCtx& ctx) {
         KILN_FLOAT_DTYPE_SWITCH(ctx.out[0].dtype(), T, FullyConnectedKernel<T>(ctx));
       })
+      .Compute(FullyConnectedCompute)
       .Gradient([](GradCtx& g) -> GradList {
         auto d = g.EmitWithAttrs("_backward_FullyConnected", {g.ograd(0), g.input(0), g.input(1)});
         GradList grads = {d[0], d[1]};
