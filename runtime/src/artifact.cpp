@@ -28,6 +28,14 @@ uint64_t Fnv1a(const uint8_t* p, size_t n) {
   return h;
 }
 
+// flatbuffers' verifier (2.0) checks a vector's length field, not its elements' alignment: a
+// damaged file can place a vector of 8-byte elements 4 bytes off. The buffer's base is page
+// aligned, so the address tells.
+template <class V>
+bool Aligned(const V* v) {
+  return v->size() == 0 || reinterpret_cast<uintptr_t>(v->Data()) % 8 == 0;
+}
+
 void* AlignedAlloc(size_t alignment, size_t bytes) {
   size_t rounded = (std::max<size_t>(bytes, 1) + alignment - 1) / alignment * alignment;
   void* p = std::aligned_alloc(alignment, rounded);
@@ -189,6 +197,7 @@ void Artifact::Parse() {
       if (t->dtype() >= kNumDTypes) fail(StrCat(who, ": dtype code ", int(t->dtype()), " unknown"));
       a.dtype = DType(t->dtype());
       int64_t elements = 1;
+      if (t->shape() && !Aligned(t->shape())) fail(StrCat(who, ": misaligned shape"));
       if (t->shape())
         for (int64_t d : *t->shape()) {
           if (d < 0 || (d > 0 && elements > kMaxSize / d)) fail(StrCat(who, ": bad shape"));
@@ -230,6 +239,8 @@ void Artifact::Parse() {
       std::string who = StrCat("library op ", i);
       LibraryOpDesc d;
       d.kind = LibraryOpKind(op->kind());
+      if ((op->ints() && !Aligned(op->ints())) || (op->reals() && !Aligned(op->reals())))
+        fail(StrCat(who, ": misaligned numbers"));
       if (op->ints()) d.ints.assign(op->ints()->begin(), op->ints()->end());
       if (op->reals()) d.reals.assign(op->reals()->begin(), op->reals()->end());
       if (d.kind == LibraryOpKind::kBatchNormTrain)
@@ -269,6 +280,7 @@ void Artifact::Parse() {
       call.name = str(c->name());
       call.tasks = c->tasks();
       std::string who = StrCat("call ", i, " (", call.name, ")");
+      if (c->args() && !Aligned(c->args())) fail(StrCat(who, ": misaligned arguments"));
       if (c->args())
         for (const fb::Arg* a : *c->args()) {
           std::string arg = StrCat(who, ": argument ", call.args.size());

@@ -12,6 +12,11 @@ config.excludes = ["Inputs", "lit.cfg.py", "lit.site.cfg.py.in"]
 config.substitutions.append(("%kiln-opt", os.path.join(config.kiln_tools_dir, "kiln-opt")))
 config.substitutions.append(("%kiln-dump", os.path.join(config.kiln_tools_dir, "kiln-dump")))
 config.substitutions.append(
+    ("%kiln-compile", os.path.join(config.kiln_tools_dir, "kiln-compile")))
+config.substitutions.append(("%kiln-run", os.path.join(config.kiln_tools_dir, "kiln-run")))
+config.substitutions.append(("%kiln-rt-lib", config.kiln_runtime_lib))
+config.substitutions.append(("%python", "/usr/bin/python3"))
+config.substitutions.append(
     ("%build-models", os.path.join(config.kiln_examples_dir, "build_models")))
 config.substitutions.append(("FileCheck", config.filecheck))
 config.substitutions.append(("%not", "not"))
