@@ -27,6 +27,30 @@ int64_t RoundUp(int64_t n, int64_t to) {
 
 }  // namespace
 
+std::vector<PlacedParam> PlaceParams(const CompiledGraph& cg,
+                                     const std::map<std::string, Tensor>& params, int64_t alignment,
+                                     int64_t* total) {
+  const Graph& g = cg.graph();
+  const std::vector<uint32_t>& vars = cg.variable_nodes();
+  std::vector<PlacedParam> placed;
+  int64_t bytes = 0;
+  for (size_t v = 0; v < vars.size(); ++v) {
+    const std::string& name = g.node(vars[v]).name;
+    auto it = params.find(name);
+    if (it == params.end()) continue;
+    const Entry e{vars[v], 0};
+    const Tensor& t = it->second;
+    if (!t.defined() || Shape(t.shape()) != g.shape(e) || t.dtype() != g.dtype(e))
+      throw UserError(StrCat("parameter \"", name, "\" is ",
+                             t.defined() ? t.TypeString() : "undefined", " but the graph needs ",
+                             DTypeName(g.dtype(e)), g.shape(e).ToString()));
+    placed.push_back({v, &t, bytes});
+    bytes = RoundUp(bytes + int64_t(t.nbytes()), alignment);
+  }
+  *total = bytes;
+  return placed;
+}
+
 std::string SerializeArtifact(const CompiledGraph& cg, const std::map<std::string, Tensor>& params,
                               const CpuOptions& cpu, const std::vector<std::string>& output_names) {
   const Graph& g = cg.graph();
@@ -62,19 +86,9 @@ std::string SerializeArtifact(const CompiledGraph& cg, const std::map<std::strin
       library_external[size_t(slots[i].index)] = int64_t(i);
   }
   int64_t param_bytes = 0;
-  for (size_t v = 0; v < vars.size(); ++v) {
-    const std::string& name = g.node(vars[v]).name;
-    auto it = params.find(name);
-    if (it == params.end()) continue;
-    const Entry e{vars[v], 0};
-    const Tensor& t = it->second;
-    if (!t.defined() || Shape(t.shape()) != g.shape(e) || t.dtype() != g.dtype(e))
-      throw UserError(StrCat("parameter \"", name, "\" is ",
-                             t.defined() ? t.TypeString() : "undefined", " but the graph needs ",
-                             DTypeName(g.dtype(e)), g.shape(e).ToString()));
-    param_list.push_back({v, variable_external[v], param_bytes, int64_t(t.nbytes()), &t});
-    param_bytes = RoundUp(param_bytes + int64_t(t.nbytes()), kArtifactParamAlignment);
-  }
+  for (const PlacedParam& p : PlaceParams(cg, params, kArtifactParamAlignment, &param_bytes))
+    param_list.push_back(
+        {p.variable, variable_external[p.variable], p.offset, int64_t(p.value->nbytes()), p.value});
   if (param_bytes > (int64_t(1) << 31) - (int64_t(1) << 26))
     throw UnsupportedError(StrCat("the parameters take ", param_bytes,
                                   " bytes; artifacts hold up to 2 GB (flatbuffers' limit)"));

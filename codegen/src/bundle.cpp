@@ -9,6 +9,8 @@
 // own, filled by a copy at the end of NAME_run (the weights are the caller's read-only memory).
 #include "kiln/codegen/bundle.h"
 
+#include <cstring>
+
 #include <algorithm>
 #include <cctype>
 #include <filesystem>
@@ -16,6 +18,7 @@
 #include <set>
 #include <system_error>
 
+#include "kiln/codegen/artifact.h"
 #include "kiln/runtime/error.h"
 #include "kiln/runtime/npy.h"
 #include "llvm/bundle_object.h"
@@ -247,22 +250,15 @@ void EmitBundle(const Graph& g, const CompileOptions& options,
   std::string weights;
   std::vector<bool> is_param(vars.size(), false);
   size_t num_params = 0;
-  for (size_t v = 0; v < vars.size(); ++v) {
-    const std::string& vname = graph.node(vars[v]).name;
-    auto it = params.find(vname);
-    if (it == params.end()) continue;
-    const Entry e{vars[v], 0};
-    const Tensor& t = it->second;
-    if (!t.defined() || Shape(t.shape()) != graph.shape(e) || t.dtype() != graph.dtype(e))
-      throw UserError(StrCat("parameter \"", vname, "\" is ",
-                             t.defined() ? t.TypeString() : "undefined", " but the graph needs ",
-                             DTypeName(graph.dtype(e)), graph.shape(e).ToString()));
-    const int64_t offset = int64_t(weights.size());
-    weights.append(static_cast<const char*>(t.raw_data()), t.nbytes());
-    weights.resize(size_t(RoundUp(int64_t(weights.size()), kBundleAlignment)), '\0');
+  int64_t weight_bytes = 0;
+  std::vector<PlacedParam> placed = PlaceParams(cg, params, kBundleAlignment, &weight_bytes);
+  weights.assign(size_t(weight_bytes), '\0');
+  for (const PlacedParam& p : placed) {
+    const size_t v = p.variable;
+    std::memcpy(weights.data() + p.offset, p.value->raw_data(), p.value->nbytes());
     is_param[v] = true;
     ++num_params;
-    if (variable_external[v] >= 0) where[size_t(variable_external[v])] = RegionRef{true, offset};
+    if (variable_external[v] >= 0) where[size_t(variable_external[v])] = RegionRef{true, p.offset};
   }
 
   // The activation region: the arena, the inputs, the outputs.

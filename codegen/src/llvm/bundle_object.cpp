@@ -21,41 +21,10 @@
 
 #include "kiln/runtime/error.h"
 #include "llvm/emitter.h"
+#include "llvm/pipeline.h"
 
 namespace kiln::codegen::llvm_backend {
 namespace {
-
-std::unique_ptr<llvm::TargetMachine> MakeTargetMachine(const CpuTarget& t) {
-  std::string err;
-  const llvm::Target* target = llvm::TargetRegistry::lookupTarget(t.triple, err);
-  if (!target) throw RuntimeError("LLVM has no target for " + t.triple + ": " + err);
-  llvm::TargetOptions options;
-  std::unique_ptr<llvm::TargetMachine> tm(
-      target->createTargetMachine(t.triple, t.cpu, t.features, options, llvm::Reloc::PIC_,
-                                  std::nullopt, llvm::CodeGenOptLevel::Aggressive));
-  if (!tm) throw RuntimeError("LLVM cannot create a target machine for " + t.cpu);
-  return tm;
-}
-
-void Optimize(llvm::Module& m, llvm::TargetMachine& tm, int level) {
-  llvm::LoopAnalysisManager lam;
-  llvm::FunctionAnalysisManager fam;
-  llvm::CGSCCAnalysisManager cgam;
-  llvm::ModuleAnalysisManager mam;
-  llvm::PassBuilder pb(&tm);
-  pb.registerModuleAnalyses(mam);
-  pb.registerCGSCCAnalyses(cgam);
-  pb.registerFunctionAnalyses(fam);
-  pb.registerLoopAnalyses(lam);
-  pb.crossRegisterProxies(lam, fam, cgam, mam);
-  llvm::OptimizationLevel opt = level <= 0   ? llvm::OptimizationLevel::O0
-                                : level == 1 ? llvm::OptimizationLevel::O1
-                                : level == 2 ? llvm::OptimizationLevel::O2
-                                             : llvm::OptimizationLevel::O3;
-  llvm::ModulePassManager mpm =
-      level <= 0 ? pb.buildO0DefaultPipeline(opt) : pb.buildPerModuleDefaultPipeline(opt);
-  mpm.run(m, mam);
-}
 
 // Adds `void entry(ptr weights, ptr activations)` running `steps`.
 void AddDriver(llvm::Module& m, const std::vector<Kernel>& kernels,
@@ -154,13 +123,7 @@ BuiltModule Build(const std::vector<Kernel>& kernels, const std::vector<BundleSt
 std::string BundleToObject(const std::vector<Kernel>& kernels, const std::vector<BundleStep>& steps,
                            const std::string& entry, const CpuOptions& options) {
   BuiltModule built = Build(kernels, steps, entry, options);
-  llvm::SmallString<0> buffer;
-  llvm::raw_svector_ostream os(buffer);
-  llvm::legacy::PassManager pm;
-  if (built.tm->addPassesToEmitFile(pm, os, nullptr, llvm::CodeGenFileType::ObjectFile))
-    throw UnsupportedError("LLVM cannot emit an object file for " + built.tm->getTargetCPU().str());
-  pm.run(*built.m);
-  return std::string(buffer.str());
+  return EmitMachineCode(*built.m, *built.tm, true);
 }
 
 }  // namespace kiln::codegen::llvm_backend

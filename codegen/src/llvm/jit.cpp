@@ -20,6 +20,7 @@
 #include "kiln/codegen/llvm_jit.h"
 #include "kiln/runtime/error.h"
 #include "llvm/emitter.h"
+#include "llvm/pipeline.h"
 
 namespace kiln::codegen {
 namespace {
@@ -36,37 +37,8 @@ std::string ToString(llvm::Error err) {
   return llvm::toString(std::move(err));
 }
 
-std::unique_ptr<llvm::TargetMachine> MakeTargetMachine(const CpuTarget& t) {
-  std::string err;
-  const llvm::Target* target = llvm::TargetRegistry::lookupTarget(t.triple, err);
-  if (!target) throw RuntimeError("LLVM has no target for " + t.triple + ": " + err);
-  llvm::TargetOptions options;
-  std::unique_ptr<llvm::TargetMachine> tm(
-      target->createTargetMachine(t.triple, t.cpu, t.features, options, llvm::Reloc::PIC_,
-                                  std::nullopt, llvm::CodeGenOptLevel::Aggressive));
-  if (!tm) throw RuntimeError("LLVM cannot create a target machine for " + t.cpu);
-  return tm;
-}
-
-void Optimize(llvm::Module& m, llvm::TargetMachine& tm, int level) {
-  llvm::LoopAnalysisManager lam;
-  llvm::FunctionAnalysisManager fam;
-  llvm::CGSCCAnalysisManager cgam;
-  llvm::ModuleAnalysisManager mam;
-  llvm::PassBuilder pb(&tm);
-  pb.registerModuleAnalyses(mam);
-  pb.registerCGSCCAnalyses(cgam);
-  pb.registerFunctionAnalyses(fam);
-  pb.registerLoopAnalyses(lam);
-  pb.crossRegisterProxies(lam, fam, cgam, mam);
-  llvm::OptimizationLevel opt = level <= 0   ? llvm::OptimizationLevel::O0
-                                : level == 1 ? llvm::OptimizationLevel::O1
-                                : level == 2 ? llvm::OptimizationLevel::O2
-                                             : llvm::OptimizationLevel::O3;
-  llvm::ModulePassManager mpm =
-      level <= 0 ? pb.buildO0DefaultPipeline(opt) : pb.buildPerModuleDefaultPipeline(opt);
-  mpm.run(m, mam);
-}
+using llvm_backend::MakeTargetMachine;
+using llvm_backend::Optimize;
 
 // Verifies the kernels, emits them, checks the LLVM module and optimises it.
 std::unique_ptr<llvm::Module> BuildModule(llvm::LLVMContext& ctx,
@@ -193,14 +165,7 @@ std::string KernelsToAssembly(const std::vector<Kernel>& kernels, const CpuOptio
   auto tm = MakeTargetMachine(target);
   llvm::LLVMContext ctx;
   auto m = BuildModule(ctx, kernels, target, *tm, options.opt_level, true);
-  llvm::SmallString<0> buffer;
-  llvm::raw_svector_ostream os(buffer);
-  llvm::legacy::PassManager pm;
-  if (tm->addPassesToEmitFile(pm, os, nullptr, llvm::CodeGenFileType::AssemblyFile)) {
-    throw UnsupportedError("LLVM cannot emit assembly for " + target.cpu);
-  }
-  pm.run(*m);
-  return std::string(buffer.str());
+  return llvm_backend::EmitMachineCode(*m, *tm, false);
 }
 
 std::string KernelsToObject(const std::vector<Kernel>& kernels, const CpuOptions& options) {
@@ -208,14 +173,55 @@ std::string KernelsToObject(const std::vector<Kernel>& kernels, const CpuOptions
   auto tm = MakeTargetMachine(target);
   llvm::LLVMContext ctx;
   auto m = BuildModule(ctx, kernels, target, *tm, options.opt_level, true);
-  llvm::SmallString<0> buffer;
-  llvm::raw_svector_ostream os(buffer);
-  llvm::legacy::PassManager pm;
-  if (tm->addPassesToEmitFile(pm, os, nullptr, llvm::CodeGenFileType::ObjectFile)) {
-    throw UnsupportedError("LLVM cannot emit an object file for " + target.cpu);
-  }
-  pm.run(*m);
-  return std::string(buffer.str());
+  return llvm_backend::EmitMachineCode(*m, *tm, true);
 }
 
 }  // namespace kiln::codegen
+
+namespace kiln::codegen::llvm_backend {
+
+std::unique_ptr<llvm::TargetMachine> MakeTargetMachine(const CpuTarget& t) {
+  std::string err;
+  const llvm::Target* target = llvm::TargetRegistry::lookupTarget(t.triple, err);
+  if (!target) throw RuntimeError("LLVM has no target for " + t.triple + ": " + err);
+  llvm::TargetOptions options;
+  std::unique_ptr<llvm::TargetMachine> tm(
+      target->createTargetMachine(t.triple, t.cpu, t.features, options, llvm::Reloc::PIC_,
+                                  std::nullopt, llvm::CodeGenOptLevel::Aggressive));
+  if (!tm) throw RuntimeError("LLVM cannot create a target machine for " + t.cpu);
+  return tm;
+}
+
+void Optimize(llvm::Module& m, llvm::TargetMachine& tm, int level) {
+  llvm::LoopAnalysisManager lam;
+  llvm::FunctionAnalysisManager fam;
+  llvm::CGSCCAnalysisManager cgam;
+  llvm::ModuleAnalysisManager mam;
+  llvm::PassBuilder pb(&tm);
+  pb.registerModuleAnalyses(mam);
+  pb.registerCGSCCAnalyses(cgam);
+  pb.registerFunctionAnalyses(fam);
+  pb.registerLoopAnalyses(lam);
+  pb.crossRegisterProxies(lam, fam, cgam, mam);
+  llvm::OptimizationLevel opt = level <= 0   ? llvm::OptimizationLevel::O0
+                                : level == 1 ? llvm::OptimizationLevel::O1
+                                : level == 2 ? llvm::OptimizationLevel::O2
+                                             : llvm::OptimizationLevel::O3;
+  llvm::ModulePassManager mpm =
+      level <= 0 ? pb.buildO0DefaultPipeline(opt) : pb.buildPerModuleDefaultPipeline(opt);
+  mpm.run(m, mam);
+}
+
+std::string EmitMachineCode(llvm::Module& m, llvm::TargetMachine& tm, bool object) {
+  llvm::SmallString<0> buffer;
+  llvm::raw_svector_ostream os(buffer);
+  llvm::legacy::PassManager pm;
+  auto type = object ? llvm::CodeGenFileType::ObjectFile : llvm::CodeGenFileType::AssemblyFile;
+  if (tm.addPassesToEmitFile(pm, os, nullptr, type))
+    throw UnsupportedError(StrCat("LLVM cannot emit ", object ? "an object file" : "assembly",
+                                  " for ", tm.getTargetCPU().str()));
+  pm.run(m);
+  return std::string(buffer.str());
+}
+
+}  // namespace kiln::codegen::llvm_backend

@@ -28,4 +28,16 @@ std::string SerializeArtifact(const CompiledGraph& cg, const std::map<std::strin
                               const CpuOptions& cpu,
                               const std::vector<std::string>& output_names = {});
 
+// Where each parameter goes in a weight region (artifacts and bundles): the variables of
+// cg.graph() (variable_nodes() order) with a value in `params`, each at a multiple of
+// `alignment`. UserError naming a value of the wrong shape or dtype. `*total`: the region's size.
+struct PlacedParam {
+  size_t variable = 0;  // index in cg.variable_nodes()
+  const Tensor* value = nullptr;
+  int64_t offset = 0;
+};
+std::vector<PlacedParam> PlaceParams(const CompiledGraph& cg,
+                                     const std::map<std::string, Tensor>& params, int64_t alignment,
+                                     int64_t* total);
+
 }  // namespace kiln::codegen
