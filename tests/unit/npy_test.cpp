@@ -1,6 +1,7 @@
 // npy_test.cpp - .npy files: kiln's round trips, files NumPy writes, NumPy reading kiln's files,
 // malformed input at every length, and atomic writes that fail cleanly.
 #include "kiln/runtime/npy.h"
+#include "python_util.h"
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -72,32 +73,14 @@ class NpyTest : public ::testing::Test {
     return Path(name);
   }
 
-  // Whether /usr/bin/python3 with NumPy runs here; else `why` says what is missing.
-  static bool HaveNumpy(std::string* why) {
-    if (::access("/usr/bin/python3", X_OK) != 0) {
-      *why = "/usr/bin/python3 is missing";
-      return false;
-    }
-    if (std::system("/usr/bin/python3 -c 'import numpy' >/dev/null 2>&1") != 0) {
-      *why = "/usr/bin/python3 cannot import numpy (install python3-numpy)";
-      return false;
-    }
-    return true;
-  }
+  static bool HaveNumpy(std::string* why) { return test::HaveNumpy(why); }
 
   // Runs a Python script (in dir_, the directory being the working directory); returns stdout
   // and stderr together, and expects exit status 0.
   std::string RunPython(const std::string& script) {
     std::string file = WriteBytes("script.py", script);
-    std::string cmd = "cd '" + dir_.string() + "' && /usr/bin/python3 '" + file + "' 2>&1";
-    FILE* p = ::popen(cmd.c_str(), "r");
-    EXPECT_NE(p, nullptr);
-    if (!p) return "";
-    std::string out;
-    char buf[4096];
-    size_t n;
-    while ((n = std::fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
-    int status = ::pclose(p);
+    int status = 0;
+    std::string out = test::RunPythonFile(dir_.string(), file, &status);
     EXPECT_EQ(status, 0) << "python failed:\n" << out;
     return out;
   }

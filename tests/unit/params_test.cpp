@@ -12,6 +12,7 @@
 #include "kiln/frontend/executor.h"
 #include "kiln/frontend/initializer.h"
 #include "kiln/frontend/models.h"
+#include "python_util.h"
 #include "test_util.h"
 
 namespace kiln {
@@ -98,31 +99,15 @@ class ParamsTest : public ::testing::Test {
     return Path(name);
   }
 
-  static bool HaveNumpy(std::string* why) {
-    if (::access("/usr/bin/python3", X_OK) != 0) {
-      *why = "/usr/bin/python3 is missing";
-      return false;
-    }
-    if (std::system("/usr/bin/python3 -c 'import numpy' >/dev/null 2>&1") != 0) {
-      *why = "/usr/bin/python3 cannot import numpy (install python3-numpy)";
-      return false;
-    }
-    return true;
-  }
+  static bool HaveNumpy(std::string* why) { return test::HaveNumpy(why); }
 
   // Runs a Python script with dir_ as the working directory; returns its output and expects
   // exit status 0.
   std::string RunPython(const std::string& script) {
     std::string file = WriteBytes("script.py", script);
-    std::string cmd = "cd '" + dir_.string() + "' && /usr/bin/python3 '" + file + "' 2>&1";
-    FILE* p = ::popen(cmd.c_str(), "r");
-    EXPECT_NE(p, nullptr);
-    if (!p) return "";
-    std::string out;
-    char buf[4096];
-    size_t n;
-    while ((n = std::fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
-    EXPECT_EQ(::pclose(p), 0) << "python failed:\n" << out;
+    int status = 0;
+    std::string out = test::RunPythonFile(dir_.string(), file, &status);
+    EXPECT_EQ(status, 0) << "python failed:\n" << out;
     return out;
   }
 
