@@ -1,7 +1,7 @@
 // sgemm_bench: kiln's runtime GEMM and convolution (kiln/runtime/gemm.h, conv.h) against
 // OpenBLAS's cblas_sgemm, measured in the same run (evidence for decision D34).
 //
-//   OPENBLAS_NUM_THREADS=1 build/bench/kiln_sgemm_bench [--min-ms T] [--threads N]
+//   OPENBLAS_NUM_THREADS=1 build/bench/kiln_sgemm_bench [--min-ms T] [--threads N] [--conv]
 //
 // Squares: C = A B^T with B unpacked on both sides (kiln packs it on every call, as OpenBLAS
 // does). MLP layers (784->512, 512->512, 512->10 at batch 1-256): relu(x W^T + bias), the
@@ -11,6 +11,11 @@
 // against OpenBLAS's. The two sides run alternately (kiln, OpenBLAS, kiln, ...) so that both
 // see the same machine state; times are medians and minimums over the runs; the ratio is
 // OpenBLAS / kiln on minimums (> 1: kiln faster).
+//
+// Then ResNet-18's convolutions (batch 1, 224x224; `--conv` runs only these): kiln's
+// ConvForward with its weights prepacked (ConvPackWeights, as a compiled model with frozen
+// weights runs them) against im2col + cblas_sgemm. The last line sums each side's minimums
+// weighted by how often the layer occurs in the network.
 #include <cblas.h>
 
 #include <algorithm>
@@ -167,6 +172,24 @@ void Mlp(const char* name, int64_t m, int64_t n, int64_t k, double min_ms, kiln:
   Row(name, "prepacked", m, n, k, kiln, blas, pack.min_us, MaxRelDiff(c, ref));
 }
 
+// The im2col matrix [C*KH*KW, OH*OW] of image 0 (groups = 1) into col, plain loops.
+void Im2colInto(const kiln::Conv2dShape& s, const float* x, float* col) {
+  int64_t oh = s.out_h(), ow = s.out_w(), p = oh * ow;
+  for (int64_t c = 0; c < s.in_channels; ++c)
+    for (int64_t kh = 0; kh < s.kernel_h; ++kh)
+      for (int64_t kw = 0; kw < s.kernel_w; ++kw) {
+        float* row = col + ((c * s.kernel_h + kh) * s.kernel_w + kw) * p;
+        for (int64_t i = 0; i < oh; ++i) {
+          int64_t ih = i * s.stride_h - s.pad_h + kh * s.dilation_h;
+          for (int64_t j = 0; j < ow; ++j) {
+            int64_t iw = j * s.stride_w - s.pad_w + kw * s.dilation_w;
+            bool in = ih >= 0 && ih < s.in_h && iw >= 0 && iw < s.in_w;
+            row[i * ow + j] = in ? x[(c * s.in_h + ih) * s.in_w + iw] : 0.0f;
+          }
+        }
+      }
+}
+
 // ResNet-18's 3x3 64->64 convolution on 56x56, batch 1, against im2col + OpenBLAS.
 void Conv(double min_ms, kiln::ThreadPool* pool) {
   kiln::Conv2dShape s;
@@ -203,30 +226,119 @@ void Conv(double min_ms, kiln::ThreadPool* pool) {
   Row("conv 3x3 64->64 56x56", "im2col", 64, p, kg, kiln, blas, -1, MaxRelDiff(y, ref));
 }
 
+struct ConvTotals {
+  double kiln_us = 0, blas_us = 0;
+};
+
+// One of ResNet-18's convolutions (`count`: how often it occurs; padding k / 2): kiln with
+// prepacked weights against im2col + OpenBLAS.
+void ResNetConv(const char* name, int64_t count, int64_t c, int64_t hw, int64_t o, int64_t k,
+                int64_t stride, double min_ms, kiln::ThreadPool* pool, ConvTotals& totals) {
+  kiln::Conv2dShape s;
+  s.batch = 1, s.in_channels = c, s.in_h = s.in_w = hw;
+  s.out_channels = o, s.kernel_h = s.kernel_w = k;
+  s.stride_h = s.stride_w = stride, s.pad_h = s.pad_w = k / 2;
+  int64_t p = s.out_h() * s.out_w(), kg = c * k * k;
+  std::vector<float> x = Random(size_t(c * hw * hw), 6), w = Random(size_t(o * kg), 7);
+  std::vector<float> y(size_t(o * p)), ref(size_t(o * p)), col(size_t(kg * p));
+  int threads = pool ? pool->num_threads() : 1;
+  std::vector<char> ws(size_t(kiln::ConvForwardWorkspaceBytes(s, threads)) + 64);
+  void* wsp =
+      reinterpret_cast<void*>((reinterpret_cast<uintptr_t>(ws.data()) + 63) & ~uintptr_t(63));
+  int64_t packed_floats = kiln::ConvPackedWeightsFloats(s);
+  std::vector<float> packed(size_t(packed_floats) + 16);
+  float* pw =
+      reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(packed.data()) + 63) & ~uintptr_t(63));
+  kiln::ConvPackWeights(s, w.data(), pw);
+  auto [kiln, blas] = TimeBoth(
+      [&] {
+        kiln::ConvForward(s, x.data(), w.data(), y.data(), {}, wsp, pool, kiln::GemmIsa::kAuto,
+                          packed_floats ? pw : nullptr);
+      },
+      [&] {
+        Im2colInto(s, x.data(), col.data());
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(o), int(p), int(kg), 1.0f,
+                    w.data(), int(kg), col.data(), int(p), 0.0f, ref.data(), int(p));
+      },
+      min_ms);
+  double flops = 2.0 * o * p * kg, err = MaxRelDiff(y, ref);
+  std::printf(
+      "| %s | %lld | %lld | %lld | %lld | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %.2f | %.1e "
+      "|\n",
+      name, (long long)count, (long long)o, (long long)p, (long long)kg, kiln.median_us,
+      kiln.min_us, blas.median_us, blas.min_us, flops / (kiln.min_us * 1e3),
+      flops / (blas.min_us * 1e3), blas.min_us / kiln.min_us, err);
+  totals.kiln_us += double(count) * kiln.min_us;
+  totals.blas_us += double(count) * blas.min_us;
+  if (err > 1e-4) {
+    std::fprintf(stderr, "sgemm_bench: %s differs from OpenBLAS by %.2e\n", name, err);
+    g_ok = false;
+  }
+}
+
+void ResNetConvs(double min_ms, kiln::ThreadPool* pool) {
+  std::printf(
+      "\n| ResNet-18 conv | count | M | N | K | kiln median us | kiln min us | im2col+OpenBLAS "
+      "median us | im2col+OpenBLAS min us | kiln GFLOP/s | im2col+OpenBLAS GFLOP/s | "
+      "OpenBLAS/kiln (min) | rel diff |\n");
+  std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+  ConvTotals t;
+  ResNetConv("7x7/2 3->64 224", 1, 3, 224, 64, 7, 2, min_ms, pool, t);
+  ResNetConv("3x3 64->64 56", 4, 64, 56, 64, 3, 1, min_ms, pool, t);
+  ResNetConv("3x3/2 64->128 56", 1, 64, 56, 128, 3, 2, min_ms, pool, t);
+  ResNetConv("1x1/2 64->128 56", 1, 64, 56, 128, 1, 2, min_ms, pool, t);
+  ResNetConv("3x3 128->128 28", 3, 128, 28, 128, 3, 1, min_ms, pool, t);
+  ResNetConv("3x3/2 128->256 28", 1, 128, 28, 256, 3, 2, min_ms, pool, t);
+  ResNetConv("1x1/2 128->256 28", 1, 128, 28, 256, 1, 2, min_ms, pool, t);
+  ResNetConv("3x3 256->256 14", 3, 256, 14, 256, 3, 1, min_ms, pool, t);
+  ResNetConv("3x3/2 256->512 14", 1, 256, 14, 512, 3, 2, min_ms, pool, t);
+  ResNetConv("1x1/2 256->512 14", 1, 256, 14, 512, 1, 2, min_ms, pool, t);
+  ResNetConv("3x3 512->512 7", 3, 512, 7, 512, 3, 1, min_ms, pool, t);
+  std::printf("| all 20 (sum of count x min) | | | | | | %.1f | | %.1f | | | %.2f | |\n", t.kiln_us,
+              t.blas_us, t.blas_us / t.kiln_us);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   double min_ms = 300;
   int threads = 1;
+  bool conv_only = false;
   for (int i = 1; i < argc; ++i) {
-    if (!std::strcmp(argv[i], "--min-ms") && i + 1 < argc) min_ms = std::atof(argv[++i]);
-    if (!std::strcmp(argv[i], "--threads") && i + 1 < argc) threads = std::atoi(argv[++i]);
+    if (!std::strcmp(argv[i], "--min-ms") && i + 1 < argc) {
+      min_ms = std::atof(argv[++i]);
+    } else if (!std::strcmp(argv[i], "--threads") && i + 1 < argc) {
+      threads = std::atoi(argv[++i]);
+    } else if (!std::strcmp(argv[i], "--conv")) {
+      conv_only = true;
+    } else {
+      std::printf(
+          "usage: kiln_sgemm_bench [--min-ms T] [--threads N] [--conv]\n"
+          "  --min-ms T   time each case for at least T ms (default 300)\n"
+          "  --threads N  kiln's thread pool size (OpenBLAS: OPENBLAS_NUM_THREADS)\n"
+          "  --conv       only ResNet-18's convolutions\n");
+      return std::strcmp(argv[i], "--help") ? 2 : 0;
+    }
   }
   std::unique_ptr<kiln::ThreadPool> pool;
   if (threads > 1) pool = std::make_unique<kiln::ThreadPool>(threads);
   const char* env = std::getenv("OPENBLAS_NUM_THREADS");
   std::printf("# kiln %d thread(s), ISA %s; OPENBLAS_NUM_THREADS=%s\n", threads,
               kiln::GemmIsaName(kiln::GemmBestIsa()), env ? env : "(unset)");
-  std::printf(
-      "| shape | B | M | N | K | kiln median us | kiln min us | OpenBLAS median us | OpenBLAS "
-      "min us | kiln GFLOP/s | OpenBLAS GFLOP/s | OpenBLAS/kiln (min) | pack B us | rel diff |\n");
-  std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
-  for (int64_t s : {64, 128, 256, 512, 1024, 2048}) Square(s, min_ms, pool.get());
-  for (int64_t bsz : {1, 16, 64, 256}) {
-    Mlp("mlp fc1", bsz, 512, 784, min_ms, pool.get());
-    Mlp("mlp fc2", bsz, 512, 512, min_ms, pool.get());
-    Mlp("mlp fc3", bsz, 10, 512, min_ms, pool.get());
+  if (!conv_only) {
+    std::printf(
+        "| shape | B | M | N | K | kiln median us | kiln min us | OpenBLAS median us | OpenBLAS "
+        "min us | kiln GFLOP/s | OpenBLAS GFLOP/s | OpenBLAS/kiln (min) | pack B us | rel diff "
+        "|\n");
+    std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    for (int64_t s : {64, 128, 256, 512, 1024, 2048}) Square(s, min_ms, pool.get());
+    for (int64_t bsz : {1, 16, 64, 256}) {
+      Mlp("mlp fc1", bsz, 512, 784, min_ms, pool.get());
+      Mlp("mlp fc2", bsz, 512, 512, min_ms, pool.get());
+      Mlp("mlp fc3", bsz, 10, 512, min_ms, pool.get());
+    }
+    Conv(min_ms, pool.get());
   }
-  Conv(min_ms, pool.get());
+  ResNetConvs(min_ms, pool.get());
   return g_ok ? 0 : 1;
 }

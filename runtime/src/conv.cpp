@@ -126,10 +126,19 @@ struct PanelCtx {
   const Dims* d;
   const float* x;
   int64_t j_base;  // the first output pixel of the chunk being packed
+  const gemm_detail::GemmKernels* kr;
+  gemm_detail::Im2colGeometry geometry;  // of x, for kr->im2col
 };
 void Im2colPanel(const void* ctx, int64_t k0, int64_t kc, int64_t j0, int64_t cols, float* dst) {
   const PanelCtx& c = *static_cast<const PanelCtx*>(ctx);
-  Im2col(*c.s, *c.d, c.x, k0, kc, c.j_base + j0, cols, dst, kNR, kNR);
+  if (c.kr->im2col)  // the ISA's own: vector loads straight into the panel
+    c.kr->im2col(&c.geometry, k0, kc, c.j_base + j0, cols, dst);
+  else
+    Im2col(*c.s, *c.d, c.x, k0, kc, c.j_base + j0, cols, dst, kNR, kNR);
+}
+gemm_detail::Im2colGeometry GeometryOf(const Conv2dShape& s, const Dims& d, const float* x) {
+  return {x,          s.in_h,     s.in_w,  d.ow,    s.kernel_h,   s.kernel_w,
+          s.stride_h, s.stride_w, s.pad_h, s.pad_w, s.dilation_h, s.dilation_w};
 }
 
 // dx (one image and group) += col2im(dcol [Kg, P]); channels in parallel, each summed in a
@@ -334,6 +343,7 @@ void ConvForward(const Conv2dShape& s, const float* x, const float* w, float* y,
   if (d.depthwise) return DepthwiseForward(s, d, x, w, y, epilogue, pool);
   int threads = pool ? pool->num_threads() : 1;
   Scratch ws(workspace, ConvForwardWorkspaceBytes(s, threads));
+  const gemm_detail::GemmKernels& kr = gemm_detail::SelectKernels(isa);
   for (int64_t n = 0; n < s.batch; ++n)
     for (int64_t grp = 0; grp < s.groups; ++grp) {
       GemmArgs g = ForwardArgs(s, d, isa);
@@ -364,7 +374,7 @@ void ConvForward(const Conv2dShape& s, const float* x, const float* w, float* y,
         auto* panels = reinterpret_cast<float*>(mine);
         for (int64_t ch = c0; ch < c1; ++ch) {
           int64_t j0 = ch * chunk, cols = std::min(chunk, d.p - j0);
-          PanelCtx ctx{&s, &d, xg, j0};
+          PanelCtx ctx{&s, &d, xg, j0, &kr, GeometryOf(s, d, xg)};
           gemm_detail::PackPanels({&Im2colPanel, &ctx}, cols, d.kg, panels, nullptr);
           GemmArgs gc = g;
           gc.n = cols, gc.c = g.c + j0, gc.epilogue = {};

@@ -80,7 +80,8 @@ void Block(int64_t m, int64_t n, int64_t kc, const float* ap, const float* bp, f
 
 }  // namespace
 
-static const GemmKernels kAvx2 = {"avx2", &Block, &PortableDot, &PortableAxpy, &PortablePackNK};
+static const GemmKernels kAvx2 = {"avx2",        &Block,          &PortableDot,
+                                  &PortableAxpy, &PortablePackNK, nullptr};
 const GemmKernels* const kAvx2Kernels = &kAvx2;
 
 }  // namespace kiln::gemm_detail

@@ -95,6 +95,63 @@ using TileFn = void (*)(int64_t, const float*, const float*, float*, int64_t, in
 const TileFn kTiles[2][kMR] = {KILN_TILES(false), KILN_TILES(true)};
 #undef KILN_TILES
 
+// A full-height tile (kMR rows) of a panel whose valid columns are 16 H + C (C < 16): the first
+// 16 H columns one vector per row as Tile computes them, the last C as vectors along the rows
+// (the packed A holds the kMR rows of each k contiguously; B's value broadcast). kMR H + C FMAs
+// per k instead of kMR (H + 1): the narrow last panel of N = 49 or 196 (7x7 and 14x14 output
+// planes) no longer costs a full tile. Every element is the same FMAs in the same order as in
+// Tile<kMR, ...> (one accumulator, k ascending; a * b + c is exact before its one rounding in
+// either operand order), so results are bit-identical to it.
+template <int H, int C>
+void TileCols(int64_t kc, const float* ap, const float* bp, float* c, int64_t ldc,
+              bool accumulate) {
+  static_assert(kUnroll<kMR> == 1 && H <= 1 && C >= 1 && C < 16);
+  constexpr __mmask16 kRows = __mmask16((1u << kMR) - 1);
+  // Fully unrolled loops over the accumulators, so that GCC keeps them in registers.
+  __m512 acc[kMR], col[C];
+#pragma GCC unroll 14
+  for (int r = 0; r < kMR; ++r) acc[r] = _mm512_setzero_ps();
+#pragma GCC unroll 16
+  for (int j = 0; j < C; ++j) col[j] = _mm512_setzero_ps();
+  for (int64_t k = 0; k < kc; ++k, ap += kMR, bp += kNR) {
+    if (H) {
+      __m512 b = _mm512_loadu_ps(bp);
+#pragma GCC unroll 14
+      for (int r = 0; r < kMR; ++r) acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(ap[r]), b, acc[r]);
+    }
+    __m512 a = _mm512_maskz_loadu_ps(kRows, ap);
+#pragma GCC unroll 16
+    for (int j = 0; j < C; ++j) col[j] = _mm512_fmadd_ps(a, _mm512_set1_ps(bp[16 * H + j]), col[j]);
+  }
+  if (H) {
+#pragma GCC unroll 14
+    for (int r = 0; r < kMR; ++r) {
+      __m512 v = acc[r];
+      if (accumulate) v = _mm512_add_ps(v, _mm512_loadu_ps(c + r * ldc));
+      _mm512_storeu_ps(c + r * ldc, v);
+    }
+  }
+  alignas(64) float t[C][16];
+#pragma GCC unroll 16
+  for (int j = 0; j < C; ++j) _mm512_store_ps(t[j], col[j]);
+  for (int r = 0; r < kMR; ++r) {
+    float* out = c + r * ldc + 16 * H;
+    for (int j = 0; j < C; ++j) out[j] = accumulate ? out[j] + t[j][r] : t[j][r];
+  }
+}
+
+// TileCols<H, C> for C = 1..kColsMax: where its FMAs per k (at least 4: the latency of one
+// chain) beat Tile's kMR (H + 1).
+constexpr int kColsMax = 8;
+using TileColsFn = void (*)(int64_t, const float*, const float*, float*, int64_t, bool);
+#define KILN_TILE_COLS(H)                                                                \
+  {                                                                                      \
+    &TileCols<H, 1>, &TileCols<H, 2>, &TileCols<H, 3>, &TileCols<H, 4>, &TileCols<H, 5>, \
+        &TileCols<H, 6>, &TileCols<H, 7>, &TileCols<H, 8>                                \
+  }
+const TileColsFn kTileCols[2][kColsMax] = {KILN_TILE_COLS(0), KILN_TILE_COLS(1)};
+#undef KILN_TILE_COLS
+
 // Tile<R> for P panels at once (R <= 4 rows: bandwidth-bound, batch 1): P streams of B in
 // flight instead of one. The same arithmetic per element as Tile<R, false>. The first P - 1
 // panels are full; the last has `last_cols` valid columns. bp: the first panel; the others
@@ -164,10 +221,14 @@ void Block(int64_t m, int64_t n, int64_t kc, const float* ap, const float* bp, f
   for (int64_t j = 0; j < n; j += kNR) {
     int64_t cols = Min(kNR, n - j);
     const float* panel = bp + (j / kNR) * kc * kNR;
+    const int64_t narrow = cols % 16;  // columns past the last full vector
     for (int64_t i = 0; i < m; i += kMR) {
       int64_t rows = Min(kMR, m - i);
-      kTiles[cols <= 16][rows - 1](kc, ap + (i / kMR) * kc * kMR, panel, c + i * ldc + j, ldc, cols,
-                                   accumulate);
+      const float* tile = ap + (i / kMR) * kc * kMR;
+      if (rows == kMR && narrow >= 1 && narrow <= kColsMax)
+        kTileCols[cols / 16][narrow - 1](kc, tile, panel, c + i * ldc + j, ldc, accumulate);
+      else
+        kTiles[cols <= 16][rows - 1](kc, tile, panel, c + i * ldc + j, ldc, cols, accumulate);
     }
   }
 }
@@ -325,9 +386,135 @@ void PackNK(const float* b, int64_t ldb, int64_t n, int64_t kc, float* out) {
   }
 }
 
+// im2col panels straight from the image. A panel row (kNR output pixels) is made of runs of
+// pixels in one output row each; within a run, panel column L reads input column
+// ofs + L * stride_w of one input row, so a run is one or two masked loads (stride 1), masked
+// loads and an even-element permute (stride 2) or a masked gather (other strides), with the
+// lanes outside the image (padding) or outside the run left alone. A row starts at zero. Masked
+// lanes are never read (nor fault), so a load's address may lie outside the image.
+struct Im2colRun {
+  int64_t ih0;    // input row of the run's pixels for kh = 0: oh * stride_h - pad_h
+  int64_t first;  // input column of the run's first pixel for kw = 0: ow * stride_w - pad_w
+  int64_t off;    // its first panel column
+  int64_t len;    // pixels in the run
+};
+// What one run reads for one kw.
+struct Im2colCols {
+  int64_t ofs;         // the input column panel column 0 would read (may be outside the row)
+  __mmask16 lanes[2];  // the panel columns it fills, per half of 16
+  __mmask16 in[4];     // stride 2: the input floats loaded, per vector of 16 (two per half)
+};
+
+// Bit i of the low byte to bit 2 i.
+inline __mmask16 SpreadEven(unsigned byte) {
+  unsigned x = byte & 0xFFu;
+  x = (x | (x << 4)) & 0x0F0Fu;
+  x = (x | (x << 2)) & 0x3333u;
+  x = (x | (x << 1)) & 0x5555u;
+  return __mmask16(x);
+}
+
+Im2colCols ColsFor(const Im2colGeometry& g, const Im2colRun& r, int64_t kw) {
+  const int64_t s = g.stride_w, first = r.first + kw * g.dilation_w;
+  // Pixels t of the run with 0 <= first + t * s < in_w.
+  int64_t lo = first >= 0 ? 0 : (-first + s - 1) / s;
+  int64_t hi = g.in_w - first <= 0 ? 0 : (g.in_w - first - 1) / s + 1;
+  lo = Min(lo, r.len), hi = Min(hi, r.len);
+  if (hi < lo) hi = lo;
+  uint64_t bits = ((uint64_t(1) << hi) - (uint64_t(1) << lo)) << r.off;
+  Im2colCols c;
+  c.ofs = first - r.off * s;
+  for (int h = 0; h < 2; ++h) {
+    c.lanes[h] = __mmask16((bits >> (16 * h)) & 0xFFFFu);
+    c.in[2 * h] = SpreadEven(c.lanes[h] & 0xFFu);
+    c.in[2 * h + 1] = SpreadEven(unsigned(c.lanes[h]) >> 8);
+  }
+  return c;
+}
+
+enum Im2colMode { kStride1, kStride2, kGather, kScalar };
+
+template <Im2colMode kMode>
+void Im2colRows(const Im2colGeometry& g, const Im2colRun* runs, int nruns, const Im2colCols* table,
+                int64_t k0, int64_t kc, float* dst) {
+  const int64_t hw = g.in_h * g.in_w, khw = g.kernel_h * g.kernel_w, sw = g.stride_w;
+  int64_t c = k0 / khw, kh = k0 / g.kernel_w % g.kernel_h, kw = k0 % g.kernel_w;
+  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  const __m512i step = _mm512_set1_epi32(int(kMode == kGather ? sw : 0));
+  const __m512i idx[2] = {_mm512_mullo_epi32(iota, step),
+                          _mm512_mullo_epi32(_mm512_add_epi32(iota, _mm512_set1_epi32(16)), step)};
+  for (int64_t kk = 0; kk < kc; ++kk, dst += kNR) {
+    if (kk > 0 && ++kw == g.kernel_w) {
+      kw = 0;
+      if (++kh == g.kernel_h) kh = 0, ++c;
+    }
+    const float* plane = g.x + c * hw;
+    const int64_t dh = kh * g.dilation_h;
+    __m512 v[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
+    float scalar[kNR];
+    if (kMode == kScalar)
+      for (int j = 0; j < kNR; ++j) scalar[j] = 0.0f;
+    for (int r = 0; r < nruns; ++r) {
+      const int64_t ih = runs[r].ih0 + dh;
+      if (uint64_t(ih) >= uint64_t(g.in_h)) continue;  // a padding row: zeros
+      const Im2colCols cc = table ? table[kw * nruns + r] : ColsFor(g, runs[r], kw);
+      const float* row = plane + ih * g.in_w + cc.ofs;
+      for (int h = 0; h < 2; ++h) {
+        if (kMode == kStride1) {
+          v[h] = _mm512_mask_loadu_ps(v[h], cc.lanes[h], row + 16 * h);
+        } else if (kMode == kStride2) {
+          if (!cc.lanes[h]) continue;
+          __m512 a = _mm512_maskz_loadu_ps(cc.in[2 * h], row + 32 * h);
+          __m512 b = _mm512_maskz_loadu_ps(cc.in[2 * h + 1], row + 32 * h + 16);
+          v[h] = _mm512_mask_mov_ps(v[h], cc.lanes[h], _mm512_permutex2var_ps(a, even, b));
+        } else if (kMode == kGather) {
+          if (!cc.lanes[h]) continue;
+          v[h] = _mm512_mask_i32gather_ps(v[h], cc.lanes[h], idx[h], row, 4);
+        } else {
+          for (int j = 0; j < 16; ++j)
+            if (cc.lanes[h] >> j & 1) scalar[16 * h + j] = row[(16 * h + j) * sw];
+        }
+      }
+    }
+    if (kMode == kScalar) v[0] = _mm512_loadu_ps(scalar), v[1] = _mm512_loadu_ps(scalar + 16);
+    _mm512_storeu_ps(dst, v[0]);
+    _mm512_storeu_ps(dst + 16, v[1]);
+  }
+}
+
+void Im2colPanel(const Im2colGeometry* gp, int64_t k0, int64_t kc, int64_t j0, int64_t cols,
+                 float* dst) {
+  const Im2colGeometry& g = *gp;
+  Im2colRun runs[kNR];
+  int nruns = 0;
+  int64_t oh = j0 / g.out_w, ow = j0 % g.out_w;
+  for (int64_t p = 0; p < cols; ++oh, ow = 0) {
+    int64_t len = Min(g.out_w - ow, cols - p);
+    runs[nruns++] = {oh * g.stride_h - g.pad_h, ow * g.stride_w - g.pad_w, p, len};
+    p += len;
+  }
+  // The columns each (kw, run) reads, once per panel (computed per row for very wide kernels).
+  constexpr int64_t kTable = 256;
+  Im2colCols table[kTable];
+  const bool tabled = g.kernel_w * nruns <= kTable;
+  if (tabled)
+    for (int64_t kw = 0; kw < g.kernel_w; ++kw)
+      for (int r = 0; r < nruns; ++r) table[kw * nruns + r] = ColsFor(g, runs[r], kw);
+  const Im2colCols* t = tabled ? table : nullptr;
+  if (g.stride_w == 1)
+    Im2colRows<kStride1>(g, runs, nruns, t, k0, kc, dst);
+  else if (g.stride_w == 2)
+    Im2colRows<kStride2>(g, runs, nruns, t, k0, kc, dst);
+  else if (g.stride_w < (int64_t(1) << 26))  // (kNR - 1) * stride_w fits a 32-bit index
+    Im2colRows<kGather>(g, runs, nruns, t, k0, kc, dst);
+  else
+    Im2colRows<kScalar>(g, runs, nruns, t, k0, kc, dst);
+}
+
 }  // namespace
 
-static const GemmKernels kAvx512 = {"avx512", &Block, &Dot, &Axpy, &PackNK};
+static const GemmKernels kAvx512 = {"avx512", &Block, &Dot, &Axpy, &PackNK, &Im2colPanel};
 const GemmKernels* const kAvx512Kernels = &kAvx512;
 
 }  // namespace kiln::gemm_detail

@@ -21,7 +21,7 @@ void Block(int64_t m, int64_t n, int64_t kc, const float* ap, const float* bp, f
 
 }  // namespace
 
-const GemmKernels kGenericKernels = {"generic", &Block, &PortableDot, &PortableAxpy,
-                                     &PortablePackNK};
+const GemmKernels kGenericKernels = {"generic",     &Block,          &PortableDot,
+                                     &PortableAxpy, &PortablePackNK, nullptr};
 
 }  // namespace kiln::gemm_detail

@@ -17,6 +17,15 @@ constexpr int kKC = 384;  // K per packed block
 constexpr int kMC = 168;  // rows per A block (a multiple of kMR)
 constexpr int kDotMaxN = 16;
 
+// One image's (and group's) im2col matrix for GemmKernels::im2col: row (c, kh, kw), column the
+// output pixel oh * out_w + ow, value x[c][oh * stride_h - pad_h + kh * dilation_h][ow *
+// stride_w - pad_w + kw * dilation_w] (zero outside the in_h x in_w image).
+struct Im2colGeometry {
+  const float* x;  // [channels, in_h, in_w]
+  int64_t in_h, in_w, out_w;
+  int64_t kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w;
+};
+
 struct GemmKernels {
   const char* name;
   // One block of K (length kc) for rows [0, m) x columns [0, n): packed A tile t (kMR rows, kMR
@@ -35,6 +44,11 @@ struct GemmKernels {
   // [0, n) of op(B) (rows of B) x kc values into panels of kNR (zero-padded), panel p at
   // out + p * kc * kNR. (A blocked transpose.)
   void (*pack_nk)(const float* b, int64_t ldb, int64_t n, int64_t kc, float* out);
+  // One B panel straight from the image: rows [k0, k0 + kc) x columns [j0, j0 + cols)
+  // (cols <= kNR) of the im2col matrix as kc rows of kNR floats (columns cols..kNR zero) at
+  // dst. Null where the ISA has no kernel of its own (the caller's plain loops run instead).
+  void (*im2col)(const Im2colGeometry* g, int64_t k0, int64_t kc, int64_t j0, int64_t cols,
+                 float* dst);
 };
 
 extern const GemmKernels kGenericKernels;

@@ -215,11 +215,109 @@ TEST(Conv, TilesEdgesAndLongK) {
   CheckShapeAllWays(chunks, "chunks");
 }
 
+// Forward with small integers in X and W, so that every sum is exact whatever its order: the
+// output equals the reference exactly on every ISA (any value packed wrongly shows), with 1 and
+// 2 threads.
+void CheckForwardExact(const Conv2dShape& s, const std::string& name) {
+  SCOPED_TRACE(name + " (exact)");
+  size_t nx = size_t(s.batch * s.in_channels * s.in_h * s.in_w);
+  size_t nw = size_t(s.out_channels * (s.in_channels / s.groups) * s.kernel_h * s.kernel_w);
+  size_t ny = size_t(s.batch * s.out_channels * s.out_h() * s.out_w());
+  std::vector<float> x(nx), w(nw);
+  std::mt19937 rng(11);
+  std::uniform_int_distribution<int> u(-8, 8);
+  for (float& v : x) v = float(u(rng));
+  for (float& v : w) v = float(u(rng));
+  std::vector<double> want(ny);
+  ForEachTerm(s, [&](int64_t yi, int64_t xi, int64_t wi) {
+    want[size_t(yi)] += double(x[size_t(xi)]) * w[size_t(wi)];
+  });
+  ThreadPool pool(2);
+  for (GemmIsa isa : {GemmIsa::kGeneric, GemmIsa::kAvx2, GemmIsa::kAvx512}) {
+    if (!GemmIsaSupported(isa)) continue;
+    for (ThreadPool* p : {static_cast<ThreadPool*>(nullptr), &pool}) {
+      std::vector<float> y(ny, 5.0f);
+      ConvForward(s, x.data(), w.data(), y.data(), {}, nullptr, p, isa);
+      int bad = 0;
+      for (size_t i = 0; i < ny && bad < 5; ++i)
+        if (double(y[i]) != want[i]) {
+          ADD_FAILURE() << GemmIsaName(isa) << (p ? ", 2 threads" : ", 1 thread") << ": element "
+                        << i << " is " << y[i] << ", want " << want[i];
+          ++bad;
+        }
+    }
+  }
+}
+
+// The forward pass packs the GEMM's panels straight from the image (per ISA: masked loads for
+// stride 1, loads and a permute for stride 2, gathers for other strides, plain loops for huge
+// ones): a panel row of 32 output pixels spans one or many output rows, and padding, dilation,
+// asymmetric pads and pads wider than the kernel leave zeros anywhere in it.
+TEST(Conv, PanelsStraightFromTheImage) {
+  auto Check = [](const Conv2dShape& s, const std::string& name) {
+    CheckShapeAllWays(s, name);
+    CheckForwardExact(s, name);
+  };
+  Conv2dShape s = Make(2, 3, 13, 37, 5, 3);
+  s.stride_h = s.stride_w = 2, s.pad_h = s.pad_w = 1;
+  Check(s, "3x3 stride 2, 19 pixels a row");
+  Conv2dShape a = Make(1, 2, 11, 45, 4, 4);
+  a.kernel_w = 5, a.stride_w = 2, a.dilation_w = 2, a.pad_w = 2, a.pad_w_end = 0, a.pad_h = 1;
+  Check(a, "4x5 stride 1x2, dilation 1x2, pads 1,2 / 1,0");
+  Conv2dShape g3 = Make(1, 3, 10, 50, 4, 3);
+  g3.stride_h = g3.stride_w = 3, g3.pad_h = g3.pad_w = 1;
+  Check(g3, "stride 3");
+  Conv2dShape g4 = Make(1, 2, 7, 70, 3, 3);
+  g4.kernel_h = 1, g4.stride_w = 4, g4.dilation_w = 2, g4.pad_w = 3, g4.pad_w_end = 2;
+  Check(g4, "1x3 stride 1x4, dilation 2");
+  Conv2dShape huge = Make(1, 3, 6, 7, 4, 3);
+  huge.pad_h = huge.pad_w = 1, huge.stride_w = int64_t(1) << 26;
+  Check(huge, "stride 2^26");
+  Check(Make(1, 3, 5, 34, 4, 3), "32 pixels a row");
+  Check(Make(1, 3, 5, 35, 4, 3), "33 pixels a row");
+  Check(Make(2, 4, 40, 3, 5, 3), "1 pixel a row");
+  Conv2dShape wide = Make(1, 2, 40, 31, 3, 1);
+  wide.kernel_w = 30;
+  Check(wide, "kernel 1x30, 2 pixels a row");
+  Conv2dShape pads = Make(1, 3, 5, 6, 4, 3);
+  pads.pad_h = pads.pad_w = 4, pads.pad_w_end = 5;
+  Check(pads, "pads wider than the kernel");
+  Conv2dShape one_d = Make(2, 4, 1, 100, 6, 1);
+  one_d.kernel_w = 7, one_d.stride_w = 2, one_d.dilation_w = 3, one_d.pad_w = 5;
+  Check(one_d, "1-D stride 2, dilation 3");
+  Conv2dShape one_d1 = Make(1, 5, 1, 77, 4, 1);
+  one_d1.kernel_w = 3, one_d1.pad_w = 1;
+  Check(one_d1, "1-D stride 1");
+  Conv2dShape groups = Make(2, 6, 9, 40, 9, 3);
+  groups.groups = 3, groups.stride_h = groups.stride_w = 2, groups.pad_h = groups.pad_w = 1;
+  Check(groups, "groups 3, stride 2");
+  Conv2dShape chunks = Make(1, 64, 40, 61, 3, 3);  // chunks of 224 pixels, rows of 31
+  chunks.stride_h = chunks.stride_w = 2, chunks.pad_h = chunks.pad_w = 1;
+  Check(chunks, "chunks, stride 2");
+}
+
+// Output planes whose last 32-pixel panel is narrow (7x7: 49 = 32 + 17, 14x14: 196 = 6 * 32 + 4,
+// 5x5: 25), with full 14-row tiles of output channels and K over several blocks of 384: the
+// AVX-512 GEMM computes such panels' last columns as vectors along the rows.
+TEST(Conv, NarrowLastPanels) {
+  for (int64_t side : {7, 14, 5}) {
+    Conv2dShape s = Make(1, 50, side, side, 30, 3);
+    s.pad_h = s.pad_w = 1;
+    std::string name = StrCat(side, "x", side, ", 50->30");
+    CheckShapeAllWays(s, name);
+    CheckForwardExact(s, name);
+  }
+  Conv2dShape t = Make(2, 8, 9, 9, 42, 3);  // 81 = 2 * 32 + 17
+  t.pad_h = t.pad_w = 1;
+  CheckShapeAllWays(t, "9x9, 8->42");
+  CheckForwardExact(t, "9x9, 8->42");
+}
+
 // Forward, backward data and backward weight on each instruction set this machine runs.
-TEST(Conv, EveryIsaMatchesTheReference) {
-  Conv2dShape s = Make(2, 5, 9, 8, 18, 3);
-  s.pad_h = 1, s.stride_w = 2;
-  size_t nx = size_t(2 * 5 * 9 * 8), nw = size_t(18 * 5 * 9);
+void CheckEveryIsa(int64_t stride) {
+  Conv2dShape s = Make(2, 5, 9, 38, 18, 3);
+  s.pad_h = 1, s.pad_w = 2, s.stride_w = stride;
+  size_t nx = size_t(2 * 5 * 9 * 38), nw = size_t(18 * 5 * 9);
   size_t ny = size_t(2 * 18 * s.out_h() * s.out_w());
   std::vector<float> x = Random(nx, 1), w = Random(nw, 2), dy = Random(ny, 3);
   std::vector<double> y_ref(ny), y_mag(ny), dx_ref(nx), dx_mag(nx), dw_ref(nw), dw_mag(nw);
@@ -241,6 +339,13 @@ TEST(Conv, EveryIsaMatchesTheReference) {
     ExpectClose(dx, dx_ref, dx_mag, "backward data");
     ConvBackwardWeight(s, x.data(), dy.data(), dw.data(), false, nullptr, nullptr, isa);
     ExpectClose(dw, dw_ref, dw_mag, "backward weight");
+  }
+}
+
+TEST(Conv, EveryIsaMatchesTheReference) {
+  for (int64_t stride : {1, 2, 3}) {
+    SCOPED_TRACE(stride);
+    CheckEveryIsa(stride);
   }
 }
 

@@ -8,12 +8,12 @@
 //
 // Strategy: per image and group, Y_g [O/g, OH*OW] = W_g [O/g, C/g*KH*KW] * col [.., OH*OW].
 // The im2col matrix is never materialised in the forward pass: chunks of output pixels (whose
-// packed panels fit in the L2 cache, about 512 KiB) are packed straight into the GEMM's panel
-// layout and multiplied, one chunk per task; a 1x1, stride-1, unpadded convolution uses X
-// itself as the right operand. Depthwise convolutions (one input and one output channel per
-// group) run a direct loop instead. Backward data is W_g^T dY_g followed by col2im; backward
-// weight is dY_g col^T summed over the images (in image order, so results do not depend on the
-// thread count).
+// packed panels fit in the L2 cache, about 512 KiB) are packed straight from X into the GEMM's
+// panel layout (with AVX-512 by masked vector loads, zeros for padding) and multiplied, one
+// chunk per task; a 1x1, stride-1, unpadded convolution uses X itself as the right operand.
+// Depthwise convolutions (one input and one output channel per group) run a direct loop
+// instead. Backward data is W_g^T dY_g followed by col2im; backward weight is dY_g col^T summed
+// over the images (in image order, so results do not depend on the thread count).
 //
 // Epilogue (forward): rows are output channels of one image: fn(ctx, n, o0, o1) is called once
 // for every block of channels [o0, o1) of image n after they are final (blocks of at most
