@@ -2,25 +2,49 @@
 // reference interpreter.
 //
 //   build/bench/kiln_models_bench [--peers-dir build/peers] [--threads T] [--runs N]
-//                                 [--interpreter-runs N]
+//                                 [--interpreter-runs N] [--fold-batchnorm 1|0]
 //
-// The MLP 784-512-512-10 and ResNet-18 are the ONNX models bench/peers/torch_bench.py exports
-// (bench/peers.sh writes them to build/peers), imported with kiln's ONNX importer: the same
+// The MLP 784-512-512-10 inference rows are the ONNX model bench/peers/torch_bench.py exports
+// (bench/peers.sh writes it to build/peers), imported with kiln's ONNX importer: the same
 // architecture and weights as the PyTorch and ONNX Runtime rows. The MLP's training step
 // (forward, softmax cross-entropy, backward, SGD update, batch 64) is models::Mlp({512, 512})
 // on the Executor, as PyTorch's step is forward, loss, backward and optimizer step.
 //
+// ResNet-18 is models::ResNet18(1000), built with the Symbol API, holding the peers' weights:
+// torch_bench.py writes torchvision's state_dict (BatchNorm unfolded) to resnet18.params, and
+// each tensor is mapped onto the Symbol model by name (conv1.weight -> conv1_conv_weight,
+// layer2.0.bn1.running_var -> layer2_0_a_bn_moving_var, ...); a name either side lacks, a
+// tensor used twice or left unused, or a shape or dtype that differs stops the program (exit
+// 1, naming each). The weights are compile-time constants, as a deployed model's are: the
+// inference passes up to fusion run with them (simplify-inference folds every BatchNorm into
+// its convolution, as ONNX Runtime's session does with the ONNX model) before CompileGraph;
+// --fold-batchnorm 0 compiles the Symbol graph with the weights as plain variables instead
+// (BatchNorm as a per-channel scale and shift at run time). Before any ResNet-18 timing, the
+// compiled model runs on the inputs PyTorch ran (resnet18_b{1,16}_input.npy): its logits at
+// batch 1 must equal PyTorch's (resnet18_b1_torch.npy) and those of the exported ONNX model
+// (kiln's importer and reference interpreter) within 1e-4 of the largest logit, and the timed
+// model's probabilities at batch 1 and 16 must equal the softmax of PyTorch's logits within
+// 1e-4 of the largest probability; `check ...` lines print each largest difference, and a
+// failed check exits 1.
+//
 // Prints, in peers.sh's format, `kiln CASE median_ms min_ms` (compiled) and
 // `interpreter CASE median_ms min_ms` lines, and `compile MODEL ms` for the JIT compile time
-// of each model (passes, lowering and LLVM, measured on a cold cache). Inference runs with
-// the weights frozen (CompiledRun::FreezeVariables: packed once on the first run). bench/e2e.sh
-// puts them beside the peers' lines and prints the ratios.
+// of each model (passes, lowering and LLVM, measured on a cold cache; for ResNet-18 with the
+// constant passes that fold BatchNorm). Inference runs with the weights frozen
+// (CompiledRun::FreezeVariables: packed once on the first run). bench/e2e.sh puts them beside
+// the peers' lines and prints the ratios.
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
+#include <map>
+#include <memory>
 #include <random>
+#include <regex>
+#include <set>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -30,7 +54,10 @@
 #include "kiln/frontend/models.h"
 #include "kiln/frontend/onnx.h"
 #include "kiln/frontend/optimizer.h"
+#include "kiln/frontend/params.h"
 #include "kiln/ir/interpreter.h"
+#include "kiln/passes/pass_manager.h"
+#include "kiln/runtime/npy.h"
 
 namespace {
 
@@ -114,11 +141,268 @@ void MlpTrainCase(int runs, int interpreter_runs) {
   SetExecutorBackend(ExecutorBackend::kDefault);
 }
 
+// --- ResNet-18: models::ResNet18 with torchvision's weights ---
+
+[[noreturn]] void Fail(const std::string& message) {
+  throw std::runtime_error(message);
+}
+
+// The name torchvision's resnet18 gives a parameter or statistic of models::ResNet18 in its
+// state_dict, or "" where it has none: conv1_conv_weight -> conv1.weight, conv1_bn_gamma ->
+// bn1.weight, layer2_0_a_bn_moving_var -> layer2.0.bn1.running_var, layer2_0_b_conv_weight ->
+// layer2.0.conv2.weight, layer2_0_proj_bn_beta -> layer2.0.downsample.1.bias, fc_bias ->
+// fc.bias.
+std::string TorchvisionName(const std::string& name) {
+  if (name == "fc_weight") return "fc.weight";
+  if (name == "fc_bias") return "fc.bias";
+  static const std::regex unit(R"(^(conv1|layer([1-4])_([01])_(a|b|proj))_)"
+                               R"((conv_weight|bn_gamma|bn_beta|bn_moving_mean|bn_moving_var)$)");
+  std::smatch m;
+  if (!std::regex_match(name, m, unit)) return "";
+  std::string conv = "conv1", bn = "bn1";
+  if (m[1] != "conv1") {
+    std::string block = "layer" + m[2].str() + "." + m[3].str() + ".";
+    if (m[4] == "a") {
+      conv = block + "conv1", bn = block + "bn1";
+    } else if (m[4] == "b") {
+      conv = block + "conv2", bn = block + "bn2";
+    } else {
+      conv = block + "downsample.0", bn = block + "downsample.1";
+    }
+  }
+  static const std::map<std::string, std::string> field = {{"conv_weight", "weight"},
+                                                           {"bn_gamma", "weight"},
+                                                           {"bn_beta", "bias"},
+                                                           {"bn_moving_mean", "running_mean"},
+                                                           {"bn_moving_var", "running_var"}};
+  return (m[5] == "conv_weight" ? conv : bn) + "." + field.at(m[5].str());
+}
+
+// models::ResNet18's BatchNorm must compute what PyTorch's BatchNorm2d does in eval mode: gamma
+// used (fix_gamma false) and eps 1e-5 (torch_bench.py checks torchvision's side).
+void CheckBatchNormAttrs(const kiln::Symbol& net) {
+  kiln::Graph g = net.ToGraph();
+  int count = 0;
+  for (const kiln::Node& n : g.nodes()) {
+    if (n.op_name() != "BatchNorm") continue;
+    ++count;
+    std::string eps, fix_gamma = "True";  // the op's defaults print nothing
+    for (const auto& [key, value] : n.op->attrs.print(n.attrs)) {
+      if (key == "eps") eps = value;
+      if (key == "fix_gamma") fix_gamma = value;
+    }
+    if (eps.empty() || std::fabs(std::stod(eps) - 1e-5) > 1e-12 || fix_gamma != "False")
+      Fail(kiln::StrCat("models::ResNet18: BatchNorm \"", n.name, "\" has eps ",
+                        eps.empty() ? "(default)" : eps, ", fix_gamma ", fix_gamma,
+                        "; PyTorch's has eps 1e-05 and uses gamma"));
+  }
+  if (count != 20) Fail(kiln::StrCat("models::ResNet18 has ", count, " BatchNorm nodes, not 20"));
+}
+
+// Every parameter and auxiliary state of `net` (models::ResNet18), from torchvision's
+// state_dict in `file`: each name mapped, each tensor used exactly once, shapes and dtypes equal.
+std::map<std::string, kiln::Tensor> ResNet18Params(const kiln::Symbol& net,
+                                                   const std::string& file) {
+  kiln::ParamFile pf = kiln::LoadParams(file);
+  std::map<std::string, kiln::Tensor> file_tensors = pf.arg;
+  std::vector<std::string> problems;
+  for (const auto& [name, t] : pf.aux)
+    if (!file_tensors.emplace(name, t).second) problems.push_back(name + ": in arg and aux");
+  kiln::ShapeResult shapes = net.InferShape({{"data", kiln::Shape({1, 3, 224, 224})}});
+  std::map<std::string, kiln::Tensor> params;
+  std::set<std::string> used;
+  auto take = [&](const std::string& name, const kiln::Shape& shape) {
+    std::string tv = TorchvisionName(name);
+    auto it = file_tensors.find(tv);
+    if (tv.empty()) {
+      problems.push_back(name + ": no torchvision counterpart");
+    } else if (it == file_tensors.end()) {
+      problems.push_back(kiln::StrCat(name, ": ", tv, " is not in the file"));
+    } else if (!used.insert(tv).second) {
+      problems.push_back(kiln::StrCat(name, ": ", tv, " used twice"));
+    } else if (it->second.dtype() != kiln::DType::kFloat32 || it->second.shape() != shape.dims()) {
+      problems.push_back(kiln::StrCat(name, " ", shape.ToString(), " float32: ", tv, " is ",
+                                      kiln::ShapeString(it->second.shape()), " ",
+                                      kiln::DTypeName(it->second.dtype())));
+    } else {
+      params[name] = it->second;
+    }
+  };
+  for (const auto& [name, shape] : shapes.arguments)
+    if (name != "data" && name != "softmax_label") take(name, shape);
+  for (const auto& [name, shape] : shapes.aux_states) take(name, shape);
+  for (const auto& [name, t] : file_tensors)
+    if (!used.count(name))
+      problems.push_back(
+          kiln::StrCat(name, " ", kiln::ShapeString(t.shape()), ": not used by models::ResNet18"));
+  if (!problems.empty()) {
+    std::string text = kiln::StrCat(file, ": torchvision's resnet18 does not map onto ",
+                                    "models::ResNet18(1000):");
+    for (const std::string& p : problems) text += "\n  " + p;
+    Fail(text);
+  }
+  std::fprintf(stderr, "resnet18: %zu tensors of %s mapped onto models::ResNet18 by name\n",
+               params.size(), file.c_str());
+  return params;
+}
+
+// A Symbol model compiled for inference with its parameters, and what runs it.
+struct ParamModel {
+  kiln::Graph graph;                         // given to CompileGraph (the interpreter runs it too)
+  std::map<std::string, kiln::Tensor> vars;  // a value for every variable of `graph`
+  std::shared_ptr<const kiln::codegen::CompiledGraph> cg;
+  double compile_ms = 0;
+};
+
+// With `fold`, the parameters are constants of the inference passes up to fusion (-O3 but
+// fuse: simplify-inference folds BatchNorm into the convolutions' weights and biases), whose
+// result CompileGraph compiles; without, the Symbol graph is compiled with the parameters as
+// variables.
+ParamModel CompileWithParams(const kiln::Symbol& net,
+                             const std::map<std::string, kiln::Tensor>& params,
+                             const kiln::Tensor& data, bool fold) {
+  auto t0 = Clock::now();
+  ParamModel r;
+  r.graph = net.ToGraph();
+  kiln::PassContext ctx;
+  if (fold) {
+    ctx.constants = params;
+    ctx.infer.shapes["data"] = kiln::Shape(data.shape());
+    for (const auto& [n, t] : params) ctx.infer.shapes[n] = kiln::Shape(t.shape());
+    std::vector<std::string> pipeline;
+    for (const std::string& p : kiln::OptPipeline(3))
+      if (p != "fuse") pipeline.push_back(p);
+    r.graph = kiln::PassManager(pipeline).Run(std::move(r.graph), ctx);
+  }
+  for (uint32_t v : r.graph.VariableNodes()) {
+    const std::string& name = r.graph.node(v).name;
+    auto c = ctx.constants.find(name);
+    auto p = params.find(name);
+    if (name == "data")
+      r.vars[name] = data;
+    else if (name == "softmax_label")
+      r.vars[name] = kiln::Tensor::Zeros({data.shape()[0]}, kiln::DType::kFloat32);
+    else if (c != ctx.constants.end())
+      r.vars[name] = c->second;
+    else if (p != params.end())
+      r.vars[name] = p->second;
+    else
+      Fail("variable \"" + name + "\" has no value");
+  }
+  kiln::codegen::CompileOptions co;
+  for (const auto& [n, t] : r.vars) co.infer.shapes[n] = kiln::Shape(t.shape());
+  r.cg = kiln::codegen::CompileGraph(r.graph, co);
+  r.compile_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+  return r;
+}
+
+std::unique_ptr<kiln::codegen::CompiledRun> Bound(const ParamModel& m) {
+  auto run = std::make_unique<kiln::codegen::CompiledRun>(m.cg);
+  for (const auto& [n, t] : m.vars) run->Bind(n, t);
+  run->FreezeVariables();  // fixed weights, packed once, as ONNX Runtime's session does
+  return run;
+}
+
+kiln::Tensor ReadNpyShaped(const std::string& path, const std::vector<int64_t>& shape) {
+  kiln::Tensor t = kiln::ReadNpy(path);
+  if (t.dtype() != kiln::DType::kFloat32 || t.shape() != shape)
+    Fail(kiln::StrCat(path, ": ", kiln::ShapeString(t.shape()), " ", kiln::DTypeName(t.dtype()),
+                      ", expected ", kiln::ShapeString(shape), " float32 (run bench/peers.sh)"));
+  return t;
+}
+
+// Rows of softmax(logits), computed in double.
+kiln::Tensor Softmax(const kiln::Tensor& logits) {
+  kiln::Tensor p = kiln::Tensor::Empty(logits.shape(), kiln::DType::kFloat32);
+  int64_t rows = logits.shape()[0], cols = logits.shape()[1];
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* z = logits.data<float>() + r * cols;
+    double top = *std::max_element(z, z + cols), sum = 0;
+    for (int64_t c = 0; c < cols; ++c) sum += std::exp(double(z[c]) - top);
+    for (int64_t c = 0; c < cols; ++c)
+      p.data<float>()[r * cols + c] = float(std::exp(double(z[c]) - top) / sum);
+  }
+  return p;
+}
+
+constexpr double kTolerance = 1e-4;  // of the reference's largest magnitude
+
+// Prints the largest difference of `got` from `want` and fails unless it is at most
+// kTolerance times want's largest magnitude.
+void CheckClose(const std::string& what, const kiln::Tensor& got, const kiln::Tensor& want) {
+  if (got.shape() != want.shape() || got.dtype() != kiln::DType::kFloat32 ||
+      want.dtype() != kiln::DType::kFloat32)
+    Fail(kiln::StrCat("check ", what, ": ", kiln::ShapeString(got.shape()), " against ",
+                      kiln::ShapeString(want.shape())));
+  double diff = 0, scale = 0;
+  for (int64_t i = 0; i < want.size(); ++i) {
+    double g = got.data<float>()[i], w = want.data<float>()[i];
+    diff = std::isnan(g) ? INFINITY : std::max(diff, std::fabs(g - w));
+    scale = std::max(scale, std::fabs(w));
+  }
+  bool ok = diff <= kTolerance * scale;
+  std::printf(
+      "check %s: max |difference| %.3g, largest |reference| %.4g, relative %.3g, %s "
+      "(tolerance %.0e)\n",
+      what.c_str(), diff, scale, diff / scale, ok ? "ok" : "FAILED", kTolerance);
+  std::fflush(stdout);
+  if (!ok) Fail("check " + what + " failed: the model does not compute what PyTorch's does");
+}
+
+// The logits at batch 1 (models::ResNet18 up to its classifier, compiled as the timed model
+// is) against PyTorch's and against the ONNX model that ONNX Runtime runs (reference
+// interpreter).
+void CheckResNetLogits(const kiln::Symbol& net, const std::map<std::string, kiln::Tensor>& params,
+                       const std::string& dir, bool fold) {
+  kiln::Tensor x = ReadNpyShaped(dir + "/resnet18_b1_input.npy", {1, 3, 224, 224});
+  kiln::Tensor want = ReadNpyShaped(dir + "/resnet18_b1_torch.npy", {1, 1000});
+  ParamModel m = CompileWithParams(net.GetInternal("fc_output"), params, x, fold);
+  auto run = Bound(m);
+  run->Run();
+  kiln::Tensor logits = run->output(0).Clone();
+  CheckClose("resnet18 logits b1, kiln (Symbol API, compiled) vs PyTorch", logits, want);
+  kiln::OnnxImportOptions opt;
+  opt.input_shapes["data"] = {1, 3, 224, 224};
+  kiln::OnnxModel onnx = kiln::ImportOnnxFile(dir + "/resnet18_b1.onnx", opt);
+  std::map<std::string, kiln::Tensor> vars = onnx.params;
+  vars["data"] = x;
+  CheckClose("resnet18 logits b1, kiln (Symbol API, compiled) vs the ONNX model (interpreted)",
+             logits, kiln::Interpret(onnx.graph, vars).at(0));
+}
+
+// Inference of models::ResNet18 at one batch size on PyTorch's input: compiled (checked against
+// PyTorch's probabilities after the first run and after the timed ones), then (fewer runs)
+// interpreted.
+void ResNetCase(const kiln::Symbol& net, const std::map<std::string, kiln::Tensor>& params,
+                const std::string& dir, int64_t batch, int runs, int interpreter_runs,
+                bool report_compile, bool fold) {
+  std::string name = "resnet18_infer_b" + std::to_string(batch);
+  std::string stem = dir + "/resnet18_b" + std::to_string(batch);
+  kiln::Tensor x = ReadNpyShaped(stem + "_input.npy", {batch, 3, 224, 224});
+  kiln::Tensor want = Softmax(ReadNpyShaped(stem + "_torch.npy", {batch, 1000}));
+  ParamModel m = CompileWithParams(net, params, x, fold);
+  if (report_compile) {
+    std::printf("compile %s %.1f\n", name.c_str(), m.compile_ms);
+    std::fprintf(stderr, "%s: %s\n", name.c_str(), m.cg->Report().c_str());
+  }
+  auto run = Bound(m);
+  run->Run();
+  CheckClose(name + " probabilities, kiln vs softmax(PyTorch's logits), first run", run->output(0),
+             want);
+  Report("kiln", name, Timed([&] { run->Run(); }, runs));
+  CheckClose(name + " probabilities, kiln vs softmax(PyTorch's logits), last run", run->output(0),
+             want);
+  if (interpreter_runs > 0)
+    Report("interpreter", name,
+           Timed([&] { kiln::Interpret(m.graph, m.vars); }, interpreter_runs, 1));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   std::string dir = "build/peers";
   int runs = 200, interpreter_runs = 3;
+  bool fold = true;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string a = argv[i];
     if (a == "--peers-dir")
@@ -127,6 +411,8 @@ int main(int argc, char** argv) {
       runs = std::atoi(argv[i + 1]);
     else if (a == "--interpreter-runs")
       interpreter_runs = std::atoi(argv[i + 1]);
+    else if (a == "--fold-batchnorm")
+      fold = std::atoi(argv[i + 1]) != 0;
     else if (a == "--threads")
       setenv("KILN_NUM_THREADS", argv[i + 1], 1);
     else {
@@ -139,10 +425,13 @@ int main(int argc, char** argv) {
       OnnxCase(dir + "/mlp.onnx", "mlp_infer_b" + std::to_string(b), {b, 784}, runs,
                interpreter_runs, b == 1);
     MlpTrainCase(runs, interpreter_runs);
-    OnnxCase(dir + "/resnet18_b1.onnx", "resnet18_infer_b1", {1, 3, 224, 224},
-             std::max(10, runs / 10), std::min(interpreter_runs, 2), true);
-    OnnxCase(dir + "/resnet18_b16.onnx", "resnet18_infer_b16", {16, 3, 224, 224},
-             std::max(5, runs / 40), 0, false);
+    kiln::Symbol resnet = kiln::models::ResNet18(1000);
+    CheckBatchNormAttrs(resnet);
+    std::map<std::string, kiln::Tensor> params = ResNet18Params(resnet, dir + "/resnet18.params");
+    CheckResNetLogits(resnet, params, dir, fold);
+    ResNetCase(resnet, params, dir, 1, std::max(10, runs / 10), std::min(interpreter_runs, 2), true,
+               fold);
+    ResNetCase(resnet, params, dir, 16, std::max(5, runs / 40), 0, false, fold);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "kiln_models_bench: %s\n", e.what());
     return 1;
