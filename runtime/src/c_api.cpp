@@ -101,8 +101,9 @@ kiln_status kiln_model_load_memory(const void* data, size_t size, kiln_model** m
   return Guard([&] { return Wrap(kiln::Artifact::LoadMemory(data, size), model); });
 }
 
-void kiln_model_free(kiln_model* model) {
+kiln_status kiln_model_free(kiln_model* model) {
   delete model;
+  return KILN_OK;
 }
 
 kiln_status kiln_model_num_inputs(const kiln_model* model, size_t* count) {
@@ -175,8 +176,9 @@ kiln_status kiln_session_create(kiln_model* model, int num_threads, kiln_session
   });
 }
 
-void kiln_session_free(kiln_session* session) {
+kiln_status kiln_session_free(kiln_session* session) {
   delete session;
+  return KILN_OK;
 }
 
 kiln_status kiln_session_set_input(kiln_session* session, size_t index, const void* data,

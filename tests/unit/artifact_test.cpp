@@ -199,8 +199,8 @@ TEST(Artifact, CApiRunsAModelAndReportsErrors) {
   Tensor want = JitOutputs(b, x)[0];
   EXPECT_EQ(bytes, want.nbytes());
   ExpectSameBytes(want, out, "C API");
-  kiln_session_free(s);
-  kiln_model_free(model);
+  EXPECT_EQ(kiln_session_free(s), KILN_OK);
+  EXPECT_EQ(kiln_model_free(model), KILN_OK);
 
   EXPECT_EQ(kiln_model_load_file("/nonexistent/model.kiln", &model), KILN_ERROR_SYSTEM);
   EXPECT_NE(std::string(kiln_last_error()).find("/nonexistent/model.kiln"), std::string::npos);

@@ -1,8 +1,8 @@
 /* kiln/runtime.h - the C API of kiln's runtime: load a compiled model (.kiln) and run it.
  *
  * libkiln_rt.so exports these functions and nothing else; it needs no compiler, no LLVM and no
- * protobuf. Every call returns a status; on failure kiln_last_error() returns the message
- * (per thread, valid until the thread's next kiln call).
+ * protobuf. Every call but kiln_last_error returns a status; on failure kiln_last_error() returns
+ * the message (per thread, valid until the thread's next kiln call).
  *
  *   kiln_model* model;  kiln_session* s;
  *   if (kiln_model_load_file("mlp.kiln", &model) != KILN_OK) { puts(kiln_last_error()); ... }
@@ -78,7 +78,7 @@ const char* kiln_last_error(void);
  * and its parameters are used in place; load_memory copies the bytes (free them after). */
 kiln_status kiln_model_load_file(const char* path, kiln_model** model);
 kiln_status kiln_model_load_memory(const void* data, size_t size, kiln_model** model);
-void kiln_model_free(kiln_model* model); /* after its sessions; NULL is ignored */
+kiln_status kiln_model_free(kiln_model* model); /* after its sessions; NULL is ignored */
 
 kiln_status kiln_model_num_inputs(const kiln_model* model, size_t* count);
 kiln_status kiln_model_num_outputs(const kiln_model* model, size_t* count);
@@ -91,7 +91,7 @@ kiln_status kiln_model_find_output(const kiln_model* model, const char* name, si
 /* A session: `num_threads` 1 runs on the calling thread, > 1 on a pool of its own, 0 on the
  * process-wide pool (KILN_NUM_THREADS, else the CPU count). */
 kiln_status kiln_session_create(kiln_model* model, int num_threads, kiln_session** session);
-void kiln_session_free(kiln_session* session); /* NULL is ignored */
+kiln_status kiln_session_free(kiln_session* session); /* NULL is ignored */
 
 /* Input `index` by copy (`bytes` must be its exact size). */
 kiln_status kiln_session_set_input(kiln_session* session, size_t index, const void* data,
