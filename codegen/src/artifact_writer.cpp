@@ -53,6 +53,10 @@ std::vector<PlacedParam> PlaceParams(const CompiledGraph& cg,
 
 std::string SerializeArtifact(const CompiledGraph& cg, const std::map<std::string, Tensor>& params,
                               const CpuOptions& cpu, const std::vector<std::string>& output_names) {
+  KILN_INTERNAL_CHECK(!cg.epilogues_in_gemm(),
+                      "SerializeArtifact: this graph runs epilogue kernels inside its library "
+                      "calls (CompileOptions::epilogue_in_gemm), which artifacts do not store; "
+                      "compile it with jit = false");
   const Graph& g = cg.graph();
   std::string reference;
   for (const CompiledCall& c : cg.calls())

@@ -6,8 +6,10 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <utility>
 
 #include "kiln/ir/composite.h"
@@ -95,7 +97,50 @@ std::string OptionsKey(const CompileOptions& o) {
   return StrCat("O", o.opt_level, " train=", o.is_train, " fwd=", o.forward_outputs,
                 " cpu=", o.cpu.cpu, " llvmO", o.cpu.opt_level, " par=", l.parallel_min_elements,
                 "/", l.parallel_chunk, " ref=", o.allow_reference, " lib=", o.use_library,
-                " jit=", o.jit);
+                " jit=", o.jit, " epi_in_gemm=", o.epilogue_in_gemm);
+}
+
+// Whether kernel `k` computes rows [r0, r1) of its row-bound buffers (parameter positions
+// `row_bound`: the product it reads and the outputs it writes) as tasks [r0, r1): its body is
+// one parallel loop over [0, rows), each of those buffers has `rows` rows, every load and store
+// of them has that loop's variable as its first index, and it stores to no other parameter.
+bool RunsOverRows(const Kernel& k, int64_t rows, const std::vector<size_t>& row_bound) {
+  const StmtNode* loop = k.body.get();
+  auto is_int = [](const Expr& e, int64_t v) {
+    return e && e->kind == ExprKind::kIntImm && e->int_value == v;
+  };
+  if (!loop || loop->kind != StmtKind::kFor || loop->for_kind != ForKind::kParallel ||
+      k.ParallelLoop() != loop || !is_int(loop->a, 0) || !is_int(loop->b, rows))
+    return false;
+  std::set<const BufferNode*> params, bound;
+  for (const Buffer& b : k.buffers) params.insert(b.get());
+  for (size_t b : row_bound) {
+    if (b >= k.buffers.size() || k.buffers[b]->shape.empty() || k.buffers[b]->shape[0] != rows)
+      return false;
+    bound.insert(k.buffers[b].get());
+  }
+  auto by_row = [&](const std::vector<Expr>& index) {
+    return !index.empty() && index[0]->kind == ExprKind::kVar && index[0]->var == loop->var;
+  };
+  bool ok = true;
+  std::function<void(const Expr&)> expr = [&](const Expr& e) {
+    if (!e || !ok) return;
+    if (e->kind == ExprKind::kLoad && bound.count(e->buffer.get()) && !by_row(e->operands))
+      ok = false;
+    for (const Expr& o : e->operands) expr(o);
+  };
+  std::function<void(const Stmt&)> stmt = [&](const Stmt& st) {
+    if (!st || !ok) return;
+    expr(st->a);
+    expr(st->b);
+    for (const Expr& i : st->indices) expr(i);
+    if (st->kind == StmtKind::kStore && params.count(st->buffer.get()) &&
+        (!bound.count(st->buffer.get()) || !by_row(st->indices)))
+      ok = false;
+    for (const Stmt& b : st->body) stmt(b);
+  };
+  for (const Stmt& b : loop->body) stmt(b);
+  return ok;
 }
 
 }  // namespace
@@ -172,7 +217,13 @@ class PlanBuilder {
 
   int64_t num_externals() const { return num_externals_; }
   int64_t scratch_size() const { return scratch_max_; }
-  const std::vector<size_t>& jit_calls() const { return jit_calls_; }
+  // Where each kernel's function goes, in kernel order: a plan call's function, or (`library`
+  // not null) a library call's row kernel.
+  struct KernelTarget {
+    size_t call = 0;
+    LibraryCallNode* library = nullptr;
+  };
+  const std::vector<KernelTarget>& kernel_targets() const { return kernel_targets_; }
 
  private:
   void Push(PlanCall call, CompiledCall info) {
@@ -193,7 +244,7 @@ class PlanBuilder {
     // artifact loader can check them against the tensors it binds.
     for (size_t b = 0; b < call.args.size() && b < k.buffers.size(); ++b)
       call.args[b].bytes = k.buffers[b]->NumElements() * int64_t(DTypeSize(k.buffers[b]->dtype));
-    jit_calls_.push_back(cg_.plan_.calls.size());
+    kernel_targets_.push_back({cg_.plan_.calls.size(), nullptr});
     Push(std::move(call), {CompiledCall::Kind::kJit, graph_node, ops, cg_.kernels_.back().name});
   }
 
@@ -270,15 +321,16 @@ class PlanBuilder {
       anchor_out.push_back(PlanArg::Arena(scratch_base_ + scratch, bytes));
       scratch += (bytes + kMemoryAlignment - 1) / kMemoryAlignment * kMemoryAlignment;
     }
-    AddLibraryCall(*op, StrCat(n.name, ".", a.name), a.op->name(), i, anchor_in, anchor_out,
-                   scratch);
-    AddEpilogue(i, *anchor, in, out, anchor_out);
+    LibraryCallNode* ln = AddLibraryCall(*op, StrCat(n.name, ".", a.name), a.op->name(), i,
+                                         anchor_in, anchor_out, scratch);
+    AddEpilogue(i, *anchor, in, out, anchor_out, *op, ln);
     return true;
   }
 
-  void AddLibraryCall(const LibraryOpDesc& desc, const std::string& name, const std::string& ops,
-                      uint32_t node, const std::vector<PlanArg>& in,
-                      const std::vector<PlanArg>& out, int64_t scratch_used) {
+  LibraryCallNode* AddLibraryCall(const LibraryOpDesc& desc, const std::string& name,
+                                  const std::string& ops, uint32_t node,
+                                  const std::vector<PlanArg>& in, const std::vector<PlanArg>& out,
+                                  int64_t scratch_used) {
     auto ln = std::make_shared<LibraryCallNode>();
     ln->op = MakeLibraryOp(desc);
     ln->threads = threads_;
@@ -301,18 +353,55 @@ class PlanBuilder {
     call.args.push_back(PlanArg::Arena(scratch_base_ + scratch_used, ws));
     scratch_max_ = std::max(scratch_max_, scratch_used + ws);
     Push(std::move(call), {CompiledCall::Kind::kLibrary, node, ops, "", library});
+    return ln.get();
+  }
+
+  // With epilogue_in_gemm, the epilogue node `node` of `g` (inputs `in`, outputs `out`; the
+  // library call's products at positions `product` of `in`) as the row kernel of the library
+  // call just added, when its kernel runs over the product's rows. False: not fused.
+  bool AddRowKernel(const Graph& g, uint32_t node, const std::string& ops,
+                    const LibraryOpDesc& desc, LibraryCallNode* ln, const std::vector<PlanArg>& in,
+                    const std::vector<PlanArg>& out, std::vector<size_t> product) {
+    if (!options_.jit || !options_.epilogue_in_gemm || !ln->op->SupportsRowKernel() ||
+        desc.kind != LibraryOpKind::kFullyConnected || desc.ints.empty() || desc.ints[0] <= 0)
+      return false;
+    const int64_t rows = desc.ints[0];
+    const size_t call_index = cg_.plan_.calls.size() - 1;
+    LowerOptions lo = options_.lower;
+    lo.parallel_min_elements = 1;  // the outermost loop parallel, so that tasks are rows
+    lo.kernel_name = StrCat("k", call_index, "_", g.node(node).name);
+    Kernel k = LowerNode(g, node, lo);
+    for (size_t o = 0; o < out.size(); ++o) product.push_back(in.size() + o);
+    if (k.buffers.size() != in.size() + out.size() || !k.scalars.empty() ||
+        !RunsOverRows(k, rows, product))
+      return false;
+    PlanCall& call = cg_.plan_.calls.back();
+    for (size_t b = 0; b < k.buffers.size(); ++b) {
+      PlanArg a = b < in.size() ? in[b] : out[b - in.size()].Written();
+      call.args.push_back(
+          WithBytes(a, k.buffers[b]->NumElements() * int64_t(DTypeSize(k.buffers[b]->dtype))));
+    }
+    CompiledCall& info = cg_.calls_.back();
+    info.ops += "+" + ops;
+    info.kernel = k.name;
+    cg_.kernels_.push_back(std::move(k));
+    kernel_targets_.push_back({call_index, ln});
+    cg_.epilogues_in_gemm_ = true;
+    return true;
   }
 
   // The composite's ops after the anchor, as a composite of their own whose inputs are the
   // group's inputs they read and the anchor's outputs.
   void AddEpilogue(uint32_t i, uint32_t anchor, const std::vector<PlanArg>& in,
-                   const std::vector<PlanArg>& out, const std::vector<PlanArg>& anchor_out) {
+                   const std::vector<PlanArg>& out, const std::vector<PlanArg>& anchor_out,
+                   const LibraryOpDesc& desc, LibraryCallNode* ln) {
     const Node& n = g_.node(i);
     const Graph& body = CompositeBody(n);
     auto epi = std::make_shared<Graph>();
     auto outer = std::make_shared<Graph>();
     std::vector<Entry> map(body.num_entries());
     std::vector<PlanArg> epi_in;
+    std::vector<size_t> product;  // the positions in epi_in of the anchor's outputs
     std::vector<Entry> outer_in;
     InferOptions io;
     auto add_input = [&](const std::string& name, const Shape& s, DType t, PlanArg arg) {
@@ -328,9 +417,11 @@ class PlanBuilder {
     for (uint32_t b = 0; b < body.num_nodes(); ++b) {
       const Node& bn = body.node(b);
       if (b == anchor) {
-        for (uint32_t k = 0; k < uint32_t(bn.num_outputs()); ++k)
+        for (uint32_t k = 0; k < uint32_t(bn.num_outputs()); ++k) {
+          product.push_back(epi_in.size());
           map[body.entry_id(b, k)] = add_input(StrCat(bn.name, "_out", k), body.shape(Entry{b, k}),
                                                body.dtype(Entry{b, k}), anchor_out[k]);
+        }
         continue;
       }
       if (bn.is_variable()) {
@@ -366,10 +457,12 @@ class PlanBuilder {
     InferTypes(*outer, io);
     cg_.epilogue_graphs_.push_back(outer);
     std::string ops_names = OpNames(outer->node(c));
-    if (UnsupportedOps(*outer, c).empty())
-      AddJit(*outer, c, outer->node(c).name, ops_names, i, epi_in, epi_out);
-    else
+    if (UnsupportedOps(*outer, c).empty()) {
+      if (!AddRowKernel(*outer, c, ops_names, desc, ln, epi_in, epi_out, product))
+        AddJit(*outer, c, outer->node(c).name, ops_names, i, epi_in, epi_out);
+    } else {
       AddReference(*outer, c, outer->node(c).name, ops_names, i, epi_in, epi_out);
+    }
   }
 
   CompiledGraph& cg_;
@@ -380,7 +473,7 @@ class PlanBuilder {
   std::vector<const BufferPlacement*> placement_;
   int64_t scratch_base_ = 0, scratch_max_ = 0;
   int threads_ = 1;
-  std::vector<size_t> jit_calls_;
+  std::vector<KernelTarget> kernel_targets_;
 };
 
 std::shared_ptr<const CompiledGraph> CompileGraph(Graph g, const CompileOptions& options) {
@@ -476,8 +569,13 @@ std::shared_ptr<const CompiledGraph> CompileGraph(Graph g, const CompileOptions&
   cg->target_ = cg->jit_->target();
   if (!cg->kernels_.empty()) {
     std::vector<KernelFn> fns = cg->jit_->Compile(cg->kernels_);
-    for (size_t j = 0; j < builder.jit_calls().size(); ++j)
-      plan.calls[builder.jit_calls()[j]].fn = fns[j];
+    for (size_t j = 0; j < builder.kernel_targets().size(); ++j) {
+      const PlanBuilder::KernelTarget& t = builder.kernel_targets()[j];
+      if (t.library)
+        t.library->row_kernel = fns[j];
+      else
+        plan.calls[t.call].fn = fns[j];
+    }
   }
   cg->llvm_ms_ = MsSince(t0);
   std::vector<std::string> problems = VerifyPlan(plan);

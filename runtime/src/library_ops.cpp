@@ -31,6 +31,18 @@ struct RowBias {
   }
 };
 
+// The bias of rows [r0, r1) (where there is one), then a plan kernel over those rows.
+struct RowsThenKernel {
+  RowBias* bias = nullptr;
+  KernelFn kernel = nullptr;
+  void* const* args = nullptr;
+  static void Apply(void* ctx, int64_t batch, int64_t r0, int64_t r1) {
+    auto* e = static_cast<RowsThenKernel*>(ctx);
+    if (e->bias) RowBias::Apply(e->bias, batch, r0, r1);
+    e->kernel(e->args, r0, r1);
+  }
+};
+
 // Per-channel sums of an NCHW tensor [batch, channels, pixels] (convolution bias gradients):
 // each image's channel summed first, the images then added in order.
 void ChannelSums(const float* a, int64_t batch, int64_t channels, int64_t pixels, float* out) {
@@ -71,6 +83,12 @@ class FullyConnectedOp final : public LibraryOp {
   }
   void Run(const void* const* in, void* const* out, void* ws, ThreadPool* pool,
            const void* prepacked) const override {
+    RunWithRowKernel(in, out, ws, pool, prepacked, nullptr, nullptr);
+  }
+  bool SupportsRowKernel() const override { return true; }
+  void RunWithRowKernel(const void* const* in, void* const* out, void* ws, ThreadPool* pool,
+                        const void* prepacked, KernelFn row_kernel,
+                        void* const* row_args) const override {
     GemmArgs g = Args();
     g.a = static_cast<const float*>(in[0]);
     g.b = static_cast<const float*>(in[1]);
@@ -81,7 +99,11 @@ class FullyConnectedOp final : public LibraryOp {
     g.c = static_cast<float*>(out[0]);
     g.workspace = ws;
     RowBias rb{g.c, bias_ ? static_cast<const float*>(in[2]) : nullptr, m_, n_, true};
-    if (bias_) g.epilogue = {&RowBias::Apply, &rb};
+    RowsThenKernel rk{bias_ ? &rb : nullptr, row_kernel, row_args};
+    if (row_kernel)
+      g.epilogue = {&RowsThenKernel::Apply, &rk};
+    else if (bias_)
+      g.epilogue = {&RowBias::Apply, &rb};
     Gemm(g, pool);
   }
 
@@ -560,6 +582,14 @@ std::unique_ptr<LibraryOp> MakeLibraryOp(const LibraryOpDesc& d) {
   r.Fail(StrCat("kind ", uint32_t(d.kind), " does not exist"));
 }
 
+void LibraryOp::RunWithRowKernel(const void* const* in, void* const* out, void* workspace,
+                                 ThreadPool* pool, const void* prepacked, KernelFn row_kernel,
+                                 void* const* row_args) const {
+  KILN_INTERNAL_CHECK(!row_kernel, "this library op runs no kernel on its rows");
+  (void)row_args;
+  Run(in, out, workspace, pool, prepacked);
+}
+
 void LibraryCall(void* const* args, int64_t, int64_t) {
   auto* state = static_cast<LibraryRunState*>(args[0]);
   const auto* node = static_cast<const LibraryCallNode*>(args[1]);
@@ -576,9 +606,14 @@ void LibraryCall(void* const* args, int64_t, int64_t) {
     prepacked = it->second.get();
   }
   // A run on a larger pool than the plan was made for: the library allocates its own scratch.
-  void* workspace = args[2 + op.num_inputs() + op.num_outputs()];
+  const size_t ws_arg = 2 + op.num_inputs() + op.num_outputs();
+  void* workspace = args[ws_arg];
   if (state->pool && state->pool->num_threads() > node->threads) workspace = nullptr;
-  op.Run(args + 2, args + 2 + op.num_inputs(), workspace, state->pool, prepacked);
+  if (node->row_kernel)
+    op.RunWithRowKernel(args + 2, args + 2 + op.num_inputs(), workspace, state->pool, prepacked,
+                        node->row_kernel, args + ws_arg + 1);
+  else
+    op.Run(args + 2, args + 2 + op.num_inputs(), workspace, state->pool, prepacked);
 }
 
 }  // namespace kiln

@@ -111,6 +111,83 @@ TEST(CompiledGraph, FullyConnectedFormsAndEpilogues) {
                     11);
 }
 
+// With epilogue_in_gemm (the default), a FullyConnected group whose epilogue runs over the
+// product's rows is one plan call: the product runs the epilogue kernel on each row block. Its
+// outputs are those of the interpreter, and bit for bit those of the unfused plan.
+TEST(CompiledGraph, FullyConnectedEpilogueRunsInsideTheProduct) {
+  const std::string text = R"(graph {
+    %x = var : float32[300, 64]
+    %w = var : float32[200, 64]
+    %b = var : float32[200]
+    %y = var : float32[300, 200]
+    %fc = FullyConnected(%x, %w, %b) {num_hidden=200}
+    %s = elemwise_add(%fc, %y)
+    %t = Activation(%s) {act_type=relu}
+    return %t
+  })";
+  std::string report = CompileAndCompare(text, 64);
+  EXPECT_EQ(report.rfind("1 calls for", 0), 0u) << report;
+  EXPECT_NE(report.find("0 compiled kernels, 1 runtime-library calls"), std::string::npos)
+      << report;
+  // No bias; a row count that is no multiple of the row blocks.
+  report = CompileAndCompare(R"(graph {
+    %x = var : float32[37, 15]
+    %w = var : float32[21, 15]
+    %fc = FullyConnected(%x, %w) {num_hidden=21, no_bias=True}
+    %t = Activation(%fc) {act_type=tanh}
+    return %t
+  })",
+                             15);
+  EXPECT_EQ(report.rfind("1 calls for", 0), 0u) << report;
+
+  Graph g = ParseGraph(text);
+  std::map<std::string, Tensor> vars;
+  codegen::CompileOptions fused, apart;
+  apart.epilogue_in_gemm = false;
+  uint32_t seed = 3;
+  Graph typed = g;
+  InferShapes(typed, {});
+  for (uint32_t v : typed.VariableNodes()) {
+    const Shape& s = typed.shape(Entry{v, 0});
+    vars[typed.node(v).name] = Tensor::FromValues(
+        s.dims(), DType::kFloat32, test::RandomValues(size_t(s.NumElements()), seed++));
+    fused.infer.shapes[typed.node(v).name] = s;
+    apart.infer.shapes[typed.node(v).name] = s;
+  }
+  auto one = codegen::CompileGraph(g, fused), two = codegen::CompileGraph(g, apart);
+  ASSERT_EQ(one->plan().calls.size(), 1u) << one->Report();
+  EXPECT_TRUE(one->epilogues_in_gemm());
+  EXPECT_EQ(one->calls()[0].kind, codegen::CompiledCall::Kind::kLibrary);
+  EXPECT_EQ(one->calls()[0].ops, "FullyConnected+elemwise_add+Activation");
+  EXPECT_EQ(two->plan().calls.size(), 2u) << two->Report();
+  EXPECT_FALSE(two->epilogues_in_gemm());
+  for (int threads : {1, 2}) {
+    ThreadPool pool(threads);
+    codegen::CompiledRun a(one, &pool), b(two, &pool);
+    for (const auto& [n, t] : vars) a.Bind(n, t), b.Bind(n, t);
+    a.Run();
+    b.Run();
+    std::vector<double> got = a.output(0).ToDoubles(), want = b.output(0).ToDoubles();
+    ASSERT_EQ(got.size(), want.size());
+    for (size_t j = 0; j < got.size(); ++j)
+      ASSERT_EQ(got[j], want[j]) << "element " << j << ", " << threads << " thread(s)";
+  }
+}
+
+// An epilogue whose rows are not the product's (FullyConnected without flatten: a 3-D output)
+// stays a kernel of its own.
+TEST(CompiledGraph, EpilogueOverOtherRowsIsItsOwnCall) {
+  std::string report = CompileAndCompare(R"(graph {
+    %x = var : float32[2, 5, 11]
+    %w = var : float32[4, 11]
+    %fc = FullyConnected(%x, %w) {num_hidden=4, no_bias=True, flatten=False}
+    %t = Activation(%fc) {act_type=relu}
+    return %t
+  })",
+                                         11);
+  EXPECT_EQ(report.rfind("2 calls for", 0), 0u) << report;
+}
+
 TEST(CompiledGraph, ConvolutionAttributes) {
   for (const char* attrs :
        {"{kernel=\"(3, 3)\", num_filter=6, pad=\"(1, 1)\"}",

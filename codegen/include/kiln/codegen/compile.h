@@ -66,13 +66,19 @@ struct CompileOptions {
   // false: the kernels are lowered but not JIT-compiled (the plan's kernel calls have no
   // function: kiln-compile emits them as an object file instead); CompiledRun refuses it.
   bool jit = true;
+  // A FullyConnected group's epilogue kernel whose parallel loop runs over the product's rows
+  // is run by the product itself on each row block as soon as it is computed (one plan call for
+  // the group; the rows are still in cache). Only with jit: artifacts have no way to store it
+  // (kiln-compile compiles with jit = false, which never fuses).
+  bool epilogue_in_gemm = true;
   PassManagerOptions passes;  // printing after passes (kiln-compile --dump-after), verification
 };
 
 // How one call of the plan was made.
 struct CompiledCall {
   // kJit: a kernel compiled here; kLibrary: a matrix product or convolution of the runtime
-  // library (the anchor of its node; the rest of the node follows as its own call);
+  // library (the anchor of its node; the rest of the node follows as its own call, or runs
+  // inside it, `kernel` naming it, with CompileOptions::epilogue_in_gemm);
   // kReference: the ops' reference kernels.
   enum class Kind : uint8_t { kJit, kLibrary, kReference };
   Kind kind = Kind::kJit;
@@ -130,6 +136,9 @@ class CompiledGraph {
   // The thread count the library calls' workspaces in the arena are sized for.
   int library_threads() const { return library_threads_; }
   bool jitted() const { return jit_ != nullptr; }
+  // Whether some library call runs its group's epilogue kernel (CompileOptions::
+  // epilogue_in_gemm): such a plan cannot go into an artifact.
+  bool epilogues_in_gemm() const { return epilogues_in_gemm_; }
 
   // A summary: kernels compiled and run by reference (with the ops of each of those), arena
   // size and compile times.
@@ -155,6 +164,7 @@ class CompiledGraph {
   double pass_ms_ = 0, lower_ms_ = 0, llvm_ms_ = 0;
   std::string pass_timing_;
   int library_threads_ = 1;
+  bool epilogues_in_gemm_ = false;
   std::shared_ptr<LLVMJit> jit_;  // keeps the machine code alive
   // Externals: [0] the run state, [1] the library state, then the variables (variables_ order),
   // then the op outputs of the graph's outputs, then the context of each library and reference

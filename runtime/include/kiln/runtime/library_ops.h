@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "kiln/runtime/conv.h"
+#include "kiln/runtime/plan.h"
 #include "kiln/runtime/thread_pool.h"
 
 namespace kiln {
@@ -63,6 +64,14 @@ class LibraryOp {
   // `prepacked`: what Prepack returned for the same weights, or null.
   virtual void Run(const void* const* in, void* const* out, void* workspace, ThreadPool* pool,
                    const void* prepacked) const = 0;
+  // Whether RunWithRowKernel runs a kernel on the output's row blocks (FullyConnected).
+  virtual bool SupportsRowKernel() const { return false; }
+  // Run, and then `row_kernel(row_args, r0, r1)` for each block of rows [r0, r1) of output 0
+  // as soon as the block is final (its bias added), on the thread that computed it; null
+  // `row_kernel`: Run. InternalError where SupportsRowKernel is false.
+  virtual void RunWithRowKernel(const void* const* in, void* const* out, void* workspace,
+                                ThreadPool* pool, const void* prepacked, KernelFn row_kernel,
+                                void* const* row_args) const;
   // The weights (input 1) packed once, for runs whose weights do not change; null when the op
   // packs nothing.
   virtual std::shared_ptr<void> Prepack(const void* const* in, ThreadPool* pool) const {
@@ -90,6 +99,10 @@ Conv2dShape ConvShapeFromInts(const int64_t* ints);
 struct LibraryCallNode {
   std::unique_ptr<LibraryOp> op;
   int threads = 1;
+  // A JIT kernel whose parallel loop runs over the output's rows, run on each row block from
+  // inside the product (CompileOptions::epilogue_in_gemm): its arguments follow the workspace
+  // in the call's. Null: none. Artifacts never hold one.
+  KernelFn row_kernel = nullptr;
 };
 
 // What every library call of one run reads (the plan's external the calls name first).
@@ -104,7 +117,7 @@ struct LibraryRunState {
 };
 
 // The plan function of every library call: args = {LibraryRunState*, LibraryCallNode*,
-// inputs..., outputs..., workspace}.
+// inputs..., outputs..., workspace[, the row kernel's arguments...]}.
 void LibraryCall(void* const* args, int64_t task_begin, int64_t task_end);
 
 }  // namespace kiln
