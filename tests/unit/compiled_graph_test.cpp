@@ -21,19 +21,25 @@ namespace {
 
 // Compiles `text` (variables typed in the text), runs it on random inputs at 1 and 2 threads,
 // and compares every output with the interpreter. Returns the compiled graph's report.
-std::string CompileAndCompare(const std::string& text, int64_t k) {
-  Graph g = ParseGraph(text);
-  codegen::CompileOptions o;
+// Random float32 values in [-1, 1] for every variable of `g` (typed in its text), from `seed`
+// on; their shapes go into `infer`.
+std::map<std::string, Tensor> RandomVariables(const Graph& g, uint32_t seed, InferOptions& infer) {
   std::map<std::string, Tensor> vars;
-  uint32_t seed = 7;
   Graph typed = g;
   InferShapes(typed, {});
   for (uint32_t v : typed.VariableNodes()) {
     const Shape& s = typed.shape(Entry{v, 0});
     vars[typed.node(v).name] = Tensor::FromValues(
         s.dims(), DType::kFloat32, test::RandomValues(size_t(s.NumElements()), seed++));
-    o.infer.shapes[typed.node(v).name] = s;
+    infer.shapes[typed.node(v).name] = s;
   }
+  return vars;
+}
+
+std::string CompileAndCompare(const std::string& text, int64_t k) {
+  Graph g = ParseGraph(text);
+  codegen::CompileOptions o;
+  std::map<std::string, Tensor> vars = RandomVariables(g, 7, o.infer);
   std::vector<Tensor> ref = Interpret(g, vars);
   auto cg = codegen::CompileGraph(g, o);
   for (int threads : {1, 2}) {
@@ -141,19 +147,10 @@ TEST(CompiledGraph, FullyConnectedEpilogueRunsInsideTheProduct) {
   EXPECT_EQ(report.rfind("1 calls for", 0), 0u) << report;
 
   Graph g = ParseGraph(text);
-  std::map<std::string, Tensor> vars;
   codegen::CompileOptions fused, apart;
+  std::map<std::string, Tensor> vars = RandomVariables(g, 3, fused.infer);
+  apart.infer = fused.infer;
   apart.epilogue_in_gemm = false;
-  uint32_t seed = 3;
-  Graph typed = g;
-  InferShapes(typed, {});
-  for (uint32_t v : typed.VariableNodes()) {
-    const Shape& s = typed.shape(Entry{v, 0});
-    vars[typed.node(v).name] = Tensor::FromValues(
-        s.dims(), DType::kFloat32, test::RandomValues(size_t(s.NumElements()), seed++));
-    fused.infer.shapes[typed.node(v).name] = s;
-    apart.infer.shapes[typed.node(v).name] = s;
-  }
   auto one = codegen::CompileGraph(g, fused), two = codegen::CompileGraph(g, apart);
   ASSERT_EQ(one->plan().calls.size(), 1u) << one->Report();
   EXPECT_TRUE(one->epilogues_in_gemm());
