@@ -1,7 +1,7 @@
 // npy_test.cpp - .npy files: kiln's round trips, files NumPy writes, NumPy reading kiln's files,
 // malformed input at every length, and atomic writes that fail cleanly.
 #include "kiln/runtime/npy.h"
-#include "python_util.h"
+#include "scratch_dir.h"
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -51,39 +51,10 @@ std::string NumpyName(DType t) {
   return t == DType::kBool ? "bool" : std::string(DTypeName(t));
 }
 
-class NpyTest : public ::testing::Test {
+class NpyTest : public test::ScratchDirTest {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("kiln_npy_test_" + std::to_string(::getpid()));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override {
-    fs::permissions(dir_, fs::perms::owner_all, fs::perm_options::add);
-    std::error_code ec;
-    for (auto& e : fs::recursive_directory_iterator(dir_, ec))
-      if (e.is_directory()) fs::permissions(e.path(), fs::perms::owner_all, fs::perm_options::add);
-    fs::remove_all(dir_);
-  }
-
-  std::string Path(const std::string& name) const { return (dir_ / name).string(); }
-
-  std::string WriteBytes(const std::string& name, const std::string& bytes) {
-    std::ofstream(Path(name), std::ios::binary).write(bytes.data(), std::streamsize(bytes.size()));
-    return Path(name);
-  }
-
+  NpyTest() : ScratchDirTest("kiln_npy_test") {}
   static bool HaveNumpy(std::string* why) { return test::HaveNumpy(why); }
-
-  // Runs a Python script (in dir_, the directory being the working directory); returns stdout
-  // and stderr together, and expects exit status 0.
-  std::string RunPython(const std::string& script) {
-    std::string file = WriteBytes("script.py", script);
-    int status = 0;
-    std::string out = test::RunPythonFile(dir_.string(), file, &status);
-    EXPECT_EQ(status, 0) << "python failed:\n" << out;
-    return out;
-  }
 
   std::vector<std::string> DirEntries() const {
     std::vector<std::string> names;
@@ -91,8 +62,6 @@ class NpyTest : public ::testing::Test {
     std::sort(names.begin(), names.end());
     return names;
   }
-
-  fs::path dir_;
 };
 
 TEST_F(NpyTest, RoundTripsEveryDTypeAndShape) {

@@ -12,7 +12,7 @@
 #include "kiln/frontend/executor.h"
 #include "kiln/frontend/initializer.h"
 #include "kiln/frontend/models.h"
-#include "python_util.h"
+#include "scratch_dir.h"
 #include "test_util.h"
 
 namespace kiln {
@@ -83,35 +83,10 @@ struct Bytes {
   Bytes& Header(uint64_t n) { return U64(0x112).U64(0).U64(n); }
 };
 
-class ParamsTest : public ::testing::Test {
+class ParamsTest : public test::ScratchDirTest {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("kiln_params_test_" + std::to_string(::getpid()));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-
-  std::string Path(const std::string& name) const { return (dir_ / name).string(); }
-
-  std::string WriteBytes(const std::string& name, const std::string& bytes) {
-    std::ofstream(Path(name), std::ios::binary).write(bytes.data(), std::streamsize(bytes.size()));
-    return Path(name);
-  }
-
+  ParamsTest() : ScratchDirTest("kiln_params_test") {}
   static bool HaveNumpy(std::string* why) { return test::HaveNumpy(why); }
-
-  // Runs a Python script with dir_ as the working directory; returns its output and expects
-  // exit status 0.
-  std::string RunPython(const std::string& script) {
-    std::string file = WriteBytes("script.py", script);
-    int status = 0;
-    std::string out = test::RunPythonFile(dir_.string(), file, &status);
-    EXPECT_EQ(status, 0) << "python failed:\n" << out;
-    return out;
-  }
-
-  fs::path dir_;
 };
 
 ParamFile EveryDType() {
