@@ -404,6 +404,16 @@ DType ComputeType(DType t) {
 }
 
 // y + bias[f] (unless no_bias), rounded to dtype t.
+// The definitions cover channel-first layouts with every operand of the output's floating type.
+template <class Layout>
+bool DefinedFor(const ComputeCtx& c, const Layout& layout) {
+  DType t = c.out_dtype(0);
+  if (!IsFloatingPoint(t) || (layout && IsChannelLast(*layout))) return false;
+  for (int j = 0; j < c.num_in(); ++j)
+    if (c.in_dtype(j) != t) return false;
+  return true;
+}
+
 TExpr AddBiasAndRound(const ComputeCtx& c, bool no_bias, TExpr y, DType t) {
   if (!no_bias) y = Widen(c.Read(2, {TAxis(1)})) + y;
   return y->dtype == t ? y : TCast(t, y);
@@ -428,9 +438,7 @@ TExpr Scaled(const TExpr& i, int64_t k) {
 std::vector<TExpr> ConvolutionCompute(const ComputeCtx& c) {
   const auto& a = c.attrs<ConvolutionAttrs>();
   DType t = c.out_dtype(0);
-  if (!IsFloatingPoint(t) || (a.layout && IsChannelLast(*a.layout))) return {};
-  for (int j = 0; j < c.num_in(); ++j)
-    if (c.in_dtype(j) != t) return {};
+  if (!DefinedFor(c, a.layout)) return {};
   DType ct = ComputeType(t);
   const std::vector<int64_t>& x = c.in_shape(0).dims();
   // No data (no batch, no channels or an empty spatial axis): only the bias, nothing to read.
@@ -476,9 +484,7 @@ std::vector<TExpr> ConvolutionCompute(const ComputeCtx& c) {
 std::vector<TExpr> DeconvolutionCompute(const ComputeCtx& c) {
   const auto& a = c.attrs<DeconvolutionAttrs>();
   DType t = c.out_dtype(0);
-  if (!IsFloatingPoint(t) || (a.layout && IsChannelLast(*a.layout))) return {};
-  for (int j = 0; j < c.num_in(); ++j)
-    if (c.in_dtype(j) != t) return {};
+  if (!DefinedFor(c, a.layout)) return {};
   DType ct = ComputeType(t);
   const std::vector<int64_t>& x = c.in_shape(0).dims();
   if (NumElements(x) == 0) return {AddBiasAndRound(c, a.no_bias, TConst(0, ct), t)};
