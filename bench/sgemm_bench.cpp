@@ -123,6 +123,13 @@ void Row(const char* name, const char* b_mode, int64_t m, int64_t n, int64_t k, 
   }
 }
 
+// `bytes` of 64-byte aligned scratch inside `buffer` (resized to hold them).
+void* AlignedScratch(std::vector<char>& buffer, int64_t bytes) {
+  buffer.resize(size_t(bytes) + 64);
+  return reinterpret_cast<void*>((reinterpret_cast<uintptr_t>(buffer.data()) + 63) &
+                                 ~uintptr_t(63));
+}
+
 void Square(int64_t s, double min_ms, kiln::ThreadPool* pool) {
   std::vector<float> a = Random(size_t(s * s), 1), b = Random(size_t(s * s), 2);
   std::vector<float> c(size_t(s * s)), ref(size_t(s * s));
@@ -130,9 +137,8 @@ void Square(int64_t s, double min_ms, kiln::ThreadPool* pool) {
   g.m = g.n = g.k = s;
   g.a = a.data(), g.lda = s, g.b = b.data(), g.ldb = s, g.c = c.data(), g.ldc = s;
   int threads = pool ? pool->num_threads() : 1;
-  std::vector<char> ws(size_t(kiln::GemmWorkspaceBytes(g, threads)) + 64);
-  g.workspace =
-      reinterpret_cast<void*>((reinterpret_cast<uintptr_t>(ws.data()) + 63) & ~uintptr_t(63));
+  std::vector<char> ws;
+  g.workspace = AlignedScratch(ws, kiln::GemmWorkspaceBytes(g, threads));
   auto [kiln, blas] =
       TimeBoth([&] { kiln::Gemm(g, pool); },
                [&] {
@@ -154,9 +160,8 @@ void Mlp(const char* name, int64_t m, int64_t n, int64_t k, double min_ms, kiln:
   g.a = a.data(), g.lda = k, g.packed_b = &pw, g.c = c.data(), g.ldc = n;
   g.epilogue = {&BiasRelu::Fn, &ep};
   int threads = pool ? pool->num_threads() : 1;
-  std::vector<char> ws(size_t(kiln::GemmWorkspaceBytes(g, threads)) + 64);
-  g.workspace =
-      reinterpret_cast<void*>((reinterpret_cast<uintptr_t>(ws.data()) + 63) & ~uintptr_t(63));
+  std::vector<char> ws;
+  g.workspace = AlignedScratch(ws, kiln::GemmWorkspaceBytes(g, threads));
   auto [kiln, blas] =
       TimeBoth([&] { kiln::Gemm(g, pool); },
                [&] {
@@ -199,9 +204,8 @@ void Conv(double min_ms, kiln::ThreadPool* pool) {
   std::vector<float> x = Random(size_t(64 * 56 * 56), 6), w = Random(size_t(64 * kg), 7);
   std::vector<float> y(size_t(64 * p)), ref(size_t(64 * p)), col(size_t(kg * p));
   int threads = pool ? pool->num_threads() : 1;
-  std::vector<char> ws(size_t(kiln::ConvForwardWorkspaceBytes(s, threads)) + 64);
-  void* wsp =
-      reinterpret_cast<void*>((reinterpret_cast<uintptr_t>(ws.data()) + 63) & ~uintptr_t(63));
+  std::vector<char> ws;
+  void* wsp = AlignedScratch(ws, kiln::ConvForwardWorkspaceBytes(s, threads));
   auto [kiln, blas] =
       TimeBoth([&] { kiln::ConvForward(s, x.data(), w.data(), y.data(), {}, wsp, pool); },
                [&] {
@@ -242,9 +246,8 @@ void ResNetConv(const char* name, int64_t count, int64_t c, int64_t hw, int64_t 
   std::vector<float> x = Random(size_t(c * hw * hw), 6), w = Random(size_t(o * kg), 7);
   std::vector<float> y(size_t(o * p)), ref(size_t(o * p)), col(size_t(kg * p));
   int threads = pool ? pool->num_threads() : 1;
-  std::vector<char> ws(size_t(kiln::ConvForwardWorkspaceBytes(s, threads)) + 64);
-  void* wsp =
-      reinterpret_cast<void*>((reinterpret_cast<uintptr_t>(ws.data()) + 63) & ~uintptr_t(63));
+  std::vector<char> ws;
+  void* wsp = AlignedScratch(ws, kiln::ConvForwardWorkspaceBytes(s, threads));
   int64_t packed_floats = kiln::ConvPackedWeightsFloats(s);
   std::vector<float> packed(size_t(packed_floats) + 16);
   float* pw =
