@@ -23,20 +23,8 @@ using namespace std::string_literals;
 constexpr DType kNpyDTypes[] = {DType::kFloat32, DType::kFloat16, DType::kFloat64, DType::kInt8,
                                 DType::kUInt8,   DType::kInt32,   DType::kInt64,   DType::kBool};
 
-// Value k of the test pattern for a dtype: exact in every dtype (bools alternate).
-double Pattern(DType t, int64_t k) {
-  if (t == DType::kBool) return double(k % 3 == 1);
-  if (t == DType::kUInt8) return double((k * 37 + 5) % 256);
-  if (t == DType::kInt8) return double((k * 37 + 5) % 256 - 128);
-  if (IsFloatingPoint(t)) return (double(k) - 7.0) * 0.25;
-  return double(k * 1001 - 50000);
-}
-
-Tensor PatternTensor(DType t, const std::vector<int64_t>& shape) {
-  std::vector<double> v(size_t(NumElements(shape)));
-  for (size_t k = 0; k < v.size(); ++k) v[k] = Pattern(t, int64_t(k));
-  return Tensor::FromValues(shape, t, v);
-}
+using test::Pattern;
+using test::PatternTensor;
 
 void ExpectSameTensor(const Tensor& got, const Tensor& want) {
   ASSERT_TRUE(got.defined());

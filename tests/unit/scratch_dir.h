@@ -12,8 +12,27 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <vector>
+
+#include "kiln/runtime/tensor.h"
 
 namespace kiln::test {
+
+// Value k of the file tests' pattern for a dtype: exact in every dtype (bools alternate). Their
+// Python scripts compute the same.
+inline double Pattern(DType t, int64_t k) {
+  if (t == DType::kBool) return double(k % 3 == 1);
+  if (t == DType::kUInt8) return double((k * 37 + 5) % 256);
+  if (t == DType::kInt8) return double((k * 37 + 5) % 256 - 128);
+  if (IsFloatingPoint(t)) return (double(k) - 7.0) * 0.25;
+  return double(k * 1001 - 50000);
+}
+
+inline Tensor PatternTensor(DType t, const std::vector<int64_t>& shape) {
+  std::vector<double> v(size_t(NumElements(shape)));
+  for (size_t k = 0; k < v.size(); ++k) v[k] = Pattern(t, int64_t(k));
+  return Tensor::FromValues(shape, t, v);
+}
 
 // Whether /usr/bin/python3 with NumPy runs here; else `why` says what is missing.
 inline bool HaveNumpy(std::string* why) {
