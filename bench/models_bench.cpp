@@ -3,6 +3,7 @@
 //
 //   build/bench/kiln_models_bench [--peers-dir build/peers] [--threads T] [--runs N]
 //                                 [--interpreter-runs N] [--fold-batchnorm 1|0]
+//                                 [--epilogue-in-product 1|0]
 //
 // The MLP 784-512-512-10 inference rows are the ONNX model bench/peers/torch_bench.py exports
 // (bench/peers.sh writes it to build/peers), imported with kiln's ONNX importer: the same
@@ -19,13 +20,15 @@
 // inference passes up to fusion run with them (simplify-inference folds every BatchNorm into
 // its convolution, as ONNX Runtime's session does with the ONNX model) before CompileGraph;
 // --fold-batchnorm 0 compiles the Symbol graph with the weights as plain variables instead
-// (BatchNorm as a per-channel scale and shift at run time). Before any ResNet-18 timing, the
-// compiled model runs on the inputs PyTorch ran (resnet18_b{1,16}_input.npy): its logits at
-// batch 1 must equal PyTorch's (resnet18_b1_torch.npy) and those of the exported ONNX model
-// (kiln's importer and reference interpreter) within 1e-4 of the largest logit, and the timed
-// model's probabilities at batch 1 and 16 must equal the softmax of PyTorch's logits within
-// 1e-4 of the largest probability; `check ...` lines print each largest difference, and a
-// failed check exits 1.
+// (BatchNorm as a per-channel scale and shift at run time). --epilogue-in-product 0 runs
+// every product's and convolution's epilogue as a kernel call of its own
+// (CompileOptions::epilogue_in_gemm, D43 and D44), to measure what running it inside is worth.
+// Before any ResNet-18 timing, the compiled model runs on the inputs PyTorch ran
+// (resnet18_b{1,16}_input.npy): its logits at batch 1 must equal PyTorch's (resnet18_b1_torch.npy)
+// and those of the exported ONNX model (kiln's importer and reference interpreter) within 1e-4 of
+// the largest logit, and the timed model's probabilities at batch 1 and 16 must equal the softmax
+// of PyTorch's logits within 1e-4 of the largest probability; `check ...` lines print each largest
+// difference, and a failed check exits 1.
 //
 // Prints, in peers.sh's format, `kiln CASE median_ms min_ms` (compiled) and
 // `interpreter CASE median_ms min_ms` lines, and `compile MODEL ms` for the JIT compile time
@@ -60,6 +63,8 @@
 #include "kiln/runtime/npy.h"
 
 namespace {
+
+bool epilogue_in_product = true;  // --epilogue-in-product
 
 using Clock = std::chrono::steady_clock;
 
@@ -98,6 +103,7 @@ void OnnxCase(const std::string& file, const std::string& name, std::vector<int6
   std::map<std::string, kiln::Tensor> vars = m.params;
   vars["data"] = Random(input, 1);
   kiln::codegen::CompileOptions co;
+  co.epilogue_in_gemm = epilogue_in_product;
   for (const auto& [n, t] : vars) co.infer.shapes[n] = kiln::Shape(t.shape());
   auto t0 = Clock::now();
   auto cg = kiln::codegen::CompileGraph(m.graph, co);
@@ -290,6 +296,7 @@ ParamModel CompileWithParams(const kiln::Symbol& net,
       Fail("variable \"" + name + "\" has no value");
   }
   kiln::codegen::CompileOptions co;
+  co.epilogue_in_gemm = epilogue_in_product;
   for (const auto& [n, t] : r.vars) co.infer.shapes[n] = kiln::Shape(t.shape());
   r.cg = kiln::codegen::CompileGraph(r.graph, co);
   r.compile_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
@@ -413,6 +420,8 @@ int main(int argc, char** argv) {
       interpreter_runs = std::atoi(argv[i + 1]);
     else if (a == "--fold-batchnorm")
       fold = std::atoi(argv[i + 1]) != 0;
+    else if (a == "--epilogue-in-product")
+      epilogue_in_product = std::atoi(argv[i + 1]) != 0;
     else if (a == "--threads")
       setenv("KILN_NUM_THREADS", argv[i + 1], 1);
     else {

@@ -140,13 +140,16 @@ int Main(int argc, char** argv) {
     t0 = Clock::now();
     WriteFileAtomically(out, bytes);
     write_ms = MsSince(t0);
-    size_t library = 0, kernels = 0;
-    for (const codegen::CompiledCall& c : cg->calls())
-      (c.kind == codegen::CompiledCall::Kind::kLibrary ? library : kernels)++;
+    size_t library = 0, kernels = 0, inside = 0;
+    for (const codegen::CompiledCall& c : cg->calls()) {
+      const bool lib = c.kind == codegen::CompiledCall::Kind::kLibrary;
+      (lib ? library : kernels)++;
+      inside += lib && !c.kernel.empty();
+    }
     std::fprintf(stderr,
-                 "kiln-compile: wrote %s: %zu bytes, %zu calls (%zu kernels, %zu library) "
-                 "for %s, arena %lld bytes\n",
-                 out.c_str(), bytes.size(), cg->calls().size(), kernels, library,
+                 "kiln-compile: wrote %s: %zu bytes, %zu calls (%zu kernels, %zu library, %zu "
+                 "with their epilogue inside) for %s, arena %lld bytes\n",
+                 out.c_str(), bytes.size(), cg->calls().size(), kernels, library, inside,
                  cg->target().cpu.c_str(), static_cast<long long>(cg->arena_size()));
   }
   if (!bundle_dir.empty()) {

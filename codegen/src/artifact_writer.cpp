@@ -53,10 +53,6 @@ std::vector<PlacedParam> PlaceParams(const CompiledGraph& cg,
 
 std::string SerializeArtifact(const CompiledGraph& cg, const std::map<std::string, Tensor>& params,
                               const CpuOptions& cpu, const std::vector<std::string>& output_names) {
-  KILN_INTERNAL_CHECK(!cg.epilogues_in_gemm(),
-                      "SerializeArtifact: this graph runs epilogue kernels inside its library "
-                      "calls (CompileOptions::epilogue_in_gemm), which artifacts do not store; "
-                      "compile it with jit = false");
   const Graph& g = cg.graph();
   std::string reference;
   for (const CompiledCall& c : cg.calls())
@@ -159,10 +155,11 @@ std::string SerializeArtifact(const CompiledGraph& cg, const std::map<std::strin
     for (const PlanArg& a : pc.args)
       args.emplace_back(a.kind == PlanArg::Kind::kExternal ? 1 : 0, a.written ? 1 : 0, a.offset,
                         a.index, a.bytes);
+    // A kernel call names its kernel; a library call its op, and its row kernel if it has one.
     const bool jit = cc.kind == CompiledCall::Kind::kJit;
-    calls.push_back(fb::CreateCall(
-        fbb, fbb.CreateString(pc.name), fbb.CreateString(jit ? cc.kernel : std::string()),
-        jit ? -1 : int32_t(cc.library), fbb.CreateVectorOfStructs(args), pc.tasks));
+    calls.push_back(fb::CreateCall(fbb, fbb.CreateString(pc.name), fbb.CreateString(cc.kernel),
+                                   jit ? -1 : int32_t(cc.library), fbb.CreateVectorOfStructs(args),
+                                   pc.tasks));
   }
   std::vector<std::string> features = TargetCpuFeatures(cg.target());
   const CpuTarget& target = cg.target();

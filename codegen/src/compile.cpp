@@ -102,25 +102,39 @@ std::string OptionsKey(const CompileOptions& o) {
 
 // Whether kernel `k` computes rows [r0, r1) of its row-bound buffers (parameter positions
 // `row_bound`: the product it reads and the outputs it writes) as tasks [r0, r1): its body is
-// one parallel loop over [0, rows), each of those buffers has `rows` rows, every load and store
-// of them has that loop's variable as its first index, and it stores to no other parameter.
-bool RunsOverRows(const Kernel& k, int64_t rows, const std::vector<size_t>& row_bound) {
+// one parallel loop over [0, rows), each of those buffers has the leading extents `lead` (whose
+// product is `rows`), every load and store of them indexes those axes by that loop's variable
+// (one axis: the variable itself; two: v / lead[1] and v % lead[1], LowerOptions::parallel_rows),
+// and it stores to no other parameter.
+bool RunsOverRows(const Kernel& k, const std::vector<int64_t>& lead,
+                  const std::vector<size_t>& row_bound) {
   const StmtNode* loop = k.body.get();
   auto is_int = [](const Expr& e, int64_t v) {
     return e && e->kind == ExprKind::kIntImm && e->int_value == v;
   };
-  if (!loop || loop->kind != StmtKind::kFor || loop->for_kind != ForKind::kParallel ||
-      k.ParallelLoop() != loop || !is_int(loop->a, 0) || !is_int(loop->b, rows))
+  int64_t rows = 1;
+  for (int64_t d : lead) rows *= d;
+  if (lead.empty() || lead.size() > 2 || !loop || loop->kind != StmtKind::kFor ||
+      loop->for_kind != ForKind::kParallel || k.ParallelLoop() != loop || !is_int(loop->a, 0) ||
+      !is_int(loop->b, rows))
     return false;
   std::set<const BufferNode*> params, bound;
   for (const Buffer& b : k.buffers) params.insert(b.get());
   for (size_t b : row_bound) {
-    if (b >= k.buffers.size() || k.buffers[b]->shape.empty() || k.buffers[b]->shape[0] != rows)
+    if (b >= k.buffers.size() || k.buffers[b]->shape.size() < lead.size() ||
+        !std::equal(lead.begin(), lead.end(), k.buffers[b]->shape.begin()))
       return false;
     bound.insert(k.buffers[b].get());
   }
+  auto is_var = [&](const Expr& e) { return e->kind == ExprKind::kVar && e->var == loop->var; };
+  auto is_op = [&](const Expr& e, BinaryOp op) {
+    return e->kind == ExprKind::kBinary && e->binary_op == op && is_var(e->operands[0]) &&
+           is_int(e->operands[1], lead[1]);
+  };
   auto by_row = [&](const std::vector<Expr>& index) {
-    return !index.empty() && index[0]->kind == ExprKind::kVar && index[0]->var == loop->var;
+    if (index.size() < lead.size()) return false;
+    if (lead.size() == 1) return is_var(index[0]);
+    return is_op(index[0], BinaryOp::kDiv) && is_op(index[1], BinaryOp::kMod);
   };
   bool ok = true;
   std::function<void(const Expr&)> expr = [&](const Expr& e) {
@@ -362,18 +376,27 @@ class PlanBuilder {
   bool AddRowKernel(const Graph& g, uint32_t node, const std::string& ops,
                     const LibraryOpDesc& desc, LibraryCallNode* ln, const std::vector<PlanArg>& in,
                     const std::vector<PlanArg>& out, std::vector<size_t> product) {
-    if (!options_.jit || !options_.epilogue_in_gemm || !ln->op->SupportsRowKernel() ||
-        desc.kind != LibraryOpKind::kFullyConnected || desc.ints.empty() || desc.ints[0] <= 0)
+    if (!options_.epilogue_in_gemm || !ln->op->SupportsRowKernel()) return false;
+    // The product's leading extents whose elements are the library's rows: FullyConnected's
+    // batch rows; a forward convolution's (image, output channel) pairs.
+    std::vector<int64_t> lead;
+    if (desc.kind == LibraryOpKind::kFullyConnected && !desc.ints.empty())
+      lead = {desc.ints[0]};
+    else if (desc.kind == LibraryOpKind::kConvolution && desc.ints.size() > 4)
+      lead = {desc.ints[0], desc.ints[4]};
+    else
       return false;
-    const int64_t rows = desc.ints[0];
+    for (int64_t d : lead)
+      if (d <= 0) return false;
     const size_t call_index = cg_.plan_.calls.size() - 1;
     LowerOptions lo = options_.lower;
     lo.parallel_min_elements = 1;  // the outermost loop parallel, so that tasks are rows
+    lo.parallel_rows = int(lead.size());
     lo.kernel_name = StrCat("k", call_index, "_", g.node(node).name);
     Kernel k = LowerNode(g, node, lo);
     for (size_t o = 0; o < out.size(); ++o) product.push_back(in.size() + o);
     if (k.buffers.size() != in.size() + out.size() || !k.scalars.empty() ||
-        !RunsOverRows(k, rows, product))
+        !RunsOverRows(k, lead, product))
       return false;
     PlanCall& call = cg_.plan_.calls.back();
     for (size_t b = 0; b < k.buffers.size(); ++b) {

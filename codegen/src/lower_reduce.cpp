@@ -202,6 +202,26 @@ class NestBuilder {
       loops_.push_back({o, IntImm((n + c - 1) / c)});
       loops_.push_back({i, Min(IntImm(c), IntImm(n) - start)});
       idx_.push_back(start + Ref(i));
+    } else if (parallel && opt_.parallel_rows > 1 && size_t(opt_.parallel_rows) < r) {
+      // The leading axes as one loop over their product; indices by division, outermost
+      // first: i_{k-1} = v % d_{k-1}, i_{k-2} = (v / d_{k-1}) % d_{k-2}, ...
+      size_t lead = size_t(opt_.parallel_rows);
+      int64_t rows = 1;
+      for (size_t k = 0; k < lead; ++k) rows *= dims_[k];
+      Var v = MakeVar("row");
+      loops_.push_back({v, IntImm(rows)});
+      std::vector<Expr> lead_idx(lead);
+      Expr rest = Ref(v);
+      for (size_t k = lead; k-- > 1;) {
+        lead_idx[k] = rest % IntImm(dims_[k]);
+        rest = rest / IntImm(dims_[k]);
+      }
+      lead_idx[0] = rest;
+      idx_ = lead_idx;
+      for (size_t k = lead; k < r; ++k) {
+        loops_.push_back({MakeVar("i" + std::to_string(k)), IntImm(dims_[k])});
+        idx_.push_back(Ref(loops_.back().var));
+      }
     } else {
       for (size_t k = 0; k < r; ++k) {
         loops_.push_back({MakeVar("i" + std::to_string(k)), IntImm(dims_[k])});

@@ -303,34 +303,48 @@ void Artifact::Parse() {
           call.args.push_back(p);
         }
       const std::string kernel = str(c->kernel());
+      void* fn = nullptr;
       if (!kernel.empty()) {
-        void* fn = object_ ? object_->Find(kernel) : nullptr;
+        fn = object_ ? object_->Find(kernel) : nullptr;
         if (!fn) fail(StrCat(who, ": kernel \"", kernel, "\" is not in the kernel object"));
+      }
+      if (c->library() < 0) {
+        if (!fn) fail(StrCat(who, ": neither a kernel nor a library op (", c->library(), ")"));
         call.fn = reinterpret_cast<KernelFn>(fn);
       } else {
         const int lib = c->library();
-        if (lib < 0 || size_t(lib) >= library_.size())
-          fail(StrCat(who, ": neither a kernel nor a library op (", lib, ")"));
-        const LibraryOp& op = *library_[size_t(lib)]->op;
-        const size_t expect = 2 + op.num_inputs() + op.num_outputs() + 1;
-        if (call.args.size() != expect || call.args[0].kind != PlanArg::Kind::kExternal ||
+        if (size_t(lib) >= library_.size())
+          fail(StrCat(who, ": library op ", lib, " of ", library_.size()));
+        LibraryCallNode& node = *library_[size_t(lib)];
+        const LibraryOp& op = *node.op;
+        const char* kind = LibraryOpKindName(LibraryOpKind(m->library_ops()->Get(lib)->kind()));
+        // The op's state and tensors, its workspace, then (with a row kernel) the kernel's.
+        const size_t ws = 2 + op.num_inputs() + op.num_outputs();
+        if (call.args.size() < ws + 1 ||
+            (fn ? call.args.size() == ws + 1 : call.args.size() > ws + 1) ||
+            call.args[0].kind != PlanArg::Kind::kExternal ||
             call.args[0].index != library_state_external_ ||
             call.args[1].kind != PlanArg::Kind::kExternal ||
             call.args[1].index != library_external_[size_t(lib)] ||
-            call.args.back().kind != PlanArg::Kind::kArena)
-          fail(StrCat(who, ": the arguments do not match library op ", lib, " (",
-                      LibraryOpKindName(LibraryOpKind(m->library_ops()->Get(lib)->kind())), ")"));
+            call.args[ws].kind != PlanArg::Kind::kArena)
+          fail(StrCat(who, ": the arguments do not match library op ", lib, " (", kind, ")"));
         std::vector<int64_t> in_bytes, out_bytes;
         op.ArgBytes(in_bytes, out_bytes);
         in_bytes.insert(in_bytes.end(), out_bytes.begin(), out_bytes.end());
-        for (size_t k = 2; k + 1 < call.args.size(); ++k) {
+        for (size_t k = 2; k < ws; ++k) {
           const PlanArg& a = call.args[k];
           if ((a.kind == PlanArg::Kind::kExternal && role[size_t(a.index)] > kOutput) ||
               a.bytes != in_bytes[k - 2] || a.written != (k - 2 >= op.num_inputs()))
             fail(StrCat(who, ": argument ", k, " is not the library op's tensor"));
         }
-        if (call.args.back().bytes < op.WorkspaceBytes(library_[size_t(lib)]->threads))
+        if (call.args[ws].bytes < op.WorkspaceBytes(node.threads))
           fail(StrCat(who, ": the workspace is smaller than the op needs"));
+        if (fn) {
+          if (!op.SupportsRowKernel())
+            fail(StrCat(who, ": library op ", lib, " (", kind, ") runs no kernel on its rows"));
+          if (node.row_kernel) fail(StrCat(who, ": library op ", lib, " already has a row kernel"));
+          node.row_kernel = reinterpret_cast<KernelFn>(fn);
+        }
         call.fn = &LibraryCall;
       }
       plan_.calls.push_back(std::move(call));

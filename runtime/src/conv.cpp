@@ -382,9 +382,17 @@ void ConvForward(const Conv2dShape& s, const float* x, const float* w, float* y,
           gemm_detail::GemmOnPanels(gc, panels, nullptr, packed_a);
         }
       });
-      if (epilogue.fn)
-        for (int64_t r0 = 0; r0 < d.og; r0 += kGemmMC)
-          epilogue.fn(epilogue.ctx, n, grp * d.og + r0, grp * d.og + std::min(d.og, r0 + kGemmMC));
+      if (epilogue.fn) {
+        // Blocks of channels over the threads (about four per thread, at most kGemmMC).
+        int64_t rows = threads == 1 ? kGemmMC
+                                    : std::clamp<int64_t>((d.og + 4 * threads - 1) / (4 * threads),
+                                                          1, kGemmMC);
+        Parallel(pool, (d.og + rows - 1) / rows, [&](int64_t b0, int64_t b1) {
+          for (int64_t b = b0; b < b1; ++b)
+            epilogue.fn(epilogue.ctx, n, grp * d.og + b * rows,
+                        grp * d.og + std::min(d.og, (b + 1) * rows));
+        });
+      }
     }
 }
 

@@ -31,15 +31,18 @@ struct RowBias {
   }
 };
 
-// The bias of rows [r0, r1) (where there is one), then a plan kernel over those rows.
+// The bias of rows [r0, r1) of batch entry `batch` (where there is one), then a plan kernel
+// over those rows, numbered across the batch: tasks [batch * rows + r0, batch * rows + r1)
+// (a convolution's (image, channel) rows; FullyConnected has one batch entry).
 struct RowsThenKernel {
   RowBias* bias = nullptr;
   KernelFn kernel = nullptr;
   void* const* args = nullptr;
+  int64_t rows = 0;  // per batch entry
   static void Apply(void* ctx, int64_t batch, int64_t r0, int64_t r1) {
     auto* e = static_cast<RowsThenKernel*>(ctx);
     if (e->bias) RowBias::Apply(e->bias, batch, r0, r1);
-    e->kernel(e->args, r0, r1);
+    e->kernel(e->args, batch * e->rows + r0, batch * e->rows + r1);
   }
 };
 
@@ -99,7 +102,7 @@ class FullyConnectedOp final : public LibraryOp {
     g.c = static_cast<float*>(out[0]);
     g.workspace = ws;
     RowBias rb{g.c, bias_ ? static_cast<const float*>(in[2]) : nullptr, m_, n_, true};
-    RowsThenKernel rk{bias_ ? &rb : nullptr, row_kernel, row_args};
+    RowsThenKernel rk{bias_ ? &rb : nullptr, row_kernel, row_args, m_};
     if (row_kernel)
       g.epilogue = {&RowsThenKernel::Apply, &rk};
     else if (bias_)
@@ -250,19 +253,29 @@ class ConvolutionOp final : public LibraryOp {
     ConvPackWeights(s_, static_cast<const float*>(in[1]), mem);
     return std::shared_ptr<void>(mem, [](void* p) { std::free(p); });
   }
+  bool SupportsRowKernel() const override { return !backward_; }
+  // Forward: the row kernel's tasks are the output's (image, channel) rows, n * O + o.
+  void RunWithRowKernel(const void* const* in, void* const* out, void* ws, ThreadPool* pool,
+                        const void* prepacked, KernelFn row_kernel,
+                        void* const* row_args) const override {
+    if (backward_)
+      return LibraryOp::RunWithRowKernel(in, out, ws, pool, prepacked, row_kernel, row_args);
+    float* y = static_cast<float*>(out[0]);
+    RowBias rb{y, bias_ ? static_cast<const float*>(in[2]) : nullptr, s_.out_channels,
+               s_.out_h() * s_.out_w(), false};
+    RowsThenKernel rk{bias_ ? &rb : nullptr, row_kernel, row_args, s_.out_channels};
+    GemmEpilogue epilogue;
+    if (row_kernel)
+      epilogue = {&RowsThenKernel::Apply, &rk};
+    else if (bias_)
+      epilogue = {&RowBias::Apply, &rb};
+    ConvForward(s_, static_cast<const float*>(in[0]), static_cast<const float*>(in[1]), y, epilogue,
+                ws, pool, GemmIsa::kAuto, static_cast<const float*>(prepacked));
+  }
   void Run(const void* const* in, void* const* out, void* ws, ThreadPool* pool,
            const void* prepacked) const override {
     const int64_t pixels = s_.out_h() * s_.out_w();
-    if (!backward_) {
-      float* y = static_cast<float*>(out[0]);
-      RowBias rb{y, bias_ ? static_cast<const float*>(in[2]) : nullptr, s_.out_channels, pixels,
-                 false};
-      GemmEpilogue epilogue;
-      if (bias_) epilogue = {&RowBias::Apply, &rb};
-      ConvForward(s_, static_cast<const float*>(in[0]), static_cast<const float*>(in[1]), y,
-                  epilogue, ws, pool, GemmIsa::kAuto, static_cast<const float*>(prepacked));
-      return;
-    }
+    if (!backward_) return RunWithRowKernel(in, out, ws, pool, prepacked, nullptr, nullptr);
     const float* dy = static_cast<const float*>(in[0]);
     if (data_grad_)
       ConvBackwardData(s_, dy, static_cast<const float*>(in[2]), static_cast<float*>(out[0]), false,

@@ -17,6 +17,7 @@
 #include "kiln/runtime/artifact.h"
 #include "kiln/runtime/artifact_generated.h"
 #include "kiln/runtime/cpu_features.h"
+#include "kiln/runtime/library_ops.h"
 #include "kiln/runtime/npy.h"
 #include "test_util.h"
 
@@ -107,6 +108,18 @@ TEST(Artifact, MlpAndLeNetMatchTheJitBitForBit) {
     const float* got = static_cast<const float*>(s2.output(0));
     for (size_t i = 0; i < w.size(); ++i) EXPECT_NEAR(w[i], got[i], 1e-4 * (std::abs(w[i]) + 1));
   }
+}
+
+// The epilogues the JIT runs inside its convolutions and products (D43, D44) travel as the
+// library calls' row kernels: the artifact's plan has the JIT's calls, one per group, and the
+// first test above shows the outputs equal bit for bit.
+TEST(Artifact, EpiloguesTravelAsRowKernels) {
+  Built b = Build(models::LeNet(10, "relu"), Shape({2, 1, 28, 28}));
+  std::unique_ptr<fb::ModelT> m(fb::GetModel(b.bytes.data())->UnPack());
+  size_t rows = 0;
+  for (const auto& c : m->calls) rows += c->library >= 0 && !c->kernel.empty();
+  EXPECT_GE(rows, 2u);  // LeNet's two convolutions + relu at least
+  EXPECT_EQ(m->calls.size(), b.jit->plan().calls.size());
 }
 
 TEST(Artifact, LoadsFromAFileWithParametersInPlace) {
@@ -233,7 +246,7 @@ TEST(Artifact, DamagedOrForeignFilesAreRefusedWithAReason) {
   ExpectRejected(std::string("PK\3\4 this is a zip file"), "no \"KILN\" file identifier");
   ExpectRejected(b.bytes.substr(0, b.bytes.size() / 2), "flatbuffers verifier");
   ExpectRejected(Edited(b.bytes, [](fb::ModelT& m) { m.format_version = 7; }),
-                 "format version 7; this runtime reads version 1");
+                 "format version 7; this runtime reads version 2");
   ExpectRejected(Edited(b.bytes, [](fb::ModelT& m) { m.cpu_features.push_back("warp-drive"); }),
                  "CPU feature \"warp-drive\", which this runtime cannot check");
   std::string lacking;
@@ -251,6 +264,28 @@ TEST(Artifact, DamagedOrForeignFilesAreRefusedWithAReason) {
                  "checksum does not match");
   ExpectRejected(Edited(b.bytes, [](fb::ModelT& m) { m.calls[0]->kernel = "k_missing"; }),
                  "kernel \"k_missing\" is not in the kernel object");
+  // Row kernels (a library call's epilogue): missing, without its arguments, given twice.
+  auto row_call = [](fb::ModelT& m) -> fb::CallT& {
+    for (auto& c : m.calls)
+      if (c->library >= 0 && !c->kernel.empty()) return *c;
+    throw std::runtime_error("no library call with a row kernel");
+  };
+  ExpectRejected(Edited(b.bytes, [&](fb::ModelT& m) { row_call(m).kernel = "k_gone"; }),
+                 "kernel \"k_gone\" is not in the kernel object");
+  ExpectRejected(Edited(b.bytes,
+                        [&](fb::ModelT& m) {
+                          fb::CallT& c = row_call(m);
+                          const fb::LibraryOpT& l = *m.library_ops[size_t(c.library)];
+                          auto op = MakeLibraryOp({LibraryOpKind(l.kind), l.ints, l.reals});
+                          c.args.resize(2 + op->num_inputs() + op->num_outputs() + 1);
+                        }),
+                 "the arguments do not match library op");
+  ExpectRejected(Edited(b.bytes,
+                        [&](fb::ModelT& m) {
+                          auto copy = std::make_unique<fb::CallT>(row_call(m));
+                          m.calls.push_back(std::move(copy));
+                        }),
+                 "already has a row kernel");
   ExpectRejected(Edited(b.bytes, [](fb::ModelT& m) { m.arena_size = 64; }), "outside the arena");
   ExpectRejected(Edited(b.bytes, [](fb::ModelT& m) { m.params[0]->offset += 4; }),
                  "not aligned to 64 bytes");

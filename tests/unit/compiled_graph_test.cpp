@@ -207,6 +207,76 @@ TEST(CompiledGraph, ConvolutionAttributes) {
   }
 }
 
+// A convolution's epilogue (bias, a residual add, relu) runs inside the convolution on blocks
+// of (image, channel) rows: one plan call, equal to the interpreter and bit for bit to the
+// unfused plan, on each of the library's paths (im2col, 1x1 on the GEMM, depthwise, grouped,
+// a 1-D convolution).
+TEST(CompiledGraph, ConvolutionEpilogueRunsInsideTheConvolution) {
+  struct Case {
+    const char* attrs;
+    const char* x;
+    const char* w;
+    const char* out;
+    int64_t filters, k;
+  };
+  const Case cases[] = {
+      {"{kernel=\"(3, 3)\", num_filter=6, pad=\"(1, 1)\"}", "[3, 4, 9, 10]", "[6, 4, 3, 3]",
+       "[3, 6, 9, 10]", 6, 36},
+      {"{kernel=\"(1, 1)\", num_filter=6}", "[3, 4, 9, 10]", "[6, 4, 1, 1]", "[3, 6, 9, 10]", 6, 4},
+      {"{kernel=\"(3, 3)\", num_filter=4, num_group=4, pad=\"(1, 1)\"}", "[3, 4, 9, 10]",
+       "[4, 1, 3, 3]", "[3, 4, 9, 10]", 4, 9},
+      {"{kernel=\"(3, 3)\", num_filter=6, num_group=2, stride=\"(2, 2)\"}", "[3, 4, 9, 10]",
+       "[6, 2, 3, 3]", "[3, 6, 4, 4]", 6, 18},
+      {"{kernel=\"(3,)\", num_filter=6}", "[3, 4, 17]", "[6, 4, 3]", "[3, 6, 15]", 6, 12},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.attrs);
+    const std::string text =
+        StrCat("graph {\n  %x = var : float32", c.x, "\n  %w = var : float32", c.w,
+               "\n  %b = var : float32[", c.filters, "]\n  %y = var : float32", c.out,
+               "\n  %c = Convolution(%x, %w, %b) ", c.attrs,
+               "\n  %s = elemwise_add(%c, %y)\n  %r = relu(%s)\n  return %r\n}");
+    std::string report = CompileAndCompare(text, c.k);
+    EXPECT_EQ(report.rfind("1 calls for", 0), 0u) << report;
+
+    Graph g = ParseGraph(text);
+    codegen::CompileOptions fused, apart;
+    std::map<std::string, Tensor> vars = RandomVariables(g, 5, fused.infer);
+    apart.infer = fused.infer;
+    apart.epilogue_in_gemm = false;
+    auto one = codegen::CompileGraph(g, fused), two = codegen::CompileGraph(g, apart);
+    ASSERT_EQ(one->plan().calls.size(), 1u) << one->Report();
+    EXPECT_TRUE(one->epilogues_in_gemm());
+    EXPECT_EQ(one->calls()[0].ops, "Convolution+elemwise_add+relu");
+    EXPECT_EQ(two->plan().calls.size(), 2u) << two->Report();
+    for (int threads : {1, 2}) {
+      ThreadPool pool(threads);
+      codegen::CompiledRun a(one, &pool), b(two, &pool);
+      for (const auto& [n, t] : vars) a.Bind(n, t), b.Bind(n, t);
+      a.Run();
+      b.Run();
+      std::vector<double> got = a.output(0).ToDoubles(), want = b.output(0).ToDoubles();
+      ASSERT_EQ(got.size(), want.size());
+      for (size_t j = 0; j < got.size(); ++j)
+        ASSERT_EQ(got[j], want[j]) << "element " << j << ", " << threads << " thread(s)";
+    }
+  }
+}
+
+// A convolution epilogue that mixes channels (a softmax over axis 1) is not row by row: it stays
+// a kernel of its own.
+TEST(CompiledGraph, ConvolutionEpilogueAcrossChannelsIsItsOwnCall) {
+  std::string report = CompileAndCompare(R"g(graph {
+    %x = var : float32[2, 4, 9, 10]
+    %w = var : float32[6, 4, 3, 3]
+    %c = Convolution(%x, %w) {kernel="(3, 3)", num_filter=6, no_bias=True}
+    %s = softmax(%c) {axis=1}
+    return %s
+  })g",
+                                         36);
+  EXPECT_EQ(report.rfind("2 calls for", 0), 0u) << report;
+}
+
 // The gradients (data, weight, bias) of both heavy ops, as the gradient pass emits them.
 TEST(CompiledGraph, BackwardOpsAreLibraryCalls) {
   std::string report = CompileAndCompare(R"g(graph {

@@ -66,10 +66,10 @@ struct CompileOptions {
   // false: the kernels are lowered but not JIT-compiled (the plan's kernel calls have no
   // function: kiln-compile emits them as an object file instead); CompiledRun refuses it.
   bool jit = true;
-  // A FullyConnected group's epilogue kernel whose parallel loop runs over the product's rows
-  // is run by the product itself on each row block as soon as it is computed (one plan call for
-  // the group; the rows are still in cache). Only with jit: artifacts have no way to store it
-  // (kiln-compile compiles with jit = false, which never fuses).
+  // A FullyConnected or forward Convolution group's epilogue kernel whose parallel loop runs
+  // over the product's rows (a convolution's: (image, channel) pairs) is run by the library
+  // call itself on each row block as soon as it is final (one plan call for the group; the rows
+  // are still in cache). Artifacts store it as the library call's row kernel (D43, D44).
   bool epilogue_in_gemm = true;
   PassManagerOptions passes;  // printing after passes (kiln-compile --dump-after), verification
 };
@@ -137,7 +137,7 @@ class CompiledGraph {
   int library_threads() const { return library_threads_; }
   bool jitted() const { return jit_ != nullptr; }
   // Whether some library call runs its group's epilogue kernel (CompileOptions::
-  // epilogue_in_gemm): such a plan cannot go into an artifact.
+  // epilogue_in_gemm).
   bool epilogues_in_gemm() const { return epilogues_in_gemm_; }
 
   // A summary: kernels compiled and run by reference (with the ops of each of those), arena

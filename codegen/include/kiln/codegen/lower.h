@@ -10,7 +10,10 @@
 // outputs of different shapes get one serial nest each), the innermost loop vectorized at the
 // target's width, the outermost loop parallel when the nest has at least
 // `parallel_min_elements` elements. A rank-1 nest that is parallel is split into chunks of
-// `parallel_chunk` elements (an outer parallel loop, an inner vectorized one).
+// `parallel_chunk` elements (an outer parallel loop, an inner vectorized one). With
+// `parallel_rows` = k > 1 (a nest of rank > k), the first k axes are one parallel loop over
+// the product of their extents whose variable r gives the indices by division (for k = 2:
+// i0 = r / d1, i1 = r % d1): a convolution's epilogue runs on blocks of (image, channel) rows.
 //
 //   Graph f = Fuse(g, ctx);                    // shapes and dtypes inferred
 //   Kernel k = LowerNode(f, node_id);          // buffers: inputs in order, then outputs
@@ -32,6 +35,7 @@ namespace kiln::codegen {
 struct LowerOptions {
   int64_t parallel_min_elements = int64_t(1) << 15;
   int64_t parallel_chunk = 4096;
+  int parallel_rows = 1;    // leading axes merged into the parallel loop (see above)
   std::string kernel_name;  // empty: the node's name, made a C identifier
 };
 

@@ -37,7 +37,7 @@
 namespace kiln {
 
 // The format version this runtime reads and kiln-compile writes.
-inline constexpr uint32_t kArtifactFormatVersion = 1;
+inline constexpr uint32_t kArtifactFormatVersion = 2;
 // The alignment of every parameter value within the file.
 inline constexpr int64_t kArtifactParamAlignment = 64;
 

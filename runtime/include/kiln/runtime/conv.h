@@ -18,7 +18,8 @@
 // Epilogue (forward): rows are output channels of one image: fn(ctx, n, o0, o1) is called once
 // for every block of channels [o0, o1) of image n after they are final (blocks of at most
 // kGemmMC channels, never straddling a group). For im2col convolutions it runs after all the
-// image's chunks (the image's output, not one tile, is what is recent in cache); for 1x1 ones
+// image's chunks (the image's output, not one tile, is what is recent in cache), the blocks
+// spread over the threads; for 1x1 ones
 // as GemmArgs::epilogue describes; for depthwise ones per block of channels a thread finished.
 //
 // Scratch: each function takes a workspace of the size its *WorkspaceBytes function reports

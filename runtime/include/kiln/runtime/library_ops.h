@@ -64,11 +64,13 @@ class LibraryOp {
   // `prepacked`: what Prepack returned for the same weights, or null.
   virtual void Run(const void* const* in, void* const* out, void* workspace, ThreadPool* pool,
                    const void* prepacked) const = 0;
-  // Whether RunWithRowKernel runs a kernel on the output's row blocks (FullyConnected).
+  // Whether RunWithRowKernel runs a kernel on the output's row blocks (FullyConnected; the
+  // forward Convolution, whose rows are (image, output channel) pairs).
   virtual bool SupportsRowKernel() const { return false; }
   // Run, and then `row_kernel(row_args, r0, r1)` for each block of rows [r0, r1) of output 0
-  // as soon as the block is final (its bias added), on the thread that computed it; null
-  // `row_kernel`: Run. InternalError where SupportsRowKernel is false.
+  // as soon as the block is final (its bias added): on the thread that computed it for
+  // products, in parallel over channel blocks once an image's convolution is done (conv.h);
+  // null `row_kernel`: Run. InternalError where SupportsRowKernel is false.
   virtual void RunWithRowKernel(const void* const* in, void* const* out, void* workspace,
                                 ThreadPool* pool, const void* prepacked, KernelFn row_kernel,
                                 void* const* row_args) const;
@@ -99,9 +101,9 @@ Conv2dShape ConvShapeFromInts(const int64_t* ints);
 struct LibraryCallNode {
   std::unique_ptr<LibraryOp> op;
   int threads = 1;
-  // A JIT kernel whose parallel loop runs over the output's rows, run on each row block from
-  // inside the product (CompileOptions::epilogue_in_gemm): its arguments follow the workspace
-  // in the call's. Null: none. Artifacts never hold one.
+  // A compiled kernel whose parallel loop runs over the output's rows, run on each row block
+  // from inside the product (CompileOptions::epilogue_in_gemm; an artifact call's `kernel`):
+  // its arguments follow the workspace in the call's. Null: none.
   KernelFn row_kernel = nullptr;
 };
 
