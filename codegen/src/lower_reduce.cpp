@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
+#include <functional>
 #include <optional>
 #include <set>
 #include <string>
@@ -128,27 +129,45 @@ std::optional<int64_t> Coef(const Expr& e, const VarNode* v) {
   }
 }
 
+// How many elements the load `e` (of a buffer, not a rank-0 local) moves when `v` grows by one,
+// or nullopt when that is not a constant.
+std::optional<int64_t> LoadStride(const Expr& e, const VarNode* v) {
+  const std::vector<int64_t>& shape = e->buffer->shape;
+  int64_t stride = 1, flat = 0;
+  for (size_t d = shape.size(); d-- > 0;) {
+    auto c = Coef(e->operands[d], v);
+    if (!c) return std::nullopt;
+    flat += *c * stride;
+    stride *= shape[d];
+  }
+  return flat;
+}
+
 // Whether some load of a buffer (not a rank-0 local) in `e` walks memory contiguously in `v`.
 bool HasUnitStrideLoad(const Expr& e, const VarNode* v, std::set<const ExprNode*>& seen) {
   if (!seen.insert(e.get()).second) return false;
-  if (e->kind == ExprKind::kLoad && !e->operands.empty()) {
-    const std::vector<int64_t>& shape = e->buffer->shape;
-    int64_t stride = 1, flat = 0;
-    bool known = true;
-    for (size_t d = shape.size(); d-- > 0;) {
-      auto c = Coef(e->operands[d], v);
-      if (!c) {
-        known = false;
-        break;
-      }
-      flat += *c * stride;
-      stride *= shape[d];
-    }
-    if (known && flat == 1) return true;
-  }
+  if (e->kind == ExprKind::kLoad && !e->operands.empty() && LoadStride(e, v) == 1) return true;
   for (const Expr& o : e->operands)
     if (HasUnitStrideLoad(o, v, seen)) return true;
   return false;
+}
+
+// Whether every buffer load in `e` is contiguous (stride 1) or invariant (stride 0) in `v`, and
+// at least one is contiguous: vectors along `v` need no gathers.
+bool LoadsVectorAlong(const Expr& e, const VarNode* v) {
+  bool contiguous = false, ok = true;
+  std::set<const ExprNode*> seen;
+  std::function<void(const Expr&)> walk = [&](const Expr& x) {
+    if (!ok || !seen.insert(x.get()).second) return;
+    if (x->kind == ExprKind::kLoad && !x->operands.empty()) {
+      std::optional<int64_t> s = LoadStride(x, v);
+      if (!s || (*s != 0 && *s != 1)) ok = false;
+      contiguous |= s == 1;
+    }
+    for (const Expr& o : x->operands) walk(o);
+  };
+  walk(e);
+  return ok && contiguous;
 }
 
 Expr CeilDiv(const Expr& n, int64_t d) {
@@ -304,6 +323,12 @@ class NestBuilder {
     const VarNode* last = loops_.back().var.get();
     bool tile =
         !(loops_.back().extent->kind == ExprKind::kIntImm && loops_.back().extent->int_value <= 1);
+    // A reduction whose reads all run along the output's innermost axis (contiguous) or not at
+    // all (invariant) tiles that axis rather than its own, whose reads would then be gathers: a
+    // matrix product A[i, k] B[k, j] vectorises over j (B's rows, A broadcast), not over k.
+    if (tile)
+      for (size_t i : inner)
+        if (rowwise_[i] && LoadsVectorAlong(list[i].body, last)) rowwise_[i] = false;
     for (size_t i : inner) tile = tile && !rowwise_[i];
     // Nested reductions of a tiled one must not depend on the tiled axis.
     for (size_t x = 0; x < n && tile; ++x) {
