@@ -9,6 +9,7 @@
 #include "kiln/ir/op.h"
 #include "kiln/runtime/conv.h"
 #include "kiln/runtime/error.h"
+#include "kiln/runtime/rnn.h"
 
 namespace kiln::codegen {
 
@@ -128,6 +129,51 @@ int64_t NormAxis(const Node& n) {
   return t.empty() ? 1 : std::stoll(t);
 }
 
+// LSTM, GRU and RNN_tanh (ir/src/ops/rnn.cpp) as the runtime's RnnShape: sizes from the data
+// and W shapes, the rest from the attributes; none for another op.
+std::optional<LibraryOpDesc> DescribeRnn(const Graph& g, const Node& n) {
+  const std::string& op = n.op->name();
+  RnnShape s;
+  if (op == "LSTM")
+    s.cell = RnnCell::kLstm;
+  else if (op == "GRU")
+    s.cell = RnnCell::kGru;
+  else if (op == "RNN_tanh")
+    s.cell = RnnCell::kTanh;
+  else
+    return {};
+  const Shape& x = g.shape(n.inputs[0]);
+  const Shape& w = g.shape(n.inputs[1]);  // (D, G*H, I)
+  if (x.ndim() != 3 || w.ndim() != 3) return {};
+  const std::string direction = AttrText(n, "direction");
+  if (direction == "reverse")
+    s.direction = RnnDirection::kReverse;
+  else if (direction == "bidirectional")
+    s.direction = RnnDirection::kBidirectional;
+  else if (!direction.empty() && direction != "forward")
+    return {};
+  const std::string layout = AttrText(n, "layout");
+  s.layout = layout.empty() ? 0 : std::stoll(layout);
+  s.seq = s.layout ? x[1] : x[0], s.batch = s.layout ? x[0] : x[1], s.input = x[2];
+  s.hidden = w[1] / s.gates();
+  if (w[0] != s.directions() || w[1] != s.gates() * s.hidden || w[2] != s.input) return {};
+  // No clip, or an infinite one, clamps nothing; one beyond float32's range stays with the
+  // reference (its clamp is in double).
+  const std::string clip = AttrText(n, "clip");
+  const double clip_value = clip.empty() || clip == "None" ? HUGE_VAL : std::stod(clip);
+  if (std::isfinite(clip_value)) {
+    if (clip_value > 3e38) return {};
+    s.has_clip = true, s.clip = float(clip_value);
+  }
+  s.linear_before_reset = s.cell == RnnCell::kGru && IsTrue(AttrText(n, "linear_before_reset"));
+  s.input_forget = s.cell == RnnCell::kLstm && IsTrue(AttrText(n, "input_forget"));
+  if (!s.Problem().empty()) return {};
+  return LibraryOpDesc{LibraryOpKind::kRnn,
+                       {int64_t(s.cell), int64_t(s.direction), s.layout, s.seq, s.batch, s.input,
+                        s.hidden, s.has_clip, s.linear_before_reset, s.input_forget},
+                       {double(s.clip)}};
+}
+
 }  // namespace
 
 std::optional<LibraryOpDesc> DescribeLibraryOp(const Graph& g, uint32_t id, bool is_train) {
@@ -145,6 +191,7 @@ std::optional<LibraryOpDesc> DescribeLibraryOp(const Graph& g, uint32_t id, bool
   for (uint32_t k = 0; k < uint32_t(n.num_outputs()); ++k)
     if (g.dtype(Entry{id, k}) != DType::kFloat32) return {};
   const std::string& op = n.op->name();
+  if (std::optional<LibraryOpDesc> rnn = DescribeRnn(g, n)) return rnn;
   if (op == "FullyConnected") {
     const Shape& w = g.shape(n.inputs[1]);
     int64_t out = g.shape(Entry{id, 0}).NumElements();

@@ -11,10 +11,11 @@
 // (2-D) and batch_dot (equal batch dims) with either transposition,
 // Convolution, Deconvolution (without target_shape) and their gradients with 1 or 2 spatial
 // axes in NCHW (strides, pads,
-// dilations, groups), and, in training graphs, BatchNorm and _backward_BatchNorm (any axis),
-// all float32. Other dtypes, layouts and 3-D convolutions stay with the
-// reference kernels. The anchor's attributes are read from their printed form (the strings MXNet
-// JSON stores), so that codegen needs no op's private attribute struct.
+// dilations, groups), and, in training graphs, BatchNorm and _backward_BatchNorm (any axis);
+// LSTM, GRU and RNN_tanh with every attribute (kiln/runtime/rnn.h); all float32. Other dtypes,
+// layouts and 3-D convolutions stay with the reference kernels. The anchor's attributes are read
+// from their printed form (the strings MXNet JSON stores), so that codegen needs no op's private
+// attribute struct.
 #pragma once
 
 #include <cstdint>

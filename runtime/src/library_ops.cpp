@@ -7,6 +7,7 @@
 
 #include "kiln/runtime/error.h"
 #include "kiln/runtime/gemm.h"
+#include "kiln/runtime/rnn.h"
 
 namespace kiln {
 
@@ -460,6 +461,29 @@ class BatchNormBackwardOp final : public LibraryOp {
   bool batch_stats_;
 };
 
+// LSTM, GRU and tanh RNN forward (kiln/runtime/rnn.h): its scratch is what RnnWorkspaceBytes
+// says for the plan's thread count; Run hands over what the plan reserved, and rnn.cpp
+// allocates whatever that falls short of (a run on a larger pool passes no workspace).
+class RnnOp final : public LibraryOp {
+ public:
+  explicit RnnOp(const RnnShape& s) : s_(s) {}
+  void ArgBytes(std::vector<int64_t>& in, std::vector<int64_t>& out) const override {
+    RnnArgBytes(s_, in, out);
+  }
+  int64_t WorkspaceBytes(int threads) const override {
+    workspace_ = RnnWorkspaceBytes(s_, threads);
+    return workspace_;
+  }
+  void Run(const void* const* in, void* const* out, void* ws, ThreadPool* pool,
+           const void*) const override {
+    RnnForward(s_, in, out, ws, ws ? workspace_ : 0, pool);
+  }
+
+ private:
+  RnnShape s_;
+  mutable int64_t workspace_ = 0;  // what the plan reserved (WorkspaceBytes)
+};
+
 // Checks the numbers of a description; the message names the kind and the problem.
 class DescReader {
  public:
@@ -521,6 +545,8 @@ const char* LibraryOpKindName(LibraryOpKind kind) {
       return "BatchNorm";
     case LibraryOpKind::kBatchNormBackward:
       return "_backward_BatchNorm";
+    case LibraryOpKind::kRnn:
+      return "RNN";
   }
   return "unknown";
 }
@@ -590,6 +616,20 @@ std::unique_ptr<LibraryOp> MakeLibraryOp(const LibraryOpDesc& d) {
       NormAttrs a{r.Real(0), r.Real(1), r.Flag(3), false};
       if (backward) return std::make_unique<BatchNormBackwardOp>(v, a, r.Flag(4));
       return std::make_unique<BatchNormTrainOp>(v, a);
+    }
+    case LibraryOpKind::kRnn: {
+      r.Expect(10, 1);
+      RnnShape s;
+      s.cell = RnnCell(d.ints[0]);
+      s.direction = RnnDirection(d.ints[1]);
+      s.layout = d.ints[2];
+      s.seq = r.Size(3), s.batch = r.Size(4), s.input = r.Size(5), s.hidden = r.Size(6);
+      s.has_clip = r.Flag(7), s.linear_before_reset = r.Flag(8), s.input_forget = r.Flag(9);
+      const double clip = r.Real(0);
+      if (clip < 0 || clip > 3e38) r.Fail(StrCat("clip ", clip, " is not in [0, 3e38]"));
+      s.clip = float(clip);
+      if (std::string problem = s.Problem(); !problem.empty()) r.Fail(problem);
+      return std::make_unique<RnnOp>(s);
     }
   }
   r.Fail(StrCat("kind ", uint32_t(d.kind), " does not exist"));

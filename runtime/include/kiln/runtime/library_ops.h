@@ -20,6 +20,9 @@
 //       the 16 fields of Conv2dShape (ConvShapeInts order), bias, data_grad
 //   kBatchNormTrain          outer, channels, inner, fix_gamma   reals: eps, momentum
 //   kBatchNormBackward       outer, channels, inner, fix_gamma, batch_stats   reals: eps, momentum
+//   kRnn                     cell, direction, layout, seq, batch, input, hidden, has_clip,
+//                            linear_before_reset, input_forget   reals: clip (RnnShape, rnn.h)
+//                            in (x, W, R, B, initial_h[, initial_c, P]), out (Y, Y_h[, Y_c])
 #pragma once
 
 #include <cstdint>
@@ -44,6 +47,7 @@ enum class LibraryOpKind : uint32_t {
   kDeconvolutionBackward = 7,
   kBatchNormTrain = 8,
   kBatchNormBackward = 9,
+  kRnn = 10,
 };
 
 // "FullyConnected", ... ; "unknown" for a value outside the enum.
