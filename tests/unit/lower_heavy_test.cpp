@@ -459,20 +459,5 @@ TEST(LowerHeavy, ThreadCountDoesNotChangeResults) {
   }
 }
 
-// ----- Coverage -----
-
-TEST(LowerHeavy, BackwardOpsHaveNoDefinition) {
-  // The backward ops keep the library (D34) and reference kernels: no definitions yet.
-  Graph f = Typed(R"g(graph {
-    %dy = var : float32[2, 4, 5, 5]
-    %x = var : float32[2, 3, 5, 5]
-    %w = var : float32[4, 3, 3, 3]
-    %d = _backward_Convolution(%dy, %x, %w) {kernel="(3, 3)", pad="(1, 1)", num_filter=4, no_bias=True}
-    return %d#0
-  })g",
-                  false);
-  EXPECT_FALSE(codegen::UnsupportedOps(f, f.outputs()[0].node).empty());
-}
-
 }  // namespace
 }  // namespace kiln

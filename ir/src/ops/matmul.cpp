@@ -11,7 +11,8 @@
 //
 // Both are defined for all nine dtypes, accumulating in AccType. forward_stype is accepted and
 // ignored: kiln's tensors are dense. Both have compute definitions for all nine dtypes too (a
-// sum over the contracted axis, ContractionSum); _backward_dot has none yet.
+// sum over the contracted axis, ContractionSum), and _backward_dot for the floating dtypes it
+// takes (DotBackwardCompute).
 //
 // Gradients. With op(a) the (M, K) matrix dot reads from a and op(b) the (K, N) one from b,
 // d op(a) = dy op(b)^T and d op(b) = op(a)^T dy, stored back transposed where the operand was
@@ -302,6 +303,45 @@ void DotBackwardKernel(const KernelCtx& ctx) {
     Gemm(dy, a.data<T>(), ctx.out[1].data<T>(), n, k, m, true, ta);  // (N,M)(M,K)
 }
 
+// The backward kernel above as a compute definition, for the floating dtypes it runs on
+// (float16 and bfloat16 summed in float32, rounded once). Each gradient has its operand's shape;
+// at an index of operand `self`, with kk its value on self's contraction axis and s its other
+// axes, the gradient sums over the other operand's kept axes r (none when that operand is a
+// vector: one product):
+//   d self[s, kk] = sum_r dy[s, r] * other[r, kk]
+// with dy read at the output position dot gave (self's kept axes, the other's, in PlanDot's
+// order; (0) for two vectors) and `other` at kk on its contraction axis. Transposition only
+// changes which axis contracts, so this covers every transpose_a / transpose_b and rank.
+std::vector<TExpr> DotBackwardCompute(const ComputeCtx& c) {
+  const auto& at = c.attrs<DotAttrs>();
+  DType t = c.out_dtype(0);
+  if (!IsFloatingPoint(t)) return {};
+  for (int j = 0; j < c.num_in(); ++j)
+    if (c.in_dtype(j) != t) return {};
+  const Shape &a = c.in_shape(1), &b = c.in_shape(2);
+  DotPlan p = PlanDot(a.ndim(), b.ndim(), at.transpose_a, at.transpose_b);
+  auto grad = [&](int self) {
+    const Shape& other = self == 0 ? b : a;
+    int cs = self == 0 ? p.ca : p.cb, co = self == 0 ? p.cb : p.ca;
+    std::vector<int64_t> kept;  // the other operand's axes in dy, in order
+    if (other.ndim() > 1)
+      for (int i = 0; i < other.ndim(); ++i)
+        if (i != co) kept.push_back(other[i]);
+    auto body = [&](const std::vector<TExpr>& r) {
+      std::vector<TExpr> dyi, oi;
+      size_t next = 0;
+      for (auto [which, axis] : p.out) dyi.push_back(which == self ? TAxis(axis) : r[next++]);
+      if (p.out.empty()) dyi.push_back(TIndex(0));
+      next = 0;
+      for (int i = 0; i < other.ndim(); ++i) oi.push_back(i == co ? TAxis(cs) : r[next++]);
+      return Widen(c.Read(0, dyi)) * Widen(c.Read(self == 0 ? 2 : 1, oi));
+    };
+    TExpr y = kept.empty() ? body({}) : TReduce(TReduceOp::kSum, kept, body);
+    return ConvertExpr(y, t);
+  };
+  return {grad(0), grad(1)};
+}
+
 // The gradients have the operands' shapes, and dy dot's output shape: checked, since the
 // kernel reads dy as the (M, N) matrix.
 void DotBackwardShape(ShapeInferCtx& ctx) {
@@ -369,7 +409,8 @@ void RegisterMatmulOps(OpRegistry& r) {
       .Pattern(FusionPattern::kOpaque)
       .Reference([](KernelCtx& ctx) {
         KILN_FLOAT_DTYPE_SWITCH(ctx.out[0].dtype(), T, DotBackwardKernel<T>(ctx));
-      });
+      })
+      .Compute(DotBackwardCompute);
 
   r.Register("batch_dot")
       .Describe("batched matrix product (B..., M, K) x (B..., K, N) -> (B..., M, N)")

@@ -19,147 +19,22 @@
 // epilogue of the convolution kernel. So are their backward ops, on output 0 (the data
 // gradient): the relu gradient and the gradient sums of a training graph fuse into it.
 //
-// Compute definitions (forward only, every floating dtype): a sum over a filter's taps with
-// padded taps selected away (ConvolutionCompute), and Deconvolution as the matching gather
-// (DeconvolutionCompute). CompileGraph runs float32 convolutions on the runtime library (D34)
-// unless told not to; the definitions make every convolution lowerable (self-contained code).
+// Compute definitions (nn_conv_compute.cpp, every floating dtype, forward and backward): sums
+// over a filter's taps or over the batch and positions, written as gathers. CompileGraph runs
+// float32 convolutions and their gradients on the runtime library (D34) unless told not to; the
+// definitions make every convolution lowerable (other dtypes, self-contained code: bundles).
 #include <algorithm>
 #include <optional>
 
 #include "kiln/ir/grad.h"
+#include "ops/nn_conv_compute.h"
 #include "ops/nn_util.h"
 #include "ops/register.h"
 #include "ops/tensor_util.h"
 
 namespace kiln::ops {
-namespace {
 
-const std::vector<std::string> kCudnnTunes = {"None", "off", "limited_workspace", "fastest"};
-const std::vector<std::string> kLayouts = {"None", "NCW", "NCHW", "NCDHW", "NWC", "NHWC", "NDHWC"};
-
-// Checks shared by both ops' attributes (every check returns "" or an error).
-template <class A>
-std::string CheckConvAttrs(const A& a) {
-  size_t nd = a.kernel.size();
-  if (nd < 1 || nd > 3)
-    return StrCat("kernel = ", attr_text::Print(a.kernel), " has ", nd,
-                  " axes; 1, 2 or 3 are supported");
-  for (auto [name, v] :
-       {std::pair{"stride", &a.stride}, std::pair{"dilate", &a.dilate}, std::pair{"pad", &a.pad}}) {
-    std::string err = CheckTupleLength(name, *v, nd);
-    if (!err.empty()) return err;
-  }
-  if (a.num_filter % a.num_group != 0)
-    return StrCat("num_filter ", a.num_filter, " is not divisible by num_group ", a.num_group);
-  if (std::string err = CheckLayout(a.layout, nd); !err.empty()) return err;
-  // MXNet runs channel-last convolutions only through cuDNN; kiln's kernels are channel-first.
-  if (a.layout && IsChannelLast(*a.layout))
-    return StrCat("layout ", *a.layout, " is not supported (use ", ChannelFirstLayout(nd), ")");
-  return "";
-}
-
-struct ConvolutionAttrs {
-  std::vector<int64_t> kernel;
-  std::vector<int64_t> stride;  // default: 1 per axis
-  std::vector<int64_t> dilate;  // default: 1 per axis
-  std::vector<int64_t> pad;     // default: 0 per axis
-  int64_t num_filter = 0;
-  int64_t num_group = 1;
-  int64_t workspace = 1024;  // MB of cuDNN scratch in MXNet; accepted and ignored
-  bool no_bias = false;
-  std::optional<std::string> cudnn_tune;  // accepted and ignored
-  bool cudnn_off = false;                 // accepted and ignored
-  std::optional<std::string> layout;
-  static void Describe(AttrSchema<ConvolutionAttrs>& s) {
-    s.Field("kernel", &ConvolutionAttrs::kernel).Required().Min(1);
-    s.Field("stride", &ConvolutionAttrs::stride).Min(1);
-    s.Field("dilate", &ConvolutionAttrs::dilate).Min(1);
-    s.Field("pad", &ConvolutionAttrs::pad).Min(0);
-    s.Field("num_filter", &ConvolutionAttrs::num_filter).Required().Min(1);
-    s.Field("num_group", &ConvolutionAttrs::num_group).Min(1);
-    s.Field("workspace", &ConvolutionAttrs::workspace).Min(0);
-    s.Field("no_bias", &ConvolutionAttrs::no_bias);
-    s.Field("cudnn_tune", &ConvolutionAttrs::cudnn_tune).OneOf(kCudnnTunes);
-    s.Field("cudnn_off", &ConvolutionAttrs::cudnn_off);
-    s.Field("layout", &ConvolutionAttrs::layout).OneOf(kLayouts);
-    s.Check(CheckConvAttrs<ConvolutionAttrs>);
-  }
-};
-
-struct DeconvolutionAttrs {
-  std::vector<int64_t> kernel;
-  std::vector<int64_t> stride;  // default: 1 per axis
-  std::vector<int64_t> dilate;  // default: 1 per axis
-  std::vector<int64_t> pad;     // default: 0 per axis
-  // Extra output extent at the high end of each axis (default 0s).
-  std::vector<int64_t> adj;
-  // When given (any element non-zero), the output's spatial extent; pad and adj are then
-  // derived from it (MXNet's InferPad) and the given ones are ignored.
-  std::vector<int64_t> target_shape;
-  int64_t num_filter = 0;
-  int64_t num_group = 1;
-  int64_t workspace = 512;  // accepted and ignored
-  bool no_bias = true;      // MXNet's default for Deconvolution (unlike Convolution)
-  std::optional<std::string> cudnn_tune;
-  bool cudnn_off = false;
-  std::optional<std::string> layout;
-  static void Describe(AttrSchema<DeconvolutionAttrs>& s) {
-    s.Field("kernel", &DeconvolutionAttrs::kernel).Required().Min(1);
-    s.Field("stride", &DeconvolutionAttrs::stride).Min(1);
-    s.Field("dilate", &DeconvolutionAttrs::dilate).Min(1);
-    s.Field("pad", &DeconvolutionAttrs::pad).Min(0);
-    s.Field("adj", &DeconvolutionAttrs::adj).Min(0);
-    s.Field("target_shape", &DeconvolutionAttrs::target_shape).Min(0);
-    s.Field("num_filter", &DeconvolutionAttrs::num_filter).Required().Min(1);
-    s.Field("num_group", &DeconvolutionAttrs::num_group).Min(1);
-    s.Field("workspace", &DeconvolutionAttrs::workspace).Min(0);
-    s.Field("no_bias", &DeconvolutionAttrs::no_bias);
-    s.Field("cudnn_tune", &DeconvolutionAttrs::cudnn_tune).OneOf(kCudnnTunes);
-    s.Field("cudnn_off", &DeconvolutionAttrs::cudnn_off);
-    s.Field("layout", &DeconvolutionAttrs::layout).OneOf(kLayouts);
-    s.Check(CheckConvAttrs<DeconvolutionAttrs>);
-    s.Check([](const DeconvolutionAttrs& a) -> std::string {
-      size_t nd = a.kernel.size();
-      if (std::string e = CheckTupleLength("adj", a.adj, nd); !e.empty()) return e;
-      return CheckTupleLength("target_shape", a.target_shape, nd);
-    });
-  }
-};
-
-bool HasTarget(const DeconvolutionAttrs& a) {
-  for (int64_t t : a.target_shape)
-    if (t != 0) return true;
-  return false;
-}
-
-// The geometry of one node with defaults filled in.
-struct ConvGeom {
-  std::vector<int64_t> kernel, stride, dilate, pad;
-};
-template <class A>
-ConvGeom Geom(const A& a) {
-  size_t nd = a.kernel.size();
-  return {a.kernel, TupleOr(a.stride, nd, 1), TupleOr(a.dilate, nd, 1), TupleOr(a.pad, nd, 0)};
-}
-
-// Convolution's output extent of one axis; fails if the dilated kernel exceeds the padded input.
-int64_t ConvOutExtent(const ShapeInferCtx& ctx, const Shape& data, int axis, const ConvGeom& g,
-                      size_t i) {
-  int64_t padded = data[axis] + 2 * g.pad[i];
-  int64_t dk = DilatedKernel(g.kernel[i], g.dilate[i]);
-  if (padded < dk)
-    ctx.Fail(StrCat("data ", data.ToString(), " is ", padded, " wide on axis ", axis,
-                    " after padding ", g.pad[i], ", less than the dilated kernel ", dk, " (kernel ",
-                    g.kernel[i], ", dilate ", g.dilate[i], ")"));
-  return (padded - dk) / g.stride[i] + 1;
-}
-
-// Deconvolution's effective pad and adj for an input of spatial extent `in` (MXNet's InferPad):
-// with target_shape, total padding = s(in-1) + dk - target, split as pad = ceil(total/2) and
-// adj = total % 2, so that the output is exactly target_shape.
-struct DeconvPads {
-  std::vector<int64_t> pad, adj;
-};
+// Declared in nn_conv_compute.h.
 DeconvPads DeconvPadAdj(const DeconvolutionAttrs& a, const ConvGeom& g,
                         const std::vector<int64_t>& in, const ShapeInferCtx* ctx) {
   size_t nd = a.kernel.size();
@@ -179,6 +54,20 @@ DeconvPads DeconvPadAdj(const DeconvolutionAttrs& a, const ConvGeom& g,
     p.adj[i] = total % 2;
   }
   return p;
+}
+
+namespace {
+
+// Convolution's output extent of one axis; fails if the dilated kernel exceeds the padded input.
+int64_t ConvOutExtent(const ShapeInferCtx& ctx, const Shape& data, int axis, const ConvGeom& g,
+                      size_t i) {
+  int64_t padded = data[axis] + 2 * g.pad[i];
+  int64_t dk = DilatedKernel(g.kernel[i], g.dilate[i]);
+  if (padded < dk)
+    ctx.Fail(StrCat("data ", data.ToString(), " is ", padded, " wide on axis ", axis,
+                    " after padding ", g.pad[i], ", less than the dilated kernel ", dk, " (kernel ",
+                    g.kernel[i], ", dilate ", g.dilate[i], ")"));
+  return (padded - dk) / g.stride[i] + 1;
 }
 
 template <class A>
@@ -396,129 +285,6 @@ void DeconvolutionKernel(const KernelCtx& ctx) {
   }
 }
 
-// ----- Compute definitions -----
-
-// The type a definition computes floating dtype t in: float16 and bfloat16 widen to float32.
-DType ComputeType(DType t) {
-  return IsComputeFloat(t) ? t : DType::kFloat32;
-}
-
-// y + bias[f] (unless no_bias), rounded to dtype t.
-// The definitions cover channel-first layouts with every operand of the output's floating type.
-template <class Layout>
-bool DefinedFor(const ComputeCtx& c, const Layout& layout) {
-  DType t = c.out_dtype(0);
-  if (!IsFloatingPoint(t) || (layout && IsChannelLast(*layout))) return false;
-  for (int j = 0; j < c.num_in(); ++j)
-    if (c.in_dtype(j) != t) return false;
-  return true;
-}
-
-TExpr AddBiasAndRound(const ComputeCtx& c, bool no_bias, TExpr y, DType t) {
-  if (!no_bias) y = Widen(c.Read(2, {TAxis(1)})) + y;
-  return y->dtype == t ? y : TCast(t, y);
-}
-
-// a && b, where a null `a` is true.
-TExpr AndAlso(const TExpr& a, TExpr b) {
-  return a ? TBinary(TBinaryOp::kAnd, a, std::move(b)) : b;
-}
-
-// i * k, leaving out multiplications by 1.
-TExpr Scaled(const TExpr& i, int64_t k) {
-  return k == 1 ? i : i * TIndex(k);
-}
-
-// Convolution as a sum over a filter's taps (channel of its group, then kernel positions):
-//   y[n, f, o...] = bias[f] + sum_{c, k...} x[n, g Cg + c, o s - p + k d ...] w[f, c, k...]
-// with g = f / Fg the filter's group. A tap in the padding contributes 0 through a Select whose
-// read is clamped into the data (Select evaluates both sides); axes without padding are always
-// inside and read directly. Every floating dtype: float16 and bfloat16 sum in float32, rounded
-// once at the end; the reference sums in double.
-std::vector<TExpr> ConvolutionCompute(const ComputeCtx& c) {
-  const auto& a = c.attrs<ConvolutionAttrs>();
-  DType t = c.out_dtype(0);
-  if (!DefinedFor(c, a.layout)) return {};
-  DType ct = ComputeType(t);
-  const std::vector<int64_t>& x = c.in_shape(0).dims();
-  // No data (no batch, no channels or an empty spatial axis): only the bias, nothing to read.
-  if (NumElements(x) == 0) return {AddBiasAndRound(c, a.no_bias, TConst(0, ct), t)};
-  ConvGeom g = Geom(a);
-  size_t nd = g.kernel.size();
-  int64_t Cg = x[1] / a.num_group, Fg = a.num_filter / a.num_group;
-  std::vector<int64_t> extents = {Cg};
-  extents.insert(extents.end(), g.kernel.begin(), g.kernel.end());
-  TExpr f = TAxis(1);
-  TExpr y = TReduce(TReduceOp::kSum, extents, [&](const std::vector<TExpr>& r) {
-    TExpr channel = a.num_group == 1 ? r[0] : Scaled(f / TIndex(Fg), Cg) + r[0];
-    std::vector<TExpr> xi = {TAxis(0), channel}, wi = {f, r[0]};
-    TExpr inside;
-    for (size_t i = 0; i < nd; ++i) {
-      int64_t extent = x[2 + i];
-      TExpr pos = Scaled(TAxis(2 + int(i)), g.stride[i]) + Scaled(r[1 + i], g.dilate[i]);
-      if (g.pad[i] > 0) {
-        pos = pos - TIndex(g.pad[i]);
-        inside = AndAlso(inside, TBinary(TBinaryOp::kAnd, TBinary(TBinaryOp::kGE, pos, TIndex(0)),
-                                         TBinary(TBinaryOp::kLT, pos, TIndex(extent))));
-        pos = ClampIndex(pos, 0, extent - 1);
-      }
-      xi.push_back(pos);
-      wi.push_back(r[1 + i]);
-    }
-    TExpr v = Widen(c.Read(0, xi));
-    if (inside) v = TSelect(inside, v, TConst(0, ct));
-    return v * Widen(c.Read(1, wi));
-  });
-  return {AddBiasAndRound(c, a.no_bias, y, t)};
-}
-
-// Deconvolution as a gather (the transpose of Convolution's sum): output position o of a
-// spatial axis receives x[i] w[k] from every input position i and tap k with i s - p + k d = o,
-// i.e. q = o + p - k d divisible by s and i = q / s inside the data:
-//   y[n, f, o...] = bias[f] + sum_{c, k...} [valid] x[n, g Cg + c, i...] w[g Cg + c, f % Fg, k...]
-// with g = f / Fg. The sum runs over every tap (with stride s only one in s per axis is valid);
-// invalid taps contribute 0 through a Select with clamped reads. The Select is on the product:
-// the reference skips invalid taps, so an infinite weight there must not give 0 * inf = NaN
-// (Convolution's padding, in contrast, multiplies the weight by 0 as the reference does).
-// Pad and adj are the forward pass's (target_shape resolved as the shape rule does).
-std::vector<TExpr> DeconvolutionCompute(const ComputeCtx& c) {
-  const auto& a = c.attrs<DeconvolutionAttrs>();
-  DType t = c.out_dtype(0);
-  if (!DefinedFor(c, a.layout)) return {};
-  DType ct = ComputeType(t);
-  const std::vector<int64_t>& x = c.in_shape(0).dims();
-  if (NumElements(x) == 0) return {AddBiasAndRound(c, a.no_bias, TConst(0, ct), t)};
-  ConvGeom g = Geom(a);
-  size_t nd = g.kernel.size();
-  DeconvPads pads =
-      DeconvPadAdj(a, g, std::vector<int64_t>(x.end() - int64_t(nd), x.end()), nullptr);
-  int64_t Cg = x[1] / a.num_group, Fg = a.num_filter / a.num_group;
-  std::vector<int64_t> extents = {Cg};
-  extents.insert(extents.end(), g.kernel.begin(), g.kernel.end());
-  TExpr f = TAxis(1);
-  TExpr y = TReduce(TReduceOp::kSum, extents, [&](const std::vector<TExpr>& r) {
-    TExpr channel = a.num_group == 1 ? r[0] : Scaled(f / TIndex(Fg), Cg) + r[0];
-    std::vector<TExpr> xi = {TAxis(0), channel};
-    std::vector<TExpr> wi = {channel, a.num_group == 1 ? f : f % TIndex(Fg)};
-    TExpr valid;
-    for (size_t i = 0; i < nd; ++i) {
-      int64_t extent = x[2 + i], s = g.stride[i];
-      TExpr q = TAxis(2 + int(i)) - Scaled(r[1 + i], g.dilate[i]);
-      if (pads.pad[i] > 0) q = q + TIndex(pads.pad[i]);
-      TExpr pos = s == 1 ? q : q / TIndex(s);
-      TExpr ok = TBinary(TBinaryOp::kAnd, TBinary(TBinaryOp::kGE, q, TIndex(0)),
-                         TBinary(TBinaryOp::kLT, pos, TIndex(extent)));
-      if (s > 1)
-        ok = TBinary(TBinaryOp::kAnd, ok, TBinary(TBinaryOp::kEQ, q % TIndex(s), TIndex(0)));
-      valid = AndAlso(valid, ok);
-      xi.push_back(ClampIndex(pos, 0, extent - 1));
-      wi.push_back(r[1 + i]);
-    }
-    return TSelect(valid, Widen(c.Read(0, xi)) * Widen(c.Read(1, wi)), TConst(0, ct));
-  });
-  return {AddBiasAndRound(c, a.no_bias, y, t)};
-}
-
 // ----- Gradients -----
 
 // Where the backward kernels write, in the accumulation type; stored at the end.
@@ -703,7 +469,8 @@ void RegisterConvOps(OpRegistry& r) {
       .Pattern(FusionPattern::kOutElemwiseFusable)
       .Reference([](KernelCtx& ctx) {
         KILN_FLOAT_DTYPE_SWITCH(ctx.out[0].dtype(), T, ConvolutionBackwardKernel<T>(ctx));
-      });
+      })
+      .Compute(ConvolutionBackwardCompute);
 
   r.Register("Deconvolution")
       .Describe(
@@ -740,7 +507,8 @@ void RegisterConvOps(OpRegistry& r) {
       .Pattern(FusionPattern::kOutElemwiseFusable)
       .Reference([](KernelCtx& ctx) {
         KILN_FLOAT_DTYPE_SWITCH(ctx.out[0].dtype(), T, DeconvolutionBackwardKernel<T>(ctx));
-      });
+      })
+      .Compute(DeconvolutionBackwardCompute);
 }
 
 }  // namespace kiln::ops

@@ -1,7 +1,8 @@
 // nn_dense.cpp - FullyConnected and Embedding.
 //
-// FullyConnected has a compute definition for every floating dtype, a sum over the features
-// (FullyConnectedCompute); its gradient has none yet.
+// FullyConnected and its gradient have compute definitions for every floating dtype: sums over
+// the features (FullyConnectedCompute), and over the hidden units or the rows
+// (FullyConnectedBackwardCompute).
 //
 // Embedding (MXNet semantics): output[i..., :] = weight[clip(int(data[i...])), :], with data of
 // any numeric dtype (indices are truncated toward zero, then clipped to [0, input_dim - 1], as
@@ -12,6 +13,7 @@
 // several times sum their gradients and rows never read get 0.
 #include <algorithm>
 #include <cmath>
+#include <functional>
 
 #include "kiln/ir/grad.h"
 #include "ops/nn_util.h"
@@ -270,6 +272,66 @@ void FullyConnectedBackwardShape(ShapeInferCtx& ctx) {
   if (!a.no_bias) ctx.SetOut(2, Shape{a.num_hidden});
 }
 
+// The backward kernel above as a compute definition, every floating dtype (float16 and
+// bfloat16 summed in float32, rounded once), every output: with rows r (dy's leading axes: the
+// batch with flatten, else every axis of data but the last) and features i (data's flattened
+// trailing axes with flatten, else its last),
+//   d data[r, i]   = sum_j dy[r, j] * w[j, i]       (data's own axes: flatten reads w at i's
+//                                                     flat offset)
+//   d weight[j, i] = sum_r dy[r, j] * data[r, i]    (a sum over every row axis; none for 1-D
+//                                                     data without flatten: one product)
+//   d bias[j]      = sum_r dy[r, j]
+std::vector<TExpr> FullyConnectedBackwardCompute(const ComputeCtx& c) {
+  const auto& a = c.attrs<FullyConnectedAttrs>();
+  DType t = c.out_dtype(0);
+  if (!IsFloatingPoint(t)) return {};
+  for (int j = 0; j < c.num_in(); ++j)
+    if (c.in_dtype(j) != t) return {};
+  const std::vector<int64_t>& data = c.in_shape(1).dims();
+  const std::vector<int64_t>& dy = c.in_shape(0).dims();
+  const int64_t k = c.in_shape(2)[1], m = a.num_hidden;
+  const std::vector<int64_t> rows(dy.begin(), dy.end() - 1);
+  const std::vector<int64_t> features(data.begin() + (a.flatten ? 1 : int64_t(data.size()) - 1),
+                                      data.end());
+  auto round = [&](TExpr y) { return y->dtype == t ? y : TCast(t, y); };
+  // The sum of body(r) over the rows; body({}) itself when there are no row axes.
+  auto over_rows = [&](const std::function<TExpr(const std::vector<TExpr>&)>& body) {
+    return rows.empty() ? body({}) : TReduce(TReduceOp::kSum, rows, body);
+  };
+
+  // d data, over data's axes: the row axes lead, the feature axes follow.
+  std::vector<TExpr> axes = c.Axes();
+  const size_t nrow = rows.size();
+  std::vector<TExpr> row(axes.begin(), axes.begin() + int64_t(nrow));
+  std::vector<TExpr> feature_axes(axes.begin() + int64_t(nrow), axes.end());
+  TExpr feature = ReshapeIndex({k}, features, feature_axes)[0];
+  TExpr dx = TReduce(TReduceOp::kSum, {m}, [&](const std::vector<TExpr>& r) {
+    std::vector<TExpr> dyi = row;
+    dyi.push_back(r[0]);
+    return Widen(c.Read(0, dyi)) * Widen(c.Read(2, {r[0], feature}));
+  });
+
+  // d weight (num_hidden, k): output axes (j, i); data read at feature i unflattened.
+  TExpr j = TAxis(0);
+  std::vector<TExpr> feature_index = ReshapeIndex(features, {k}, {TAxis(1)});
+  TExpr dw = over_rows([&](const std::vector<TExpr>& r) {
+    std::vector<TExpr> dyi = r, xi = r;
+    dyi.push_back(j);
+    xi.insert(xi.end(), feature_index.begin(), feature_index.end());
+    return Widen(c.Read(0, dyi)) * Widen(c.Read(1, xi));
+  });
+
+  std::vector<TExpr> out = {round(dx), round(dw)};
+  if (!a.no_bias) {
+    out.push_back(round(over_rows([&](const std::vector<TExpr>& r) {
+      std::vector<TExpr> dyi = r;
+      dyi.push_back(TAxis(0));
+      return Widen(c.Read(0, dyi));
+    })));
+  }
+  return out;
+}
+
 // d weight[row, :] = sum of d output[i..., :] over the positions i whose clipped id is row.
 template <class T>
 void EmbeddingBackwardKernel(const KernelCtx& ctx) {
@@ -360,7 +422,8 @@ void RegisterDenseOps(OpRegistry& r) {
       .Pattern(FusionPattern::kOutElemwiseFusable)
       .Reference([](KernelCtx& ctx) {
         KILN_FLOAT_DTYPE_SWITCH(ctx.out[0].dtype(), T, FullyConnectedBackwardKernel<T>(ctx));
-      });
+      })
+      .Compute(FullyConnectedBackwardCompute);
 
   r.Register("Embedding")
       .Describe("output[i..., :] = weight[clip(data[i...], 0, input_dim - 1), :]")
