@@ -95,6 +95,18 @@ const char* IntrinsicName(Intrinsic f) {
       return "expm1";
     case Intrinsic::kLog1p:
       return "log1p";
+    case Intrinsic::kSin:
+      return "sin";
+    case Intrinsic::kCos:
+      return "cos";
+    case Intrinsic::kTan:
+      return "tan";
+    case Intrinsic::kAsin:
+      return "asin";
+    case Intrinsic::kAcos:
+      return "acos";
+    case Intrinsic::kAtan:
+      return "atan";
     case Intrinsic::kFma:
       return "fma";
   }

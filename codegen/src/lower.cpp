@@ -138,6 +138,18 @@ Intrinsic ToIntrinsic(TMath f) {
       return Intrinsic::kExpm1;
     case TMath::kLog1p:
       return Intrinsic::kLog1p;
+    case TMath::kSin:
+      return Intrinsic::kSin;
+    case TMath::kCos:
+      return Intrinsic::kCos;
+    case TMath::kTan:
+      return Intrinsic::kTan;
+    case TMath::kAsin:
+      return Intrinsic::kAsin;
+    case TMath::kAcos:
+      return Intrinsic::kAcos;
+    case TMath::kAtan:
+      return Intrinsic::kAtan;
   }
   KILN_INTERNAL_CHECK(false, "lower: unknown math function");
 }

@@ -168,10 +168,10 @@ using D3 = double (*)(double, double, double);
   }
 
 const std::vector<External>& ExternalTable() {
-  // What the emitter calls (exp, log, tanh, erf, expm1, log1p, pow in float64, powf), what LLVM
-  // lowers intrinsics to on CPUs without the instruction (floor, ceil, round, rint, trunc,
-  // nearbyint, fma, sqrt; the float16 conversions), and the other common libm functions that
-  // LLVM may form from them.
+  // What the emitter calls (exp, log, tanh, erf, expm1, log1p, sin, cos, tan, asin, acos, atan
+  // and pow in float64, powf), what LLVM lowers intrinsics to on CPUs without the instruction
+  // (floor, ceil, round, rint, trunc, nearbyint, fma, sqrt; the float16 conversions), and the
+  // other common libm functions that LLVM may form from them.
   // clang-format off
   static const std::vector<External> table = {
       {"memcpy", Addr(&::memcpy)}, {"memmove", Addr(&::memmove)}, {"memset", Addr(&::memset)},

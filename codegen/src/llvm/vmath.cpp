@@ -5,7 +5,8 @@
 // special values (NaN, infinities, zeros, overflow) with selects at the end. Coefficients are
 // either Taylor coefficients (exp, expm1, log: the reduced intervals are small enough) or
 // Chebyshev fits made with mpmath's chebyfit for erf (the fitting script is in
-// docs/codegen.md). Measured errors are in docs/codegen.md and vmath_test.cpp.
+// docs/codegen.md). sin, cos, tan, asin, acos and atan follow it in double precision inside
+// (see their section). Measured errors are in docs/codegen.md and vmath_test.cpp.
 #include "llvm/vmath.h"
 
 #include <cmath>
@@ -227,6 +228,195 @@ llvm::Value* ErfF32(MathBuilder& m, llvm::Value* x) {
   return m.KeepNaN(x, m.CopySign(res, x));
 }
 
+// ---- Trigonometric functions: computed in double inside, rounded to float once. ----
+//
+// sin, cos, tan, asin, acos and atan convert the float lanes to double (exactly), reduce the
+// argument and evaluate their polynomials in double, and round the result to float once: the
+// error before that rounding is below 1e-11 relative, so results are within 0.5 ulp + 2^-12 ulp
+// (correctly rounded except in rare near-halfway cases). This costs half the lanes per
+// instruction, which is cheaper than the extra-precision float arithmetic (double-float
+// reduction, compensated polynomials) that 1-ulp float code needs, and far simpler to prove.
+
+// x = (4n + q) pi/2 + r with |r| <= pi/4 (a little more in the large path), q in {0, 1, 2, 3}
+// as a double.
+struct Reduced {
+  llvm::Value* r;
+  llvm::Value* q;
+};
+
+// Below this |x| the three-part Cody-Waite reduction is exact enough (see ReduceMedium).
+constexpr double kTrigMediumLimit = 0x1p20;
+
+// q = k mod 4 in {0, 1, 2, 3} for an integral double k (exact for |k| < 2^53).
+llvm::Value* Mod4(MathBuilder& d, llvm::Value* k) {
+  return d.Fma(d.Unary(llvm::Intrinsic::floor, d.Mul(k, d.C(0.25))), d.C(-4.0), k);
+}
+
+// |x| < 2^20: k = rint(x * 2/pi), r = ((x - k P1) - k P2) - k P3 with pi/2 = P1 + P2 + P3,
+// P1 and P2 of 33 bits (fdlibm's pio2_1, pio2_2): k < 2^20, so k P1 and k P2 are exact, x - k P1
+// is exact (both are multiples of 2^-32 and the difference is below 2), and the two later steps
+// round relative to r (2^-53) while the constant's error, k 2^-120, is negligible. The closest
+// a float comes to a multiple of pi/2 is about 2^-30 relative to 1, so r keeps about 50 bits.
+Reduced ReduceMedium(MathBuilder& d, llvm::Value* x) {
+  llvm::Value* k = d.Unary(llvm::Intrinsic::rint, d.Mul(x, d.C(0.6366197723675814)));
+  llvm::Value* r = d.Fma(k, d.C(-1.5707963267341256), x);
+  r = d.Fma(k, d.C(-6.077100506303966e-11), r);
+  r = d.Fma(k, d.C(-2.0222662487959506e-21), r);
+  return {r, Mod4(d, k)};
+}
+
+// Any |x| (Payne-Hanek style, without a table): 2/pi = sum of eight 28-bit pieces P_j (224
+// bits; the tail times the largest float is 2^-96). x has 24 bits, so each t_j = x P_j is exact
+// in double, and so is s_j = t_j mod 4 = t_j - 4 rint(t_j / 4), in [-2, 2]. The s_j are summed
+// mod 4 in double-double (TwoSum; the high part reduced mod 4 after each step, exactly), which
+// gives x * 2/pi mod 4 = n + f with an absolute error near 2^-100, and r = f pi/2.
+Reduced ReduceLarge(MathBuilder& d, llvm::Value* x) {
+  static const double kPieces[] = {
+      0.6366197690367699,     3.3308114738561656e-09, 2.276010047810136e-18, 2.5268260189002822e-26,
+      1.6682867657019525e-34, 1.158871328288855e-43,  7.053959174404295e-52, 8.910067885731021e-60};
+  auto mod4 = [&](llvm::Value* v) {
+    llvm::Value* n = d.Unary(llvm::Intrinsic::rint, d.Mul(v, d.C(0.25)));
+    return d.Sub(v, d.Mul(n, d.C(4.0)));
+  };
+  llvm::Value* hi = d.C(0.0);
+  llvm::Value* lo = d.C(0.0);
+  for (double p : kPieces) {
+    llvm::Value* s = mod4(d.Mul(x, d.C(p)));
+    // TwoSum: sum + err = hi + s exactly.
+    llvm::Value* sum = d.Add(hi, s);
+    llvm::Value* bv = d.Sub(sum, hi);
+    llvm::Value* err = d.Add(d.Sub(hi, d.Sub(sum, bv)), d.Sub(s, bv));
+    lo = d.Add(lo, err);
+    hi = mod4(sum);
+  }
+  llvm::Value* n = d.Unary(llvm::Intrinsic::rint, hi);
+  llvm::Value* f = d.Add(d.Sub(hi, n), lo);
+  return {d.Mul(f, d.C(1.5707963267948966)), Mod4(d, n)};
+}
+
+// sin(r) and cos(r) for |r| <= pi/4 + a little, by their Taylor polynomials to degree 13 and 14
+// (truncation below r^15/15! = 3e-14 and r^16/16! = 1e-15 relative).
+llvm::Value* SinPoly(MathBuilder& d, llvm::Value* r) {
+  llvm::Value* z = d.Mul(r, r);
+  llvm::Value* p = d.Horner(
+      z, {1.0 / 6227020800, -1.0 / 39916800, 1.0 / 362880, -1.0 / 5040, 1.0 / 120, -1.0 / 6});
+  return d.Fma(d.Mul(r, z), p, r);
+}
+llvm::Value* CosPoly(MathBuilder& d, llvm::Value* r) {
+  llvm::Value* z = d.Mul(r, r);
+  return d.Horner(z, {-1.0 / 87178291200, 1.0 / 479001600, -1.0 / 3628800, 1.0 / 40320, -1.0 / 720,
+                      1.0 / 24, -0.5, 1.0});
+}
+
+enum class Trig { kSin, kCos, kTan };
+
+// f(x) from the reduced argument: sin(x) is sin r, cos r, -sin r, -cos r for q = 0..3; cos(x)
+// is sin(x + pi/2), i.e. q + 1; tan(x) is sin r / cos r for even q, -cos r / sin r for odd q.
+llvm::Value* TrigFromReduced(MathBuilder& d, Trig fn, const Reduced& red) {
+  auto& b = d.b();
+  llvm::Value* s = SinPoly(d, red.r);
+  llvm::Value* c = CosPoly(d, red.r);
+  llvm::Value* q = fn == Trig::kCos ? Mod4(d, d.Add(red.q, d.C(1.0))) : red.q;
+  llvm::Value* odd = b.CreateOr(b.CreateFCmpOEQ(q, d.C(1.0)), b.CreateFCmpOEQ(q, d.C(3.0)));
+  if (fn == Trig::kTan) {
+    return d.Select(odd, b.CreateFNeg(d.Div(c, s)), d.Div(s, c));
+  }
+  llvm::Value* v = d.Select(odd, c, s);
+  return d.Select(b.CreateFCmpOGE(q, d.C(2.0)), b.CreateFNeg(v), v);
+}
+
+llvm::Type* DoubleLike(llvm::IRBuilder<>& b, llvm::Type* t) {
+  auto* vt = llvm::dyn_cast<llvm::FixedVectorType>(t);
+  return vt ? static_cast<llvm::Type*>(
+                  llvm::FixedVectorType::get(b.getDoubleTy(), vt->getNumElements()))
+            : b.getDoubleTy();
+}
+
+// sin, cos, tan of float lanes. The medium reduction serves |x| < 2^20; when any lane is
+// larger (or infinite) the large reduction runs too, behind a branch, and those lanes take its
+// result: the common case pays nothing for it, and every lane's result depends only on its own
+// input, so vector and scalar code agree bit for bit.
+llvm::Value* TrigF32(MathBuilder& m, Trig fn, llvm::Value* x) {
+  auto& b = m.b();
+  MathBuilder d(b, DoubleLike(b, x->getType()));
+  llvm::Value* xd = b.CreateFPExt(x, DoubleLike(b, x->getType()));
+  llvm::Value* fast = TrigFromReduced(d, fn, ReduceMedium(d, xd));
+  llvm::Value* large = b.CreateFCmpOGE(d.Abs(xd), d.C(kTrigMediumLimit));
+  llvm::Value* any = large->getType()->isVectorTy() ? b.CreateOrReduce(large) : large;
+  llvm::BasicBlock* entry = b.GetInsertBlock();
+  llvm::Function* f = entry->getParent();
+  auto* slow_bb = llvm::BasicBlock::Create(b.getContext(), "large", f);
+  auto* done_bb = llvm::BasicBlock::Create(b.getContext(), "done", f);
+  b.CreateCondBr(any, slow_bb, done_bb);
+  b.SetInsertPoint(slow_bb);
+  llvm::Value* slow = d.Select(large, TrigFromReduced(d, fn, ReduceLarge(d, xd)), fast);
+  b.CreateBr(done_bb);
+  b.SetInsertPoint(done_bb);
+  llvm::PHINode* phi = b.CreatePHI(fast->getType(), 2);
+  phi->addIncoming(fast, entry);
+  phi->addIncoming(slow, slow_bb);
+  llvm::Value* res = b.CreateFPTrunc(phi, x->getType());
+  // sin(+-inf), cos(+-inf), tan(+-inf) are NaN (the large path gives NaN already: inf - inf);
+  // sin and tan keep the sign of zero (the reduction turns -0 into +0).
+  res = m.Select(b.CreateFCmpOEQ(m.Abs(x), m.C(INFINITY)), m.C(NAN), res);
+  if (fn != Trig::kCos) res = m.Select(b.CreateFCmpOEQ(x, m.C(0.0)), x, res);
+  return m.KeepNaN(x, res);
+}
+
+// atan(x) = y0 + atan(t) with a = |x|: t = a, y0 = 0 for a <= tan(pi/8); t = (a - 1)/(a + 1),
+// y0 = pi/4 up to tan(3pi/8); t = -1/a, y0 = pi/2 above (atan(inf) = pi/2 falls out). On
+// |t| <= tan(pi/8), atan(t) = t + t z P(z), z = t^2, P a degree-6 fit (relative error 3.1e-12
+// on atan; docs/codegen.md has the script). The sign of x is copied back (atan(-0) = -0).
+llvm::Value* AtanF32(MathBuilder& m, llvm::Value* x) {
+  auto& b = m.b();
+  MathBuilder d(b, DoubleLike(b, x->getType()));
+  llvm::Value* xd = b.CreateFPExt(x, DoubleLike(b, x->getType()));
+  llvm::Value* a = d.Abs(xd);
+  llvm::Value* big = b.CreateFCmpOGT(a, d.C(2.414213562373095));
+  llvm::Value* mid = b.CreateFCmpOGT(a, d.C(0.41421356237309503));
+  llvm::Value* t = d.Select(big, d.Div(d.C(-1.0), a),
+                            d.Select(mid, d.Div(d.Sub(a, d.C(1.0)), d.Add(a, d.C(1.0))), a));
+  llvm::Value* y0 =
+      d.Select(big, d.C(1.5707963267948966), d.Select(mid, d.C(0.7853981633974483), d.C(0.0)));
+  llvm::Value* z = d.Mul(t, t);
+  llvm::Value* p = d.Horner(
+      z, {-0.04048241699266148, 0.07137915112904482, -0.09029485250384778, 0.1110753997864444,
+          -0.1428561432536799, 0.1999999894417944, -0.3333333333150555});
+  llvm::Value* res = d.CopySign(d.Add(y0, d.Fma(d.Mul(t, z), p, t)), xd);
+  return m.KeepNaN(x, b.CreateFPTrunc(res, x->getType()));
+}
+
+// asin and acos share asin(s) = s + s z Q(z) on s in [0, 1/2], z = s^2, Q a degree-7 fit
+// (relative error 3.4e-12 on asin). For a = |x| <= 1/2, s = a; above, the identity
+// asin(a) = pi/2 - 2 asin(s) with s = sqrt((1 - a)/2) (1 - a is exact in double) keeps the
+// accuracy near 1, where the derivative is unbounded. acos(x) = pi/2 - asin(x) for |x| <= 1/2,
+// 2 asin(s) for x > 1/2 and pi - 2 asin(s) for x < -1/2. |x| > 1 gives NaN.
+llvm::Value* AsinAcosF32(MathBuilder& m, llvm::Value* x, bool acos) {
+  auto& b = m.b();
+  MathBuilder d(b, DoubleLike(b, x->getType()));
+  llvm::Value* xd = b.CreateFPExt(x, DoubleLike(b, x->getType()));
+  llvm::Value* a = d.Abs(xd);
+  llvm::Value* near1 = b.CreateFCmpOGT(a, d.C(0.5));
+  llvm::Value* z = d.Select(near1, d.Mul(d.Sub(d.C(1.0), a), d.C(0.5)), d.Mul(a, a));
+  llvm::Value* s = d.Select(near1, d.Unary(llvm::Intrinsic::sqrt, z), a);
+  llvm::Value* q = d.Horner(
+      z, {0.029414683052775857, 0.005347849176458663, 0.019338860806620662, 0.0221269215403696,
+          0.030398113653463434, 0.04464233869182483, 0.07500000629389018, 0.1666666666541833});
+  llvm::Value* p = d.Fma(d.Mul(s, z), q, s);  // asin(s)
+  llvm::Value* two_p = d.Add(p, p);
+  llvm::Value* res;
+  if (!acos) {
+    res = d.CopySign(d.Select(near1, d.Sub(d.C(1.5707963267948966), two_p), p), xd);
+  } else {
+    llvm::Value* neg = b.CreateFCmpOLT(xd, d.C(0.0));
+    llvm::Value* far = d.Select(neg, d.Sub(d.C(3.141592653589793), two_p), two_p);
+    res = d.Select(near1, far, d.Sub(d.C(1.5707963267948966), d.CopySign(p, xd)));
+  }
+  res = b.CreateFPTrunc(res, x->getType());
+  res = m.Select(b.CreateFCmpOGT(m.Abs(x), m.C(1.0)), m.C(NAN), res);
+  return m.KeepNaN(x, res);
+}
+
 // Calls the C library's scalar `name` on every lane (float64 functions and pow).
 llvm::Value* LibmPerLane(llvm::IRBuilder<>& b, const char* name,
                          llvm::ArrayRef<llvm::Value*> args) {
@@ -276,6 +466,18 @@ llvm::Value* EmitMath(llvm::IRBuilder<>& b, Intrinsic f, llvm::ArrayRef<llvm::Va
         return LibmPerLane(b, "log1p", args);
       case Intrinsic::kPow:
         return LibmPerLane(b, "pow", args);
+      case Intrinsic::kSin:
+        return LibmPerLane(b, "sin", args);
+      case Intrinsic::kCos:
+        return LibmPerLane(b, "cos", args);
+      case Intrinsic::kTan:
+        return LibmPerLane(b, "tan", args);
+      case Intrinsic::kAsin:
+        return LibmPerLane(b, "asin", args);
+      case Intrinsic::kAcos:
+        return LibmPerLane(b, "acos", args);
+      case Intrinsic::kAtan:
+        return LibmPerLane(b, "atan", args);
       case Intrinsic::kSigmoid: {
         llvm::Value* neg_abs = b.CreateFNeg(b.CreateUnaryIntrinsic(llvm::Intrinsic::fabs, args[0]));
         llvm::Value* t = LibmPerLane(b, "exp", {neg_abs});
@@ -330,6 +532,24 @@ llvm::Value* EmitMath(llvm::IRBuilder<>& b, Intrinsic f, llvm::ArrayRef<llvm::Va
         break;
       case Intrinsic::kErf:
         r = ErfF32(m, x);
+        break;
+      case Intrinsic::kSin:
+        r = TrigF32(m, Trig::kSin, x);
+        break;
+      case Intrinsic::kCos:
+        r = TrigF32(m, Trig::kCos, x);
+        break;
+      case Intrinsic::kTan:
+        r = TrigF32(m, Trig::kTan, x);
+        break;
+      case Intrinsic::kAsin:
+        r = AsinAcosF32(m, x, /*acos=*/false);
+        break;
+      case Intrinsic::kAcos:
+        r = AsinAcosF32(m, x, /*acos=*/true);
+        break;
+      case Intrinsic::kAtan:
+        r = AtanF32(m, x);
         break;
       default:
         throw InternalError(StrCat("EmitMath: ", IntrinsicName(f), " is not a vmath function"));

@@ -1,4 +1,5 @@
-// Vectorised math functions for the LLVM backend: exp, log, tanh, sigmoid, erf, expm1, log1p.
+// Vectorised math functions for the LLVM backend: exp, log, tanh, sigmoid, erf, expm1, log1p,
+// sin, cos, tan, asin, acos, atan.
 //
 // Each function is emitted once per (function, type) into the module as an internal,
 // always-inlined LLVM function over float or <N x float>, built from a range reduction and a

@@ -154,6 +154,12 @@ enum class Intrinsic : uint8_t {
   kRound,
   kExpm1,
   kLog1p,
+  kSin,  // sin, cos, tan: radians
+  kCos,
+  kTan,
+  kAsin,  // asin, acos: NaN outside [-1, 1]
+  kAcos,
+  kAtan,
   kFma,
 };
 const char* IntrinsicName(Intrinsic f);  // "exp", "sigmoid", ...

@@ -81,6 +81,12 @@ enum class TMath : uint8_t {
   kRound,
   kExpm1,
   kLog1p,
+  kSin,
+  kCos,
+  kTan,
+  kAsin,
+  kAcos,
+  kAtan,
 };
 
 // How a reduction combines its values, and the result of an empty one.
