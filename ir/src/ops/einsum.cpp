@@ -16,6 +16,15 @@
 // output is operand k's term: "out,B->A" for "A,B->out". It is emitted when operand k's term
 // has no repeated letter, no "..." and only letters that appear in the output or another
 // operand (otherwise the gradient would need a diagonal scatter or a broadcast; a UserError).
+//
+// Compute definition (kiln/ir/compute.h), every form the reference takes: the output labels
+// are the output's axes, the summed labels one TReduce domain, and each operand is read with
+// its axes' label indices (a repeated letter reads the diagonal; a "..." axis of extent 1
+// broadcast against a longer one reads 0). Every dtype but bool: floating types multiply and
+// sum in float32 (float16, bfloat16) or their own type (the reference in double: rounding
+// differs), integers in int32 or int64, wrapping as the reference's int64 arithmetic does
+// modulo 2^bits.
+#include <algorithm>
 #include <map>
 
 #include "ops/register.h"
@@ -267,6 +276,64 @@ GradList EinsumGradient(GradCtx& g) {
   return grads;
 }
 
+// The summed labels, ordered so that the label that is the innermost axis of the most operands
+// is the innermost reduction axis (its reads are then contiguous: lower_reduce.h vectorises a
+// sum whose innermost axis reads memory contiguously). Ties keep the labels' order.
+std::vector<int> SummedLabels(const Equation& eq) {
+  std::vector<std::pair<int, int>> keyed;  // (depth, label): depth 0 for a last axis
+  for (const auto& [l, d] : eq.extent) {
+    if (std::find(eq.out.begin(), eq.out.end(), l) != eq.out.end()) continue;
+    int depth = 1 << 20;
+    for (const auto& term : eq.in)
+      for (size_t a = 0; a < term.size(); ++a)
+        if (term[a] == l) depth = std::min(depth, int(term.size() - 1 - a));
+    keyed.push_back({depth, l});
+  }
+  std::stable_sort(keyed.begin(), keyed.end(),
+                   [](const auto& x, const auto& y) { return x.first > y.first; });
+  std::vector<int> labels;
+  for (const auto& [depth, l] : keyed) labels.push_back(l);
+  return labels;
+}
+
+std::vector<TExpr> EinsumCompute(const ComputeCtx& c) {
+  DType t = c.out_dtype(0);
+  if (t == DType::kBool) return {};
+  std::vector<std::vector<int64_t>> shapes;
+  for (int j = 0; j < c.num_in(); ++j) {
+    if (c.in_dtype(j) != t) return {};
+    shapes.push_back(c.in_shape(j).dims());
+  }
+  Equation eq = ParseEquation(c.attrs<EinsumAttrs>().subscripts, shapes, [](const std::string& m) {
+    throw InternalError(StrCat("einsum: ", m, " after shape inference"));
+  });
+  DType pt = IsFloatingPoint(t) ? (IsComputeFloat(t) ? t : DType::kFloat32)
+                                : (t == DType::kInt64 ? t : DType::kInt32);
+  std::vector<int> summed = SummedLabels(eq);
+  std::vector<int64_t> extents;
+  for (int l : summed) extents.push_back(eq.extent.at(l));
+  auto product = [&](const std::vector<TExpr>& r) {
+    std::map<int, TExpr> at;  // each label's index
+    for (size_t i = 0; i < eq.out.size(); ++i) at[eq.out[i]] = TAxis(int(i));
+    for (size_t i = 0; i < summed.size(); ++i) at[summed[i]] = r[i];
+    TExpr p;
+    for (int j = 0; j < c.num_in(); ++j) {
+      std::vector<TExpr> idx;
+      for (size_t a = 0; a < eq.in[size_t(j)].size(); ++a) {
+        int l = eq.in[size_t(j)][a];
+        bool broadcast = shapes[size_t(j)][a] == 1 && eq.extent.at(l) != 1;
+        idx.push_back(broadcast || eq.extent.at(l) == 1 ? TIndex(0) : at.at(l));
+      }
+      TExpr v = Widen(c.Read(j, idx));
+      if (v->dtype != pt) v = TCast(pt, v);
+      p = p ? p * v : v;
+    }
+    return p;
+  };
+  TExpr y = summed.empty() ? product({}) : TReduce(TReduceOp::kSum, extents, product);
+  return {ConvertExpr(y, t)};
+}
+
 }  // namespace
 
 void RegisterEinsumOps(OpRegistry& r) {
@@ -286,7 +353,8 @@ void RegisterEinsumOps(OpRegistry& r) {
           else
             EinsumKernel<T>(ctx);
         });
-      });
+      })
+      .Compute(EinsumCompute);
 }
 
 }  // namespace kiln::ops

@@ -107,6 +107,56 @@ std::vector<TExpr> TakeAlongAxisCompute(const ComputeCtx& c) {
   return {c.Read(0, idx)};
 }
 
+// Longest axis of a and of indices the backward definition covers (see below).
+constexpr int64_t kMaxGatheredAxis = 64;
+
+// d a of take_along_axis as a gather, floating types: each element of a sums the output
+// gradients whose index chose it, along its own row of the axis,
+//   da[.., j, ..] = sum over p < m of (pos(indices[.., p, ..]) == j ? dy[.., p, ..] : 0)
+// where m is indices' extent along the axis; elements beyond indices' extent on another axis
+// get 0. A row of a costs n * m operations where the reference's scatter costs m (plus n to
+// clear and convert), so the definition is given only when both n and m are at most
+// kMaxGatheredAxis. Measured (float32, 1 thread, JIT kernel against the reference call):
+// 64 rows of n = m = 16: 6 vs 17 us; n = m = 64: 36 vs 63 us; n = m = 128: 118 vs 122 us; but
+// n = 2000 with m = 32: 757 vs 65 us, so a long axis of a is left to the reference. Sums run in
+// float32 (float16, bfloat16) or the type itself, the reference's in double: results differ by
+// rounding. Indices the reference rejects are clamped as the forward definition clamps them.
+std::vector<TExpr> TakeAlongAxisBackwardCompute(const ComputeCtx& c) {
+  DType t = c.out_dtype(0);
+  if (!IsFloatingPoint(t) || c.in_dtype(0) != t) return {};
+  const Shape& a = c.out_shape(0);
+  const Shape& idx = c.in_shape(1);
+  int64_t ax = c.attrs<TakeAlongAxisAttrs>().axis;
+  int axis = int(ax < 0 ? ax + a.ndim() : ax);
+  int64_t n = a[axis], m = idx[axis];
+  if (m > kMaxGatheredAxis || n > kMaxGatheredAxis) return {};
+  if (c.in_shape(0) != idx) return {};  // dy's shape is not checked by inference
+  DType st = IsComputeFloat(t) ? t : DType::kFloat32;
+  TExpr zero = TConst(0, st);
+  if (m == 0 || idx.NumElements() == 0) return {ConvertExpr(zero, t)};  // nothing gathered
+  // Inside indices' extent on every other axis; reads are clamped so that they stay in range.
+  TExpr inside;
+  std::vector<TExpr> at = c.Axes();
+  for (int d = 0; d < a.ndim(); ++d) {
+    if (d == axis || idx[d] == a[d]) continue;
+    TExpr ok = TBinary(TBinaryOp::kLT, TAxis(d), TIndex(idx[d]));
+    inside = inside ? TBinary(TBinaryOp::kAnd, inside, ok) : ok;
+    at[size_t(d)] = ClampIndex(TAxis(d), 0, idx[d] - 1);
+  }
+  TExpr sum = TReduce(TReduceOp::kSum, {m}, [&](const std::vector<TExpr>& r) {
+    std::vector<TExpr> p = at;
+    p[size_t(axis)] = r[0];
+    TExpr i = IndexValue(c.Read(1, p));
+    i = TSelect(TBinary(TBinaryOp::kLT, i, TIndex(0)), i + TIndex(n), i);
+    TExpr pos = ClampIndex(i, 0, std::max<int64_t>(n - 1, 0));
+    TExpr g = Widen(c.Read(0, p));
+    if (g->dtype != st) g = TCast(st, g);
+    return TSelect(TBinary(TBinaryOp::kEQ, pos, TAxis(axis)), g, zero);
+  });
+  if (inside) sum = TSelect(inside, sum, zero);
+  return {ConvertExpr(sum, t)};
+}
+
 }  // namespace
 
 void RegisterGatherOps(OpRegistry& r) {
@@ -133,6 +183,8 @@ void RegisterGatherOps(OpRegistry& r) {
       .InferShape([](ShapeInferCtx& ctx) {
         ctx.SetOut(0, ctx.in(2), "the gradient has a's shape");
         ctx.SetIn(2, ctx.out(0), "the gradient has a's shape");
+        ctx.SetIn(0, ctx.in(1), "the output gradient has the indices' shape");
+        ctx.SetIn(1, ctx.in(0), "the output gradient has the indices' shape");
       })
       .InferType([](TypeInferCtx& ctx) {
         ctx.SetOut(0, ctx.in(0), "the gradient has the output gradient's dtype");
@@ -141,7 +193,8 @@ void RegisterGatherOps(OpRegistry& r) {
       .Pattern(FusionPattern::kOpaque)
       .Reference([](KernelCtx& ctx) {
         KILN_FLOAT_DTYPE_SWITCH(ctx.out[0].dtype(), T, TakeAlongAxisBackwardKernel<T>(ctx));
-      });
+      })
+      .Compute(TakeAlongAxisBackwardCompute);
 }
 
 }  // namespace kiln::ops

@@ -403,6 +403,17 @@ std::vector<TExpr> PadCompute(const ComputeCtx& c) {
   return {inside ? TSelect(inside, v, fill) : v};
 }
 
+// The row of an axis of extent n that index value i (int64) chooses: clip clamps, wrap takes i
+// modulo n, raise counts negatives from the end and clamps the rest (the reference's backward
+// rule; its forward reports them instead, which a kernel cannot).
+TExpr TakeRow(TakeMode mode, TExpr i, int64_t n) {
+  if (n <= 1) return TIndex(0);
+  if (mode == TakeMode::kWrap) return ((i % TIndex(n)) + TIndex(n)) % TIndex(n);
+  if (mode == TakeMode::kRaise)
+    i = TSelect(TBinary(TBinaryOp::kLT, i, TIndex(0)), i + TIndex(n), i);
+  return ClampIndex(i, 0, n - 1);
+}
+
 // a read along axis at the row the index chose: clip clamps, wrap takes the index modulo n,
 // raise counts negatives from the end. An index that raise rejects (outside [-n, n)) cannot be
 // reported by a kernel: it is clamped, so memory stays safe.
@@ -415,21 +426,104 @@ std::vector<TExpr> TakeCompute(const ComputeCtx& c) {
   if (n == 0 && c.out_shape(0).NumElements() > 0) return {};  // the reference fails
   std::vector<TExpr> out = c.Axes(), at, idx;
   for (int d = 0; d < indices.ndim(); ++d) at.push_back(out[size_t(axis + d)]);
-  TExpr i = IndexValue(c.Read(1, at));
-  TExpr row;
-  if (n <= 1) {
-    row = TIndex(0);
-  } else if (attrs.mode == TakeMode::kWrap) {
-    row = ((i % TIndex(n)) + TIndex(n)) % TIndex(n);
-  } else {
-    if (attrs.mode == TakeMode::kRaise)
-      i = TSelect(TBinary(TBinaryOp::kLT, i, TIndex(0)), i + TIndex(n), i);
-    row = ClampIndex(i, 0, n - 1);
-  }
+  TExpr row = TakeRow(attrs.mode, IndexValue(c.Read(1, at)), n);
   for (int d = 0; d < axis; ++d) idx.push_back(out[size_t(d)]);
   idx.push_back(row);
   for (int d = axis + 1; d < a.ndim(); ++d) idx.push_back(out[size_t(d - 1 + indices.ndim())]);
   return {c.Read(0, idx)};
+}
+
+// The type a sum of floating dtype t runs in: float16 and bfloat16 widen to float32.
+DType SumFloatType(DType t) {
+  return IsComputeFloat(t) ? t : DType::kFloat32;
+}
+
+// d data of tile, floating types: each input element sums dy over its repetitions,
+//   dx[i] = sum over r of dy[r * din + i]   (per axis; the leading axes tile added are summed)
+// with the domain in dy's axis order, so the reads run along dy's innermost axis as the output's
+// innermost axis advances (vectorised, lower_reduce.h). Sums run in float32 (float16, bfloat16)
+// or the type itself; the reference's in double: results differ by rounding.
+std::vector<TExpr> TileBackwardCompute(const ComputeCtx& c) {
+  DType t = c.out_dtype(0);
+  if (!IsFloatingPoint(t) || c.in_dtype(0) != t) return {};
+  const std::vector<int64_t>& in = c.out_shape(0).dims();
+  std::vector<int64_t> din, drep;
+  TileGeometry(in, c.attrs<TileAttrs>().reps, &din, &drep);
+  size_t lead = din.size() - in.size();
+  std::vector<int64_t> tiled(din.size());
+  for (size_t d = 0; d < din.size(); ++d) tiled[d] = din[d] * drep[d];
+  if (c.in_shape(0).dims() != tiled) return {};  // dy's shape is not checked by inference
+  std::vector<int64_t> extents;
+  for (size_t d = 0; d < din.size(); ++d)
+    if (drep[d] != 1) extents.push_back(drep[d]);
+  auto index = [&](const std::vector<TExpr>& r) {
+    std::vector<TExpr> idx;
+    size_t j = 0;
+    for (size_t d = 0; d < din.size(); ++d) {
+      TExpr i = d < lead ? TIndex(0) : TAxis(int(d - lead));
+      if (drep[d] == 1) {
+        idx.push_back(i);
+        continue;
+      }
+      TExpr rep = din[d] == 1 ? r[j] : r[j] * TIndex(din[d]);
+      idx.push_back(d < lead || din[d] == 1 ? rep : rep + i);
+      ++j;
+    }
+    return idx;
+  };
+  if (extents.empty()) return {c.Read(0, index({}))};  // reps of 1: a copy
+  DType st = SumFloatType(t);
+  TExpr sum = TReduce(TReduceOp::kSum, extents, [&](const std::vector<TExpr>& r) {
+    TExpr v = Widen(c.Read(0, index(r)));
+    return v->dtype == st ? v : TCast(st, v);
+  });
+  return {sum->dtype == t ? sum : TCast(t, sum)};
+}
+
+// d a of take as a gather, floating types: each row j of a sums the slices of dy whose index
+// chose it,
+//   da[o, j, i] = sum over index positions k of (row(indices[k]) == j ? dy[o, k, i] : 0)
+// which costs (number of indices) operations per element of a, where the reference's scatter
+// costs one per element of dy plus one per element of a (to clear and convert). The definition
+// is given for at most kMaxTakeBackwardIndices indices, or when the whole sum is at most
+// kMaxTakeBackwardWork operations (a few microseconds: below the reference call's own cost).
+// Measured (float32, 1 thread, JIT kernel against the reference call), an embedding-like table
+// a = (1000, 64): 5 indices 6 vs 56 us, 16 indices 45 vs 43 us, 32 indices 121 vs 68 us; a =
+// (30000, 128): 16 indices 3.0 vs 4.8 ms, 32 indices 6.2 vs 4.4 ms; a small table (10, 8): the
+// kernel wins up to 256 indices (4.9 vs 5.8 us; 80 x 256 = 20480 operations).
+constexpr int64_t kMaxTakeBackwardIndices = 16;
+constexpr int64_t kMaxTakeBackwardWork = 65536;
+
+std::vector<TExpr> TakeBackwardCompute(const ComputeCtx& c) {
+  const auto& attrs = c.attrs<TakeAttrs>();
+  DType t = c.out_dtype(0);
+  if (!IsFloatingPoint(t) || c.in_dtype(0) != t) return {};
+  const Shape& a = c.out_shape(0);
+  const Shape& indices = c.in_shape(1);
+  const int64_t count = indices.NumElements();
+  if (count > kMaxTakeBackwardIndices && a.NumElements() * count > kMaxTakeBackwardWork) return {};
+  int axis = int(attrs.axis < 0 ? attrs.axis + a.ndim() : attrs.axis);
+  int64_t n = a[axis];
+  // Shape inference does not tie dy's shape to the others: define only the consistent case.
+  std::vector<int64_t> dy(a.dims().begin(), a.dims().begin() + axis);
+  dy.insert(dy.end(), indices.dims().begin(), indices.dims().end());
+  dy.insert(dy.end(), a.dims().begin() + axis + 1, a.dims().end());
+  if (c.in_shape(0).dims() != dy) return {};
+  DType st = SumFloatType(t);
+  TExpr j = TAxis(axis);
+  auto term = [&](const std::vector<TExpr>& k) {
+    std::vector<TExpr> g;
+    for (int d = 0; d < axis; ++d) g.push_back(TAxis(d));
+    g.insert(g.end(), k.begin(), k.end());
+    for (int d = axis + 1; d < a.ndim(); ++d) g.push_back(TAxis(d));
+    TExpr v = Widen(c.Read(0, g));
+    if (v->dtype != st) v = TCast(st, v);
+    TExpr row = TakeRow(attrs.mode, IndexValue(c.Read(1, k)), n);
+    return TSelect(TBinary(TBinaryOp::kEQ, row, j), v, TConst(0, st));
+  };
+  // 0-d indices: one slice, no sum.
+  TExpr sum = indices.ndim() == 0 ? term({}) : TReduce(TReduceOp::kSum, indices.dims(), term);
+  return {sum->dtype == t ? sum : TCast(t, sum)};
 }
 
 // Backward ops: input 0 is the output gradient; the gradient has the shape and dtype of the
@@ -438,6 +532,30 @@ void LikeLastInputShape(ShapeInferCtx& ctx) {
   int last = ctx.num_in() - 1;
   ctx.SetOut(0, ctx.in(last), "the gradient has the forward input's shape");
   ctx.SetIn(last, ctx.out(0), "the gradient has the forward input's shape");
+}
+
+// _backward_tile: dy has the tiled shape of data.
+void TileBackwardShape(ShapeInferCtx& ctx) {
+  LikeLastInputShape(ctx);
+  const Shape& x = ctx.in(1);
+  if (!x.IsFullyKnown()) return;
+  std::vector<int64_t> din, drep;
+  TileGeometry(x.dims(), ctx.attrs<TileAttrs>().reps, &din, &drep);
+  for (size_t d = 0; d < din.size(); ++d) din[d] *= drep[d];
+  ctx.SetIn(0, Shape(din), "the output gradient has tile's output shape");
+}
+
+// _backward_take: dy has take's output shape, a.shape[:axis] + indices.shape + a.shape[axis+1:].
+void TakeBackwardShape(ShapeInferCtx& ctx) {
+  LikeLastInputShape(ctx);
+  const Shape& a = ctx.in(2);
+  const Shape& idx = ctx.in(1);
+  if (!a.IsFullyKnown() || !idx.IsFullyKnown() || a.ndim() == 0) return;
+  int axis = NormalizeAxis(ctx, ctx.attrs<TakeAttrs>().axis, a.ndim(), "axis");
+  std::vector<int64_t> dy(a.dims().begin(), a.dims().begin() + axis);
+  dy.insert(dy.end(), idx.dims().begin(), idx.dims().end());
+  dy.insert(dy.end(), a.dims().begin() + axis + 1, a.dims().end());
+  ctx.SetIn(0, Shape(dy), "the output gradient has take's output shape");
 }
 
 void LikeOgradType(TypeInferCtx& ctx) {
@@ -478,12 +596,13 @@ void RegisterLayoutOps(OpRegistry& r) {
       .Describe("gradient of tile: d output summed over the repetitions")
       .SetAttrs<TileAttrs>()
       .Inputs({"ograd", "data"})
-      .InferShape(LikeLastInputShape)
+      .InferShape(TileBackwardShape)
       .InferType(LikeOgradType)
       .Pattern(FusionPattern::kOpaque)
       .Reference([](KernelCtx& ctx) {
         KILN_FLOAT_DTYPE_SWITCH(ctx.out[0].dtype(), T, TileBackwardKernel<T>(ctx));
-      });
+      })
+      .Compute(TileBackwardCompute);
 
   r.Register("Pad")
       .Alias("pad")
@@ -529,12 +648,13 @@ void RegisterLayoutOps(OpRegistry& r) {
       .Describe("gradient of take: d output added into zeros shaped like a at the indices")
       .SetAttrs<TakeAttrs>()
       .Inputs({"ograd", "indices", "a"})
-      .InferShape(LikeLastInputShape)
+      .InferShape(TakeBackwardShape)
       .InferType(LikeOgradType)
       .Pattern(FusionPattern::kOpaque)
       .Reference([](KernelCtx& ctx) {
         KILN_FLOAT_DTYPE_SWITCH(ctx.out[0].dtype(), T, TakeBackwardKernel<T>(ctx));
-      });
+      })
+      .Compute(TakeBackwardCompute);
 }
 
 }  // namespace kiln::ops

@@ -16,6 +16,12 @@
 // data's shape (NumPy rules, right-aligned: like's missing leading axes and its axes of extent
 // 1), giving like's shape and data's dtype. Integer sums wrap, as sum's do. It has no gradient
 // of its own (kiln differentiates once; second derivatives are not supported).
+//
+// Compute definitions (kiln/ir/compute.h): reshape_like a reshape; _reduce_sum_like a TReduce
+// over the broadcast axes, every dtype: floating types sum in float32 (float16, bfloat16) or
+// their own type (the reference sums in double, so results differ by rounding), integer types
+// in int32 or int64 with wrapping (the reference's int64 sum converted to the type: the same
+// value modulo 2^bits), bool as "any" (a nonzero count).
 #include "ops/register.h"
 #include "ops/tensor_util.h"
 
@@ -133,6 +139,49 @@ void ReduceSumLikeKernel(const KernelCtx& ctx) {
   for (size_t k = 0; k < acc.size(); ++k) y[k] = ConvertValue<T>(acc[k]);
 }
 
+// The type a sum of dtype t runs in: float32 for float16 and bfloat16, int32 for int8, uint8
+// and bool (wrapping modulo 2^32 agrees with the reference modulo 2^8), else t itself.
+DType SumType(DType t) {
+  if (IsFloatingPoint(t)) return IsComputeFloat(t) ? t : DType::kFloat32;
+  return t == DType::kInt64 ? t : DType::kInt32;
+}
+
+// out[like index] = sum over the reduced axes of data. Reduced are data's leading axes that
+// like lacks and the axes where like has extent 1 but data does not (both 1: read at 0). The
+// domain keeps data's axis order, so a sum over the last axis reads memory contiguously and a
+// sum over leading axes vectorises along the kept innermost axis (lower_reduce.h).
+std::vector<TExpr> ReduceSumLikeCompute(const ComputeCtx& c) {
+  DType t = c.out_dtype(0);
+  if (c.in_dtype(0) != t) return {};
+  const Shape& data = c.in_shape(0);
+  const Shape& like = c.in_shape(1);
+  const int lead = data.ndim() - like.ndim();
+  std::vector<int64_t> extents;
+  std::vector<int> reduce_slot(size_t(data.ndim()), -1);  // domain axis of each data axis
+  for (int d = 0; d < data.ndim(); ++d)
+    if (d < lead || (like[d - lead] == 1 && data[d] != 1)) {
+      reduce_slot[size_t(d)] = int(extents.size());
+      extents.push_back(data[d]);
+    }
+  auto index = [&](const std::vector<TExpr>& r) {
+    std::vector<TExpr> idx;
+    for (int d = 0; d < data.ndim(); ++d) {
+      if (reduce_slot[size_t(d)] >= 0)
+        idx.push_back(r[size_t(reduce_slot[size_t(d)])]);
+      else
+        idx.push_back(data[d] == 1 ? TIndex(0) : TAxis(d - lead));
+    }
+    return idx;
+  };
+  DType st = SumType(t);
+  if (extents.empty()) return {c.Read(0, index({}))};  // nothing is summed: a copy
+  TExpr sum = TReduce(TReduceOp::kSum, extents, [&](const std::vector<TExpr>& r) {
+    TExpr v = Widen(c.Read(0, index(r)));
+    return v->dtype == st ? v : TCast(st, v);
+  });
+  return {ConvertExpr(sum, t)};
+}
+
 }  // namespace
 
 void RegisterLikeOps(OpRegistry& r) {
@@ -162,7 +211,8 @@ void RegisterLikeOps(OpRegistry& r) {
       .Pattern(FusionPattern::kCommReduce)
       .Reference([](KernelCtx& ctx) {
         KILN_DTYPE_SWITCH(ctx.out[0].dtype(), T, ReduceSumLikeKernel<T>(ctx));
-      });
+      })
+      .Compute(ReduceSumLikeCompute);
 }
 
 }  // namespace kiln::ops

@@ -19,6 +19,20 @@
 // separably (the weights multiply), exactly as ONNX's reference does one axis at a time.
 //
 // No gradient yet (a UserError from the gradient pass).
+//
+// Compute definition (kiln/ir/compute.h), every mode and dtype the reference takes: each axis's
+// coordinate, neighbours and weights are computed in the kernel in float64 from the output
+// index with the reference's operations in its order, and the taps' products summed in its
+// order (last axis fastest, zero weights skipped, so 0 * inf adds nothing). Results agree to
+// rounding, not bit for bit: the reference is compiled for the build machine (ir/CMakeLists.txt,
+// -march=native) and GCC contracts a*b+c into fused multiply-adds where it chooses, as the JIT
+// may; a sum near a midpoint of the output type can then round either way (1 ulp). Nearest
+// picks its neighbour from coordinates without such products (tf_crop_and_resize's offset
+// aside) and so picks the reference's. nearbyint (ties to even), which the kernel IR lacks, is
+// spelled with floor for the integer types. Axes that the transformation maps onto themselves
+// (one tap of weight 1 at the same index for every output coordinate, as the batch and channel
+// axes usually are) read directly: multiplying by 1 and skipping zero-weight taps leave the sum
+// unchanged. At most kMaxResizeTaps tap combinations per element are spelled out.
 #include <cmath>
 
 #include "ops/register.h"
@@ -239,6 +253,196 @@ void ResizeKernel(KernelCtx& ctx) {
   }
 }
 
+// --- Compute definition ---
+
+// The taps of one axis as expressions of its output index: indices (clamped), weights (null:
+// 1, for nearest and identity axes) and, for tf_crop_and_resize, whether the coordinate lies
+// outside the input.
+struct AxisExprs {
+  std::vector<TExpr> index;
+  std::vector<TExpr> weight;
+  TExpr outside;
+};
+
+TExpr F64(double v) {
+  return TConst(v, DType::kFloat64);
+}
+TExpr Cmp(TBinaryOp op, TExpr a, TExpr b) {
+  return TBinary(op, std::move(a), std::move(b));
+}
+
+// True when every output coordinate of the axis has one tap of weight 1 at its own index.
+bool IsIdentityAxis(const ResizeAttrs& a, int axis, int64_t in, int64_t out) {
+  if (in != out) return false;
+  for (int64_t x = 0; x < out; ++x) {
+    std::vector<Tap> taps = AxisTaps(a, axis, in, out, x);
+    int ones = 0;
+    for (const Tap& t : taps) {
+      if (t.weight == 0) continue;
+      if (t.weight != 1 || t.index != x) return false;
+      ++ones;
+    }
+    if (ones != 1) return false;
+  }
+  return true;
+}
+
+// AxisTaps with the output coordinate an expression.
+AxisExprs AxisTapExprs(const ResizeAttrs& a, int axis, int64_t in, int64_t out) {
+  AxisExprs e;
+  if (IsIdentityAxis(a, axis, in, out)) {
+    e.index = {TAxis(axis)};
+    e.weight = {nullptr};
+    return e;
+  }
+  double scale = a.scales.empty() ? double(out) / double(in) : a.scales[size_t(axis)];
+  double out_w = scale * double(in);
+  TExpr x = TCast(DType::kFloat64, TAxis(axis));
+  TExpr xo;
+  switch (a.coordinate_transformation_mode) {
+    case CoordMode::kHalfPixel:
+      xo = (x + F64(0.5)) / F64(scale) - F64(0.5);
+      break;
+    case CoordMode::kPytorchHalfPixel:
+      xo = out_w == 1 ? F64(-0.5) : (x + F64(0.5)) / F64(scale) - F64(0.5);
+      break;
+    case CoordMode::kAlignCorners:
+      xo = out_w == 1 ? F64(0) : x * F64(double(in - 1)) / F64(out_w - 1);
+      break;
+    case CoordMode::kAsymmetric:
+      xo = x / F64(scale);
+      break;
+    case CoordMode::kTfHalfPixel:
+      xo = (x + F64(0.5)) / F64(scale);
+      break;
+    case CoordMode::kTfCrop: {
+      size_t nd = a.size.size();
+      double s = a.roi[size_t(axis)], end = a.roi[nd + size_t(axis)];
+      xo = out_w == 1 ? F64((end - s) * double(in - 1) / 2)
+                      : x * F64(end - s) * F64(double(in - 1)) / F64(out_w - 1);
+      xo = xo + F64(s * double(in - 1));
+      e.outside = Cmp(TBinaryOp::kOr, Cmp(TBinaryOp::kLT, xo, F64(0)),
+                      Cmp(TBinaryOp::kGT, xo, F64(double(in - 1))));
+      break;
+    }
+  }
+  TExpr left = TCall(TMath::kFloor, {xo});
+  left = TSelect(Cmp(TBinaryOp::kEQ, left, xo), left - F64(1), left);
+  TExpr r = xo - left;
+  TExpr L = TCast(DType::kInt64, left);
+  std::vector<TExpr> idx, w;
+  switch (a.mode) {
+    case ResizeMode::kNearest: {
+      TExpr right;
+      switch (a.nearest_mode) {
+        case NearestMode::kRoundPreferFloor:
+          right = Cmp(TBinaryOp::kGT, r, F64(0.5));
+          break;
+        case NearestMode::kRoundPreferCeil:
+          right = Cmp(TBinaryOp::kGE, r, F64(0.5));
+          break;
+        case NearestMode::kFloor:
+          right = Cmp(TBinaryOp::kEQ, r, F64(1));
+          break;
+        case NearestMode::kCeil:
+          right = nullptr;
+          break;
+      }
+      idx = {right ? TSelect(right, L + TIndex(1), L) : L + TIndex(1)};
+      w = {nullptr};
+      break;
+    }
+    case ResizeMode::kLinear:
+      idx = {L, L + TIndex(1)};
+      w = {F64(1) - r, r};
+      break;
+    case ResizeMode::kCubic: {
+      double A = a.cubic_coeff_a;
+      auto far = [&](TExpr t) {
+        return ((F64(A) * t - F64(5 * A)) * t + F64(8 * A)) * t - F64(4 * A);
+      };
+      auto near = [&](TExpr t) { return (F64(A + 2) * t - F64(A + 3)) * t * t + F64(1); };
+      idx = {L - TIndex(1), L, L + TIndex(1), L + TIndex(2)};
+      w = {far(r + F64(1)), near(r), near(F64(1) - r), far(F64(2) - r)};
+      break;
+    }
+  }
+  if (a.exclude_outside && a.mode != ResizeMode::kNearest) {
+    TExpr sum = F64(0);
+    for (size_t k = 0; k < idx.size(); ++k) {
+      TExpr in_range = Cmp(TBinaryOp::kAnd, Cmp(TBinaryOp::kGE, idx[k], TIndex(0)),
+                           Cmp(TBinaryOp::kLT, idx[k], TIndex(in)));
+      w[k] = TSelect(in_range, w[k], F64(0));
+      sum = sum + w[k];
+    }
+    TExpr nonzero = Cmp(TBinaryOp::kNE, sum, F64(0));
+    for (TExpr& wk : w) wk = TSelect(nonzero, wk / sum, wk);
+  }
+  for (TExpr& i : idx) i = ClampIndex(i, 0, in - 1);
+  e.index = std::move(idx);
+  e.weight = std::move(w);
+  return e;
+}
+
+// nearbyint under the default rounding (ties to even), on float64.
+TExpr RoundHalfEven(TExpr v) {
+  TExpr f = TCall(TMath::kFloor, {v});
+  TExpr d = v - f;
+  TExpr odd = Cmp(TBinaryOp::kNE, f - F64(2) * TCall(TMath::kFloor, {f * F64(0.5)}), F64(0));
+  TExpr up = Cmp(TBinaryOp::kOr, Cmp(TBinaryOp::kGT, d, F64(0.5)),
+                 Cmp(TBinaryOp::kAnd, Cmp(TBinaryOp::kEQ, d, F64(0.5)), odd));
+  return TSelect(up, f + F64(1), f);
+}
+
+// Most tap combinations per element the definition spells out: linear in up to 6 axes, cubic in
+// up to 3 (bicubic on images with identity batch and channel axes: 16). Beyond that the
+// expression, and LLVM's time to compile it, grows fast (cubic in 4 axes: 256 products).
+constexpr int64_t kMaxResizeTaps = 64;
+
+std::vector<TExpr> ResizeCompute(const ComputeCtx& c) {
+  const auto& a = c.attrs<ResizeAttrs>();
+  DType t = c.out_dtype(0);
+  if (t == DType::kBool || c.in_dtype(0) != t) return {};
+  const Shape& x = c.in_shape(0);
+  const Shape& y = c.out_shape(0);
+  if (y.NumElements() == 0) return {ConstOf(0, t)};  // nothing is computed
+  if (x.NumElements() == 0) return {};               // the reference fails
+  const int nd = x.ndim();
+  std::vector<AxisExprs> axes;
+  int64_t combos = 1;
+  TExpr outside;
+  for (int d = 0; d < nd; ++d) {
+    axes.push_back(AxisTapExprs(a, d, x[d], y[d]));
+    combos *= int64_t(axes.back().index.size());
+    if (TExpr o = axes.back().outside) outside = outside ? Cmp(TBinaryOp::kOr, outside, o) : o;
+  }
+  if (combos > kMaxResizeTaps) return {};
+  // Every combination of one tap per axis, the last axis fastest, as the reference sums them.
+  TExpr acc = F64(0);
+  std::vector<size_t> pick(size_t(nd), 0);
+  while (true) {
+    TExpr w;
+    std::vector<TExpr> idx;
+    for (int d = 0; d < nd; ++d) {
+      const AxisExprs& e = axes[size_t(d)];
+      idx.push_back(e.index[pick[size_t(d)]]);
+      if (TExpr wd = e.weight[pick[size_t(d)]]) w = w ? w * wd : wd;
+    }
+    TExpr v = Widen(c.Read(0, idx));
+    v = v->dtype == DType::kFloat64 ? v : TCast(DType::kFloat64, v);
+    acc = acc + (w ? TSelect(Cmp(TBinaryOp::kNE, w, F64(0)), w * v, F64(0)) : v);
+    int d = nd - 1;
+    for (; d >= 0; --d) {
+      if (++pick[size_t(d)] < axes[size_t(d)].index.size()) break;
+      pick[size_t(d)] = 0;
+    }
+    if (d < 0) break;
+  }
+  if (outside) acc = TSelect(outside, F64(a.extrapolation_value), acc);
+  if (!IsFloatingPoint(t)) acc = RoundHalfEven(acc);
+  return {ConvertExpr(acc, t)};
+}
+
 }  // namespace
 
 void RegisterResizeOps(OpRegistry& r) {
@@ -255,7 +459,8 @@ void RegisterResizeOps(OpRegistry& r) {
           else
             ResizeKernel<T>(ctx);
         });
-      });
+      })
+      .Compute(ResizeCompute);
 }
 
 }  // namespace kiln::ops
