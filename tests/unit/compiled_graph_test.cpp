@@ -117,6 +117,34 @@ TEST(CompiledGraph, FullyConnectedFormsAndEpilogues) {
                     11);
 }
 
+// `text` compiled with its group's epilogue inside the library call (one plan call, a library
+// call running `ops`) and as a separate kernel (two calls): equal bit for bit at 1 and 2 threads.
+void ExpectFusedEqualsSeparate(const std::string& text, const std::string& ops) {
+  Graph g = ParseGraph(text);
+  codegen::CompileOptions fused, apart;
+  std::map<std::string, Tensor> vars = RandomVariables(g, 3, fused.infer);
+  apart.infer = fused.infer;
+  apart.epilogue_in_gemm = false;
+  auto one = codegen::CompileGraph(g, fused), two = codegen::CompileGraph(g, apart);
+  ASSERT_EQ(one->plan().calls.size(), 1u) << one->Report();
+  EXPECT_TRUE(one->epilogues_in_gemm());
+  EXPECT_EQ(one->calls()[0].kind, codegen::CompiledCall::Kind::kLibrary);
+  EXPECT_EQ(one->calls()[0].ops, ops);
+  EXPECT_EQ(two->plan().calls.size(), 2u) << two->Report();
+  EXPECT_FALSE(two->epilogues_in_gemm());
+  for (int threads : {1, 2}) {
+    ThreadPool pool(threads);
+    codegen::CompiledRun a(one, &pool), b(two, &pool);
+    for (const auto& [n, t] : vars) a.Bind(n, t), b.Bind(n, t);
+    a.Run();
+    b.Run();
+    std::vector<double> got = a.output(0).ToDoubles(), want = b.output(0).ToDoubles();
+    ASSERT_EQ(got.size(), want.size());
+    for (size_t j = 0; j < got.size(); ++j)
+      ASSERT_EQ(got[j], want[j]) << "element " << j << ", " << threads << " thread(s)";
+  }
+}
+
 // With epilogue_in_gemm (the default), a FullyConnected group whose epilogue runs over the
 // product's rows is one plan call: the product runs the epilogue kernel on each row block. Its
 // outputs are those of the interpreter, and bit for bit those of the unfused plan.
@@ -146,29 +174,7 @@ TEST(CompiledGraph, FullyConnectedEpilogueRunsInsideTheProduct) {
                              15);
   EXPECT_EQ(report.rfind("1 calls for", 0), 0u) << report;
 
-  Graph g = ParseGraph(text);
-  codegen::CompileOptions fused, apart;
-  std::map<std::string, Tensor> vars = RandomVariables(g, 3, fused.infer);
-  apart.infer = fused.infer;
-  apart.epilogue_in_gemm = false;
-  auto one = codegen::CompileGraph(g, fused), two = codegen::CompileGraph(g, apart);
-  ASSERT_EQ(one->plan().calls.size(), 1u) << one->Report();
-  EXPECT_TRUE(one->epilogues_in_gemm());
-  EXPECT_EQ(one->calls()[0].kind, codegen::CompiledCall::Kind::kLibrary);
-  EXPECT_EQ(one->calls()[0].ops, "FullyConnected+elemwise_add+Activation");
-  EXPECT_EQ(two->plan().calls.size(), 2u) << two->Report();
-  EXPECT_FALSE(two->epilogues_in_gemm());
-  for (int threads : {1, 2}) {
-    ThreadPool pool(threads);
-    codegen::CompiledRun a(one, &pool), b(two, &pool);
-    for (const auto& [n, t] : vars) a.Bind(n, t), b.Bind(n, t);
-    a.Run();
-    b.Run();
-    std::vector<double> got = a.output(0).ToDoubles(), want = b.output(0).ToDoubles();
-    ASSERT_EQ(got.size(), want.size());
-    for (size_t j = 0; j < got.size(); ++j)
-      ASSERT_EQ(got[j], want[j]) << "element " << j << ", " << threads << " thread(s)";
-  }
+  ExpectFusedEqualsSeparate(text, "FullyConnected+elemwise_add+Activation");
 }
 
 // An epilogue whose rows are not the product's (FullyConnected without flatten: a 3-D output)
@@ -238,28 +244,7 @@ TEST(CompiledGraph, ConvolutionEpilogueRunsInsideTheConvolution) {
                "\n  %s = elemwise_add(%c, %y)\n  %r = relu(%s)\n  return %r\n}");
     std::string report = CompileAndCompare(text, c.k);
     EXPECT_EQ(report.rfind("1 calls for", 0), 0u) << report;
-
-    Graph g = ParseGraph(text);
-    codegen::CompileOptions fused, apart;
-    std::map<std::string, Tensor> vars = RandomVariables(g, 5, fused.infer);
-    apart.infer = fused.infer;
-    apart.epilogue_in_gemm = false;
-    auto one = codegen::CompileGraph(g, fused), two = codegen::CompileGraph(g, apart);
-    ASSERT_EQ(one->plan().calls.size(), 1u) << one->Report();
-    EXPECT_TRUE(one->epilogues_in_gemm());
-    EXPECT_EQ(one->calls()[0].ops, "Convolution+elemwise_add+relu");
-    EXPECT_EQ(two->plan().calls.size(), 2u) << two->Report();
-    for (int threads : {1, 2}) {
-      ThreadPool pool(threads);
-      codegen::CompiledRun a(one, &pool), b(two, &pool);
-      for (const auto& [n, t] : vars) a.Bind(n, t), b.Bind(n, t);
-      a.Run();
-      b.Run();
-      std::vector<double> got = a.output(0).ToDoubles(), want = b.output(0).ToDoubles();
-      ASSERT_EQ(got.size(), want.size());
-      for (size_t j = 0; j < got.size(); ++j)
-        ASSERT_EQ(got[j], want[j]) << "element " << j << ", " << threads << " thread(s)";
-    }
+    ExpectFusedEqualsSeparate(text, "Convolution+elemwise_add+relu");
   }
 }
 

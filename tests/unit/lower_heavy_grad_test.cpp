@@ -41,48 +41,7 @@ namespace kiln {
 namespace {
 
 using codegen::LowerOptions;
-
-struct Tol {
-  double scale_rel = 0;  // of the output's scale max(1, max |want|)
-  double elem_rel = 0;   // of each expected element
-};
-
-Tol TolFor(DType t) {
-  switch (t) {
-    case DType::kFloat32:
-      return {1e-5, 0};
-    case DType::kFloat64:
-      return {1e-12, 0};
-    case DType::kFloat16:
-      return {1e-5, std::ldexp(1.0, -10)};
-    case DType::kBFloat16:
-      return {1e-5, std::ldexp(1.0, -7)};
-    default:
-      ADD_FAILURE() << "the gradient ops take floating types only";
-      return {0, 0};
-  }
-}
-
-// NaN must meet NaN and an infinity the same infinity; the scale is over finite values.
-void ExpectNearScale(const Tensor& got, const Tensor& want, Tol tol) {
-  ASSERT_EQ(got.shape(), want.shape());
-  std::vector<double> g = got.ToDoubles(), w = want.ToDoubles();
-  double scale = 1;
-  for (double v : w)
-    if (std::isfinite(v)) scale = std::max(scale, std::fabs(v));
-  int bad = 0;
-  for (size_t i = 0; i < g.size() && bad < 5; ++i) {
-    double bound = tol.scale_rel * scale + tol.elem_rel * std::fabs(w[i]);
-    bool ok = std::isnan(w[i])   ? std::isnan(g[i])
-              : std::isinf(w[i]) ? g[i] == w[i]
-                                 : std::fabs(g[i] - w[i]) <= bound;
-    if (!ok) {
-      ++bad;
-      ADD_FAILURE() << "element " << i << ": got " << g[i] << ", want " << w[i] << " (bound "
-                    << bound << ", scale " << scale << ")";
-    }
-  }
-}
+using test::Var;
 
 Graph Typed(const std::string& text) {
   Graph g = ParseGraph(text);
@@ -115,7 +74,7 @@ int LowerAndCompare(const Graph& f, const LowerOptions& opt,
   return test::LowerRunAndCompare(
       f, values, opt, [&](const Node& n) { return kGradOps.count(std::string(n.op_name())) > 0; },
       [&](const Tensor& got, const Tensor& want) {
-        ExpectNearScale(got, want, TolFor(want.dtype()));
+        test::ExpectNearScale(got, want, test::FloatSumTol(want.dtype()));
       });
 }
 
@@ -128,33 +87,6 @@ void Check(const std::string& text) {
   forced.parallel_chunk = 8;
   EXPECT_EQ(LowerAndCompare(f, {}), 1);
   EXPECT_EQ(LowerAndCompare(f, forced), 1);
-}
-
-std::string Dims(const std::vector<int64_t>& dims) {
-  std::string s;
-  for (int64_t d : dims) s += (s.empty() ? "" : ", ") + std::to_string(d);
-  return s;
-}
-
-// A variable; unshaped, its shape and dtype are left to inference.
-struct Var {
-  std::string name;
-  std::vector<int64_t> dims;
-  bool shaped = true;
-};
-
-// graph { vars; %d = op(vars...) {attrs}; return %d } with every shaped variable of dtype `t`.
-// The node's every output is compared, whatever the graph returns.
-std::string OneOp(const std::string& op, const std::string& attrs, const std::vector<Var>& vars,
-                  const std::string& t = "float32") {
-  std::string s = "graph {\n";
-  std::string args;
-  for (const Var& v : vars) {
-    s += "  %" + v.name + " = var" + (v.shaped ? " : " + t + "[" + Dims(v.dims) + "]" : "") + "\n";
-    args += (args.empty() ? "%" : ", %") + v.name;
-  }
-  s += "  %d = " + op + "(" + args + ")" + (attrs.empty() ? "" : " {" + attrs + "}") + "\n";
-  return s + "  return %d\n}";
 }
 
 const char* const kFloatTypes[] = {"float32", "float64", "float16", "bfloat16"};
@@ -192,8 +124,8 @@ TEST(LowerHeavyGrad, FullyConnected) {
         std::string attrs = "num_hidden=" + std::to_string(c.hidden) +
                             ", flatten=" + (c.flatten ? "True" : "False") +
                             (no_bias ? ", no_bias=True" : "");
-        Check(OneOp("_backward_FullyConnected", attrs,
-                    {{"dy", dy}, {"x", c.data}, {"w", {c.hidden, features}}}, t));
+        Check(test::OneOp("_backward_FullyConnected", attrs,
+                          {{"dy", dy}, {"x", c.data}, {"w", {c.hidden, features}}}, t));
       }
 }
 
@@ -214,7 +146,7 @@ TEST(LowerHeavyGrad, DotMatrices) {
         for (bool tb : {false, true}) {
           std::vector<int64_t> a = ta ? std::vector<int64_t>{k, 5} : std::vector<int64_t>{5, k};
           std::vector<int64_t> b = tb ? std::vector<int64_t>{19, k} : std::vector<int64_t>{k, 19};
-          Check(OneOp("_backward_dot", DotAttrs(ta, tb), {kDy, {"a", a}, {"b", b}}, t));
+          Check(test::OneOp("_backward_dot", DotAttrs(ta, tb), {kDy, {"a", a}, {"b", b}}, t));
         }
 }
 
@@ -240,7 +172,7 @@ TEST(LowerHeavyGrad, DotVectorsAndTensors) {
   };
   for (const char* t : {"float32", "float64", "float16"})
     for (const Case& c : cases)
-      Check(OneOp("_backward_dot", DotAttrs(c.ta, c.tb), {kDy, {"a", c.a}, {"b", c.b}}, t));
+      Check(test::OneOp("_backward_dot", DotAttrs(c.ta, c.tb), {kDy, {"a", c.a}, {"b", c.b}}, t));
 }
 
 // ----- _backward_Convolution and _backward_Deconvolution -----
@@ -291,23 +223,23 @@ std::vector<Var> GradVars(const ConvCase& c) {
 TEST(LowerHeavyGrad, Convolution) {
   for (const ConvCase& c : kConvCases)
     for (bool no_bias : {false, true})
-      Check(OneOp("_backward_Convolution", ConvAttrs(c, no_bias), GradVars(c)));
+      Check(test::OneOp("_backward_Convolution", ConvAttrs(c, no_bias), GradVars(c)));
 }
 
 TEST(LowerHeavyGrad, ConvolutionOtherTypes) {
   for (const char* t : {"float64", "float16", "bfloat16"})
     for (size_t i : {0, 1, 8, 11, 15, 17, 19}) {
       const ConvCase& c = kConvCases[i];
-      Check(OneOp("_backward_Convolution", ConvAttrs(c, false), GradVars(c), t));
+      Check(test::OneOp("_backward_Convolution", ConvAttrs(c, false), GradVars(c), t));
     }
 }
 
 TEST(LowerHeavyGrad, ConvolutionWithoutChannels) {
   // data (2, 0, 5, 5): the data and weight gradients are empty, the bias gradient sums dy.
   for (const char* groups : {"", ", num_group=2"})
-    Check(OneOp("_backward_Convolution",
-                std::string("kernel=\"(3, 3)\", pad=\"(1, 1)\", num_filter=4") + groups,
-                GradVars({"", {2, 0, 5, 5}, 4})));
+    Check(test::OneOp("_backward_Convolution",
+                      std::string("kernel=\"(3, 3)\", pad=\"(1, 1)\", num_filter=4") + groups,
+                      GradVars({"", {2, 0, 5, 5}, 4})));
 }
 
 const ConvCase kDeconvCases[] = {
@@ -329,11 +261,11 @@ const ConvCase kDeconvCases[] = {
 TEST(LowerHeavyGrad, Deconvolution) {
   for (const ConvCase& c : kDeconvCases)
     for (bool no_bias : {false, true})
-      Check(OneOp("_backward_Deconvolution", ConvAttrs(c, no_bias), GradVars(c)));
+      Check(test::OneOp("_backward_Deconvolution", ConvAttrs(c, no_bias), GradVars(c)));
   for (const char* t : {"float64", "float16", "bfloat16"})
     for (size_t i : {0, 4, 6, 12}) {
       const ConvCase& c = kDeconvCases[i];
-      Check(OneOp("_backward_Deconvolution", ConvAttrs(c, false), GradVars(c), t));
+      Check(test::OneOp("_backward_Deconvolution", ConvAttrs(c, false), GradVars(c), t));
     }
 }
 
@@ -343,7 +275,8 @@ TEST(LowerHeavyGrad, InfinitiesGiveTheReferencesNaNAndInfinity) {
   // dy by Convolution's zero-filled padding in the weight gradient (0 * inf = NaN there).
   for (const char* op : {"_backward_Convolution", "_backward_Deconvolution"}) {
     SCOPED_TRACE(op);
-    Graph f = Typed(OneOp(op,
+    Graph f =
+        Typed(test::OneOp(op,
                           "kernel=\"(3, 3)\", stride=\"(2, 2)\", pad=\"(1, 1)\", num_filter=2, "
                           "no_bias=False",
                           GradVars({"", {1, 2, 5, 6}, 2})));
@@ -362,13 +295,13 @@ TEST(LowerHeavyGrad, EveryGradientOpHasADefinition) {
   // The four gradient ops lower for every floating dtype; batch_dot's gradient is batch_dot.
   for (const char* t : kFloatTypes) {
     for (const std::string& text :
-         {OneOp("_backward_FullyConnected", "num_hidden=3",
-                {{"dy", {2, 3}}, {"x", {2, 4}}, {"w", {3, 4}}}, t),
-          OneOp("_backward_dot", "", {kDy, {"a", {2, 4}}, {"b", {4, 3}}}, t),
-          OneOp("_backward_Convolution", "kernel=\"(3, 3)\", num_filter=4",
-                GradVars({"", {1, 2, 5, 5}, 4}), t),
-          OneOp("_backward_Deconvolution", "kernel=\"(3, 3)\", num_filter=4",
-                GradVars({"", {1, 2, 5, 5}, 4}), t)}) {
+         {test::OneOp("_backward_FullyConnected", "num_hidden=3",
+                      {{"dy", {2, 3}}, {"x", {2, 4}}, {"w", {3, 4}}}, t),
+          test::OneOp("_backward_dot", "", {kDy, {"a", {2, 4}}, {"b", {4, 3}}}, t),
+          test::OneOp("_backward_Convolution", "kernel=\"(3, 3)\", num_filter=4",
+                      GradVars({"", {1, 2, 5, 5}, 4}), t),
+          test::OneOp("_backward_Deconvolution", "kernel=\"(3, 3)\", num_filter=4",
+                      GradVars({"", {1, 2, 5, 5}, 4}), t)}) {
       Graph f = Typed(text);
       EXPECT_TRUE(codegen::UnsupportedOps(f, f.outputs()[0].node).empty()) << text;
     }
@@ -445,7 +378,7 @@ void CompileTrainingGraph(const std::string& t, bool use_library) {
     run.Run(true);
     for (size_t i = 0; i < ref.size(); ++i) {
       SCOPED_TRACE("output " + std::to_string(i) + ", " + std::to_string(threads) + " threads");
-      ExpectNearScale(run.output(i), ref[i], TolFor(dt));
+      test::ExpectNearScale(run.output(i), ref[i], test::FloatSumTol(dt));
     }
   }
 }

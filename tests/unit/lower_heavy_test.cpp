@@ -41,47 +41,7 @@ namespace kiln {
 namespace {
 
 using codegen::LowerOptions;
-
-struct Tol {
-  double scale_rel = 0;  // of the output's scale max(1, max |want|)
-  double elem_rel = 0;   // of each expected element
-};
-
-Tol TolFor(DType t) {
-  switch (t) {
-    case DType::kFloat32:
-      return {1e-5, 0};
-    case DType::kFloat64:
-      return {1e-12, 0};
-    case DType::kFloat16:
-      return {1e-5, std::ldexp(1.0, -10)};
-    case DType::kBFloat16:
-      return {1e-5, std::ldexp(1.0, -7)};
-    default:
-      return {0, 0};  // integers and bool: exact
-  }
-}
-
-// NaN must meet NaN and an infinity the same infinity; the scale is over finite values.
-void ExpectNearScale(const Tensor& got, const Tensor& want, Tol tol) {
-  ASSERT_EQ(got.shape(), want.shape());
-  std::vector<double> g = got.ToDoubles(), w = want.ToDoubles();
-  double scale = 1;
-  for (double v : w)
-    if (std::isfinite(v)) scale = std::max(scale, std::fabs(v));
-  int bad = 0;
-  for (size_t i = 0; i < g.size() && bad < 5; ++i) {
-    double bound = tol.scale_rel * scale + tol.elem_rel * std::fabs(w[i]);
-    bool ok = std::isnan(w[i])   ? std::isnan(g[i])
-              : std::isinf(w[i]) ? g[i] == w[i]
-                                 : std::fabs(g[i] - w[i]) <= bound;
-    if (!ok) {
-      ++bad;
-      ADD_FAILURE() << "element " << i << ": got " << g[i] << ", want " << w[i] << " (bound "
-                    << bound << ", scale " << scale << ")";
-    }
-  }
-}
+using test::Var;
 
 Graph Typed(const std::string& text, bool fuse) {
   Graph g = ParseGraph(text);
@@ -126,7 +86,7 @@ int LowerAndCompare(const Graph& f, const LowerOptions& opt,
       f, values, opt,
       [&](const Node& n) { return IsComposite(n) || kHeavy.count(std::string(n.op_name())) > 0; },
       [&](const Tensor& got, const Tensor& want) {
-        ExpectNearScale(got, want, TolFor(want.dtype()));
+        test::ExpectNearScale(got, want, test::FloatSumTol(want.dtype()));
       });
 }
 
@@ -143,32 +103,6 @@ void Check(const std::string& text, bool fuse = false, int want_kernels = 1) {
   forced.parallel_chunk = 8;
   EXPECT_EQ(LowerAndCompare(f, {}), want_kernels);
   EXPECT_EQ(LowerAndCompare(f, forced), want_kernels);
-}
-
-std::string Dims(const std::vector<int64_t>& dims) {
-  std::string s;
-  for (int64_t d : dims) s += (s.empty() ? "" : ", ") + std::to_string(d);
-  return s;
-}
-
-// A variable; unshaped, its shape and dtype are left to inference (weights and biases).
-struct Var {
-  std::string name;
-  std::vector<int64_t> dims;
-  bool shaped = true;
-};
-
-// graph { vars; %y = op(vars...) {attrs}; return %y } with every variable of dtype `t`.
-std::string OneOp(const std::string& op, const std::string& attrs, const std::vector<Var>& vars,
-                  const std::string& t = "float32") {
-  std::string s = "graph {\n";
-  std::string args;
-  for (const Var& v : vars) {
-    s += "  %" + v.name + " = var" + (v.shaped ? " : " + t + "[" + Dims(v.dims) + "]" : "") + "\n";
-    args += (args.empty() ? "%" : ", %") + v.name;
-  }
-  s += "  %y = " + op + "(" + args + ")" + (attrs.empty() ? "" : " {" + attrs + "}") + "\n";
-  return s + "  return %y\n}";
 }
 
 Var Data(std::vector<int64_t> dims) {
@@ -202,14 +136,14 @@ TEST(LowerHeavy, FullyConnected) {
                             (no_bias ? ", no_bias=True" : "");
         std::vector<Var> vars = {Data(c.data), kWeight};
         if (!no_bias) vars.push_back(kBias);
-        Check(OneOp("FullyConnected", attrs, vars, t));
+        Check(test::OneOp("FullyConnected", attrs, vars, t));
       }
 }
 
 TEST(LowerHeavy, FullyConnectedWithoutFeatures) {
   // data (3, 0): an empty sum, the output is the bias.
-  Check(OneOp("FullyConnected", "num_hidden=5", {Data({3, 0}), kWeight, kBias}));
-  Check(OneOp("FullyConnected", "num_hidden=5, no_bias=True", {Data({3, 0}), kWeight}));
+  Check(test::OneOp("FullyConnected", "num_hidden=5", {Data({3, 0}), kWeight, kBias}));
+  Check(test::OneOp("FullyConnected", "num_hidden=5, no_bias=True", {Data({3, 0}), kWeight}));
 }
 
 // ----- dot and batch_dot -----
@@ -227,7 +161,7 @@ TEST(LowerHeavy, DotMatrices) {
         for (bool tb : {false, true}) {
           std::vector<int64_t> a = ta ? std::vector<int64_t>{k, 5} : std::vector<int64_t>{5, k};
           std::vector<int64_t> b = tb ? std::vector<int64_t>{19, k} : std::vector<int64_t>{k, 19};
-          Check(OneOp("dot", DotAttrs(ta, tb), {{"a", a}, {"b", b}}, t));
+          Check(test::OneOp("dot", DotAttrs(ta, tb), {{"a", a}, {"b", b}}, t));
         }
 }
 
@@ -253,14 +187,14 @@ TEST(LowerHeavy, DotVectorsAndTensors) {
   };
   for (const char* t : {"float32", "float64"})
     for (const Case& c : cases)
-      Check(OneOp("dot", DotAttrs(c.ta, c.tb), {{"a", c.a}, {"b", c.b}}, t));
+      Check(test::OneOp("dot", DotAttrs(c.ta, c.tb), {{"a", c.a}, {"b", c.b}}, t));
 }
 
 TEST(LowerHeavy, DotIntegersWrapAsTheReference) {
   for (const char* t : {"int32", "int64", "int8", "uint8", "bool"}) {
-    Check(OneOp("dot", DotAttrs(false, false), {{"a", {5, 19}}, {"b", {19, 7}}}, t));
-    Check(OneOp("dot", DotAttrs(true, true), {{"a", {40, 3}}, {"b", {6, 40}}}, t));
-    Check(OneOp("dot", "", {{"a", {33}}, {"b", {33}}}, t));
+    Check(test::OneOp("dot", DotAttrs(false, false), {{"a", {5, 19}}, {"b", {19, 7}}}, t));
+    Check(test::OneOp("dot", DotAttrs(true, true), {{"a", {40, 3}}, {"b", {6, 40}}}, t));
+    Check(test::OneOp("dot", "", {{"a", {33}}, {"b", {33}}}, t));
   }
 }
 
@@ -271,18 +205,19 @@ TEST(LowerHeavy, BatchDot) {
         auto op = [&](int64_t b, int64_t m, int64_t k, bool tr) {
           return tr ? std::vector<int64_t>{b, k, m} : std::vector<int64_t>{b, m, k};
         };
-        Check(OneOp("batch_dot", DotAttrs(ta, tb),
-                    {{"a", op(3, 5, 19, ta)}, {"b", op(3, 19, 7, tb)}}, t));
+        Check(test::OneOp("batch_dot", DotAttrs(ta, tb),
+                          {{"a", op(3, 5, 19, ta)}, {"b", op(3, 19, 7, tb)}}, t));
       }
   // Rank 4, size-1 axes, an empty batch, an empty sum, integers.
-  Check(OneOp("batch_dot", "", {{"a", {2, 3, 4, 5}}, {"b", {2, 3, 5, 6}}}));
-  Check(OneOp("batch_dot", DotAttrs(true, false), {{"a", {1, 1, 1}}, {"b", {1, 1, 1}}}));
-  Check(OneOp("batch_dot", "", {{"a", {0, 3, 4}}, {"b", {0, 4, 5}}}));
-  Check(OneOp("batch_dot", "", {{"a", {2, 3, 0}}, {"b", {2, 0, 5}}}));
-  Check(OneOp("batch_dot", DotAttrs(false, true), {{"a", {2, 3, 33}}, {"b", {2, 17, 33}}},
-              "float64"));
-  Check(OneOp("batch_dot", DotAttrs(true, true), {{"a", {2, 20, 3}}, {"b", {2, 4, 20}}}, "int32"));
-  Check(OneOp("batch_dot", "", {{"a", {2, 3, 20}}, {"b", {2, 20, 4}}}, "int64"));
+  Check(test::OneOp("batch_dot", "", {{"a", {2, 3, 4, 5}}, {"b", {2, 3, 5, 6}}}));
+  Check(test::OneOp("batch_dot", DotAttrs(true, false), {{"a", {1, 1, 1}}, {"b", {1, 1, 1}}}));
+  Check(test::OneOp("batch_dot", "", {{"a", {0, 3, 4}}, {"b", {0, 4, 5}}}));
+  Check(test::OneOp("batch_dot", "", {{"a", {2, 3, 0}}, {"b", {2, 0, 5}}}));
+  Check(test::OneOp("batch_dot", DotAttrs(false, true), {{"a", {2, 3, 33}}, {"b", {2, 17, 33}}},
+                    "float64"));
+  Check(test::OneOp("batch_dot", DotAttrs(true, true), {{"a", {2, 20, 3}}, {"b", {2, 4, 20}}},
+                    "int32"));
+  Check(test::OneOp("batch_dot", "", {{"a", {2, 3, 20}}, {"b", {2, 20, 4}}}, "int64"));
 }
 
 // ----- Convolution and Deconvolution -----
@@ -328,7 +263,7 @@ TEST(LowerHeavy, Convolution) {
     for (bool no_bias : {false, true}) {
       std::vector<Var> vars = {Data(c.data), kWeight};
       if (!no_bias) vars.push_back(kBias);
-      Check(OneOp("Convolution", ConvAttrs(c, no_bias), vars));
+      Check(test::OneOp("Convolution", ConvAttrs(c, no_bias), vars));
     }
 }
 
@@ -336,14 +271,14 @@ TEST(LowerHeavy, ConvolutionOtherTypes) {
   for (const char* t : {"float64", "float16", "bfloat16"})
     for (size_t i : {0, 1, 8, 15, 17}) {
       const ConvCase& c = kConvCases[i];
-      Check(OneOp("Convolution", ConvAttrs(c, false), {Data(c.data), kWeight, kBias}, t));
+      Check(test::OneOp("Convolution", ConvAttrs(c, false), {Data(c.data), kWeight, kBias}, t));
     }
 }
 
 TEST(LowerHeavy, ConvolutionWithoutChannels) {
   // data (2, 0, 5, 5): every sum is empty, the output is the bias.
-  Check(OneOp("Convolution", "kernel=\"(3, 3)\", pad=\"(1, 1)\", num_filter=3",
-              {Data({2, 0, 5, 5}), kWeight, kBias}));
+  Check(test::OneOp("Convolution", "kernel=\"(3, 3)\", pad=\"(1, 1)\", num_filter=3",
+                    {Data({2, 0, 5, 5}), kWeight, kBias}));
 }
 
 const ConvCase kDeconvCases[] = {
@@ -364,11 +299,11 @@ TEST(LowerHeavy, Deconvolution) {
     for (bool no_bias : {false, true}) {
       std::vector<Var> vars = {Data(c.data), kWeight};
       if (!no_bias) vars.push_back(kBias);
-      Check(OneOp("Deconvolution", ConvAttrs(c, no_bias), vars));
+      Check(test::OneOp("Deconvolution", ConvAttrs(c, no_bias), vars));
     }
   for (const char* t : {"float64", "float16"}) {
     const ConvCase& c = kDeconvCases[0];
-    Check(OneOp("Deconvolution", ConvAttrs(c, false), {Data(c.data), kWeight, kBias}, t));
+    Check(test::OneOp("Deconvolution", ConvAttrs(c, false), {Data(c.data), kWeight, kBias}, t));
   }
 }
 
@@ -378,9 +313,9 @@ TEST(LowerHeavy, InfiniteWeightsGiveTheReferencesNaNAndInfinity) {
   for (const char* op : {"Convolution", "Deconvolution"}) {
     SCOPED_TRACE(op);
     Graph f = Typed(
-        OneOp(op,
-              "kernel=\"(3, 3)\", stride=\"(2, 2)\", pad=\"(1, 1)\", num_filter=2, no_bias=False",
-              {Data({1, 2, 5, 6}), kWeight, kBias}),
+        test::OneOp(
+            op, "kernel=\"(3, 3)\", stride=\"(2, 2)\", pad=\"(1, 1)\", num_filter=2, no_bias=False",
+            {Data({1, 2, 5, 6}), kWeight, kBias}),
         false);
     std::map<std::string, Tensor> vars = Inputs(f);
     std::vector<double> w = vars["w"].ToDoubles();
@@ -427,10 +362,10 @@ TEST(LowerHeavy, FusedEpilogues) {
 
 TEST(LowerHeavy, ThreadCountDoesNotChangeResults) {
   const std::string texts[] = {
-      OneOp("FullyConnected", "num_hidden=37", {Data({9, 70}), kWeight, kBias}),
-      OneOp("Convolution", "kernel=\"(3, 3)\", pad=\"(1, 1)\", num_filter=5",
-            {Data({2, 3, 9, 40}), kWeight, kBias}),
-      OneOp("dot", "", {{"a", {7, 45}}, {"b", {45, 33}}}),
+      test::OneOp("FullyConnected", "num_hidden=37", {Data({9, 70}), kWeight, kBias}),
+      test::OneOp("Convolution", "kernel=\"(3, 3)\", pad=\"(1, 1)\", num_filter=5",
+                  {Data({2, 3, 9, 40}), kWeight, kBias}),
+      test::OneOp("dot", "", {{"a", {7, 45}}, {"b", {45, 33}}}),
   };
   LowerOptions forced;
   forced.parallel_min_elements = 0;

@@ -55,19 +55,10 @@ struct Tol {
   double abs = 0;
 };
 
+// test::FloatSumTol for floating types; integers and bool bit for bit.
 Tol SumTol(DType t) {
-  switch (t) {
-    case DType::kFloat32:
-      return {1e-5, 0};
-    case DType::kFloat64:
-      return {1e-12, 0};
-    case DType::kFloat16:
-      return {1e-5, std::ldexp(1.0, -10)};
-    case DType::kBFloat16:
-      return {1e-5, std::ldexp(1.0, -7)};
-    default:
-      return {0, 0, true};
-  }
+  test::ScaleTol f = test::FloatSumTol(t);
+  return {f.scale_rel, f.elem_rel, f.scale_rel == 0 && f.elem_rel == 0};
 }
 
 const Tol kBitExact = {0, 0, true};
@@ -176,12 +167,7 @@ void ExpectNoDefinition(const std::string& text) {
   EXPECT_THROW(codegen::LowerNode(f, f.outputs()[0].node, {}), UnsupportedError);
 }
 
-std::string Dims(const std::vector<int64_t>& dims) {
-  std::string s;
-  for (int64_t d : dims) s += (s.empty() ? "" : ", ") + std::to_string(d);
-  return s;
-}
-
+// A variable of its own dtype or the op's (heavy-op tests' test::Var has no dtype).
 struct Var {
   std::string name;
   std::vector<int64_t> dims;
@@ -194,8 +180,8 @@ std::string OneOp(const std::string& op, const std::string& attrs, const std::ve
   std::string s = "graph {\n";
   std::string args;
   for (const Var& v : vars) {
-    s +=
-        "  %" + v.name + " = var : " + (v.dtype.empty() ? t : v.dtype) + "[" + Dims(v.dims) + "]\n";
+    s += "  %" + v.name + " = var : " + (v.dtype.empty() ? t : v.dtype) + "[" + test::Dims(v.dims) +
+         "]\n";
     args += (args.empty() ? "%" : ", %") + v.name;
   }
   s += "  %y = " + op + "(" + args + ")" + (attrs.empty() ? "" : " {" + attrs + "}") + "\n";

@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include <gtest/gtest.h>
+
 #include "kiln/codegen/llvm_jit.h"
 #include "kiln/codegen/lower.h"
 #include "kiln/ir/graph.h"
@@ -71,6 +73,80 @@ inline int LowerRunAndCompare(const Graph& f, const std::vector<Tensor>& values,
       [&](const Tensor& got, const Tensor& want) {
         ExpectTensorNear(got, want.shape(), want.ToDoubles(), tol);
       });
+}
+
+// ----- One-op graphs and scale-relative tolerances (the heavy-op and more-op lowering tests) --
+
+inline std::string Dims(const std::vector<int64_t>& dims) {
+  std::string s;
+  for (int64_t d : dims) s += (s.empty() ? "" : ", ") + std::to_string(d);
+  return s;
+}
+
+// A variable of a one-op graph; unshaped, its shape and dtype are left to inference.
+struct Var {
+  std::string name;
+  std::vector<int64_t> dims;
+  bool shaped = true;
+};
+
+// graph { vars; %out = op(vars...) {attrs}; return %out } with every shaped variable of dtype
+// `t`.
+inline std::string OneOp(const std::string& op, const std::string& attrs,
+                         const std::vector<Var>& vars, const std::string& t = "float32") {
+  std::string s = "graph {\n";
+  std::string args;
+  for (const Var& v : vars) {
+    s += "  %" + v.name + " = var" + (v.shaped ? " : " + t + "[" + Dims(v.dims) + "]" : "") + "\n";
+    args += (args.empty() ? "%" : ", %") + v.name;
+  }
+  s += "  %out = " + op + "(" + args + ")" + (attrs.empty() ? "" : " {" + attrs + "}") + "\n";
+  return s + "  return %out\n}";
+}
+
+// |got - want| <= scale_rel * S + elem_rel * |want|, S = max(1, largest finite |want|).
+struct ScaleTol {
+  double scale_rel = 0;
+  double elem_rel = 0;
+};
+
+// A sum in float32 (float16 and bfloat16 rounded once to their type) or float64 against the
+// reference's double sum: the files using it state why these bounds hold for their sums.
+inline ScaleTol FloatSumTol(DType t) {
+  switch (t) {
+    case DType::kFloat32:
+      return {1e-5, 0};
+    case DType::kFloat64:
+      return {1e-12, 0};
+    case DType::kFloat16:
+      return {1e-5, std::ldexp(1.0, -10)};
+    case DType::kBFloat16:
+      return {1e-5, std::ldexp(1.0, -7)};
+    default:
+      return {0, 0};  // integers and bool: exact
+  }
+}
+
+// Within `tol`; NaN must meet NaN and an infinity the same infinity (the scale is over finite
+// values). Reports the first five bad elements.
+inline void ExpectNearScale(const Tensor& got, const Tensor& want, ScaleTol tol) {
+  ASSERT_EQ(got.shape(), want.shape());
+  std::vector<double> g = got.ToDoubles(), w = want.ToDoubles();
+  double scale = 1;
+  for (double v : w)
+    if (std::isfinite(v)) scale = std::max(scale, std::fabs(v));
+  int bad = 0;
+  for (size_t i = 0; i < g.size() && bad < 5; ++i) {
+    double bound = tol.scale_rel * scale + tol.elem_rel * std::fabs(w[i]);
+    bool ok = std::isnan(w[i])   ? std::isnan(g[i])
+              : std::isinf(w[i]) ? g[i] == w[i]
+                                 : std::fabs(g[i] - w[i]) <= bound;
+    if (!ok) {
+      ++bad;
+      ADD_FAILURE() << "element " << i << ": got " << g[i] << ", want " << w[i] << " (bound "
+                    << bound << ", scale " << scale << ")";
+    }
+  }
 }
 
 }  // namespace kiln::test
