@@ -272,7 +272,8 @@ void Artifact::Parse() {
     }
   }
 
-  // The calls.
+  // The calls. Each library op belongs to one call (its row kernel reads that call's arguments).
+  std::vector<bool> called(library_.size(), false);
   if (m->calls())
     for (flatbuffers::uoffset_t i = 0; i < m->calls()->size(); ++i) {
       const fb::Call* c = m->calls()->Get(i);
@@ -315,6 +316,8 @@ void Artifact::Parse() {
         const int lib = c->library();
         if (size_t(lib) >= library_.size())
           fail(StrCat(who, ": library op ", lib, " of ", library_.size()));
+        if (called[size_t(lib)]) fail(StrCat(who, ": library op ", lib, " has another call"));
+        called[size_t(lib)] = true;
         LibraryCallNode& node = *library_[size_t(lib)];
         const LibraryOp& op = *node.op;
         const char* kind = LibraryOpKindName(LibraryOpKind(m->library_ops()->Get(lib)->kind()));
@@ -342,7 +345,6 @@ void Artifact::Parse() {
         if (fn) {
           if (!op.SupportsRowKernel())
             fail(StrCat(who, ": library op ", lib, " (", kind, ") runs no kernel on its rows"));
-          if (node.row_kernel) fail(StrCat(who, ": library op ", lib, " already has a row kernel"));
           node.row_kernel = reinterpret_cast<KernelFn>(fn);
         }
         call.fn = &LibraryCall;

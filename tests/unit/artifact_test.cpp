@@ -264,7 +264,8 @@ TEST(Artifact, DamagedOrForeignFilesAreRefusedWithAReason) {
                  "checksum does not match");
   ExpectRejected(Edited(b.bytes, [](fb::ModelT& m) { m.calls[0]->kernel = "k_missing"; }),
                  "kernel \"k_missing\" is not in the kernel object");
-  // Row kernels (a library call's epilogue): missing, without its arguments, given twice.
+  // Row kernels (a library call's epilogue): missing, without its arguments; a library op
+  // called twice (the second call would run the first's row kernel on its own arguments).
   auto row_call = [](fb::ModelT& m) -> fb::CallT& {
     for (auto& c : m.calls)
       if (c->library >= 0 && !c->kernel.empty()) return *c;
@@ -285,7 +286,17 @@ TEST(Artifact, DamagedOrForeignFilesAreRefusedWithAReason) {
                           auto copy = std::make_unique<fb::CallT>(row_call(m));
                           m.calls.push_back(std::move(copy));
                         }),
-                 "already has a row kernel");
+                 "has another call");
+  ExpectRejected(Edited(b.bytes,
+                        [&](fb::ModelT& m) {
+                          auto copy = std::make_unique<fb::CallT>(row_call(m));
+                          const fb::LibraryOpT& l = *m.library_ops[size_t(copy->library)];
+                          auto op = MakeLibraryOp({LibraryOpKind(l.kind), l.ints, l.reals});
+                          copy->kernel.clear();
+                          copy->args.resize(2 + op->num_inputs() + op->num_outputs() + 1);
+                          m.calls.insert(m.calls.begin(), std::move(copy));
+                        }),
+                 "has another call");
   ExpectRejected(Edited(b.bytes, [](fb::ModelT& m) { m.arena_size = 64; }), "outside the arena");
   ExpectRejected(Edited(b.bytes, [](fb::ModelT& m) { m.params[0]->offset += 4; }),
                  "not aligned to 64 bytes");
