@@ -61,14 +61,37 @@ std::string PrintKernels(const Graph& g, KernelForm form, const std::string& onl
   std::string out;
   std::vector<codegen::Kernel> kernels;
   bool found = only.empty();
+  // The plan CompileGraph makes of the (already optimised) graph, for the kernels that run with
+  // the library's calls; made when the first such node is met.
+  std::shared_ptr<const codegen::CompiledGraph> compiled;
+  codegen::CompileOptions plan_options;
+  plan_options.jit = false;
+  plan_options.opt_level = 0;
+  plan_options.cpu = cpu;
   for (uint32_t id = 0; id < g.num_nodes(); ++id) {
     if (g.node(id).is_variable() || (!only.empty() && g.node(id).name != only)) continue;
     found = true;
-    // As CompileGraph decides: the runtime library first, then one kernel.
+    // As CompileGraph decides: the runtime library first, then one kernel, which the library
+    // call runs on its output's rows when it can (D43, D44).
     if (std::string anchor = codegen::LibraryAnchor(g, id); !anchor.empty()) {
       out += StrCat("// ", g.node(id).name, ": ", anchor,
                     " on the runtime library (GEMM, convolution), the rest of the node as one "
-                    "kernel\n\n");
+                    "kernel\n");
+      if (!compiled) compiled = codegen::CompileGraph(g, plan_options);
+      for (const codegen::CompiledCall& c : compiled->calls()) {
+        if (c.kernel.empty() || compiled->graph().node(c.node).name != g.node(id).name) continue;
+        const bool inside = c.kind == codegen::CompiledCall::Kind::kLibrary;
+        for (const codegen::Kernel& k : compiled->kernels())
+          if (k.name == c.kernel) {
+            out += StrCat("//   ", k.name,
+                          inside ? ": run by the library call on each block of its output's rows"
+                                 : ": run after the library call",
+                          "\n");
+            kernels.push_back(k);
+            if (form == KernelForm::kIR) out += codegen::PrintKernel(k);
+          }
+      }
+      out += "\n";
       continue;
     }
     std::vector<std::string> missing = codegen::UnsupportedOps(g, id);
