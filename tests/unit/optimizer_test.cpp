@@ -39,6 +39,28 @@ TEST(Optimizer, SgdWithoutMomentumAndWdMultByName) {
   ExpectTensorNear(b, {1}, {2 - 0.1}, 1e-6);
 }
 
+// A float32 weight large enough to be updated in chunks over the process's thread pool
+// (300001 elements: chunks of 64 Ki and a short last one; KILN_NUM_THREADS or the machine's
+// cores): every element is the double-precision formula's value on the float inputs within one
+// float rounding of the result plus the rounding of the two coefficients the float32 path
+// uses: 2e-7 of |w| + |lr rescale g| bounds both.
+TEST(Optimizer, SgdFloat32LargeWeightInChunks) {
+  const int64_t n = 300001;
+  std::vector<double> w0(static_cast<size_t>(n)), g(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) w0[size_t(i)] = std::sin(0.001 * double(i));
+  for (int64_t i = 0; i < n; ++i) g[size_t(i)] = std::cos(0.003 * double(i));
+  SGD sgd({.learning_rate = 0.1, .wd = 0.01, .rescale_grad = 0.5});
+  Tensor w = Tensor::FromValues({n}, DType::kFloat32, w0);
+  sgd.Update(0, w, Tensor::FromValues({n}, DType::kFloat32, g), "fc_weight");
+  const float* got = w.data<float>();
+  for (int64_t i = 0; i < n; ++i) {
+    double wf = double(float(w0[size_t(i)])), gf = double(float(g[size_t(i)]));
+    double want = wf - 0.1 * 0.01 * wf - 0.1 * 0.5 * gf;
+    ASSERT_NEAR(got[i], want, 2e-7 * (std::abs(wf) + 0.05 * std::abs(gf)))
+        << "element " << i << " of " << n;
+  }
+}
+
 // clip_gradient clips rescale_grad * grad elementwise; SGD's weight decay is not clipped.
 TEST(Optimizer, SgdClipGradient) {
   SGD sgd({.learning_rate = 1, .clip_gradient = 0.3});
