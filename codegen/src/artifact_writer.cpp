@@ -62,6 +62,9 @@ std::string SerializeArtifact(const CompiledGraph& cg, const std::map<std::strin
   if (!reference.empty())
     throw UnsupportedError("these nodes have no compiled kernel and cannot go into an artifact: " +
                            reference);
+  if (std::string random = cg.RandomCalls(); !random.empty())
+    throw UnsupportedError("these nodes draw random numbers, and an artifact carries no seed: " +
+                           random);
   const std::vector<ExternalSlot>& slots = cg.externals();
   const std::vector<uint32_t>& vars = cg.variable_nodes();
   if (!output_names.empty() && output_names.size() != g.outputs().size())

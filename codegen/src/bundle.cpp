@@ -203,6 +203,9 @@ void EmitBundle(const Graph& g, const CompileOptions& options,
           StrCat(not_jit.empty() ? "" : ", ", c.ops, " (node \"", graph.node(c.node).name, "\")");
   if (!not_jit.empty())
     throw InternalError("bundle: calls that are not compiled kernels: " + not_jit);
+  if (std::string random = cg.RandomCalls(); !random.empty())
+    throw UnsupportedError("these nodes draw random numbers, and a bundle carries no seed: " +
+                           random);
 
   const std::vector<ExternalSlot>& slots = cg.externals();
   const std::vector<uint32_t>& vars = cg.variable_nodes();

@@ -34,7 +34,7 @@ struct CompiledGraph::ReferenceNode {
 // What every reference call of one run reads: external 0.
 struct CompiledRun::State {
   bool is_train = false;
-  std::mt19937_64 rng;
+  uint64_t seed = 0;        // also the kernels' "seed" scalar (the kRandomSeed external)
   LibraryRunState library;  // external 1: what the library calls read
 };
 
@@ -58,7 +58,7 @@ void ReferenceCall(void* const* args, int64_t, int64_t) {
   auto* state = static_cast<CompiledRun::State*>(args[0]);
   const auto* rn = static_cast<const CompiledGraph::ReferenceNode*>(args[1]);
   const Node& n = *rn->node;
-  KernelCtx ctx{*n.op, n.name, n.attrs, {}, {}, state->is_train, &state->rng};
+  KernelCtx ctx{*n.op, n.name, n.attrs, {}, {}, state->is_train, state->seed};
   const size_t num_in = rn->in_shapes.size();
   for (size_t i = 0; i < num_in; ++i)
     ctx.in.push_back(Tensor::View(args[2 + i], rn->in_shapes[i], rn->in_dtypes[i]));
@@ -250,6 +250,7 @@ class PlanBuilder {
               const std::vector<PlanArg>& out) {
     LowerOptions lo = options_.lower;
     lo.kernel_name = StrCat("k", cg_.plan_.calls.size(), "_", name);
+    lo.is_train = options_.is_train;
     cg_.kernels_.push_back(LowerNode(g, node, lo));
     const Kernel& k = cg_.kernels_.back();
     PlanCall call{name, nullptr, in, TaskCount(k)};
@@ -258,6 +259,12 @@ class PlanBuilder {
     // artifact loader can check them against the tensors it binds.
     for (size_t b = 0; b < call.args.size() && b < k.buffers.size(); ++b)
       call.args[b].bytes = k.buffers[b]->NumElements() * int64_t(DTypeSize(k.buffers[b]->dtype));
+    // The only scalar a lowered kernel takes is the run's seed (lower.h).
+    for (const Var& v : k.scalars) {
+      KILN_INTERNAL_CHECK(v->name == "seed" && v->dtype == DType::kInt64, "kernel ", k.name,
+                          " takes an unknown scalar ", v->name);
+      call.args.push_back(SeedArg());
+    }
     kernel_targets_.push_back({cg_.plan_.calls.size(), nullptr});
     Push(std::move(call), {CompiledCall::Kind::kJit, graph_node, ops, cg_.kernels_.back().name});
   }
@@ -283,6 +290,15 @@ class PlanBuilder {
   }
 
   static constexpr ExternalSlot::Kind kRef = ExternalSlot::Kind::kReferenceNode;
+
+  // The external holding the run's seed (added by the first kernel that draws).
+  PlanArg SeedArg() {
+    if (cg_.seed_external_ < 0) {
+      cg_.externals_.push_back({ExternalSlot::Kind::kRandomSeed, 0});
+      cg_.seed_external_ = num_externals_++;
+    }
+    return PlanArg::External(cg_.seed_external_);
+  }
 
   static PlanArg WithBytes(PlanArg a, int64_t bytes) {
     a.bytes = bytes;
@@ -393,6 +409,7 @@ class PlanBuilder {
     lo.parallel_min_elements = 1;  // the outermost loop parallel, so that tasks are rows
     lo.parallel_rows = int(lead.size());
     lo.kernel_name = StrCat("k", call_index, "_", g.node(node).name);
+    lo.is_train = options_.is_train;
     Kernel k = LowerNode(g, node, lo);
     for (size_t o = 0; o < out.size(); ++o) product.push_back(in.size() + o);
     if (k.buffers.size() != in.size() + out.size() || !k.scalars.empty() ||
@@ -480,7 +497,7 @@ class PlanBuilder {
     InferTypes(*outer, io);
     cg_.epilogue_graphs_.push_back(outer);
     std::string ops_names = OpNames(outer->node(c));
-    if (UnsupportedOps(*outer, c).empty()) {
+    if (UnsupportedOps(*outer, c, options_.is_train).empty()) {
       if (!AddRowKernel(*outer, c, ops_names, desc, ln, epi_in, epi_out, product))
         AddJit(*outer, c, outer->node(c).name, ops_names, i, epi_in, epi_out);
     } else {
@@ -521,7 +538,7 @@ std::shared_ptr<const CompiledGraph> CompileGraph(Graph g, const CompileOptions&
   std::vector<std::string> unsupported;
   for (uint32_t i = 0; i < graph.num_nodes(); ++i) {
     if (graph.node(i).is_variable()) continue;
-    std::vector<std::string> missing = UnsupportedOps(graph, i);
+    std::vector<std::string> missing = UnsupportedOps(graph, i, options.is_train);
     lowerable[i] = missing.empty();
     unsupported.insert(unsupported.end(), missing.begin(), missing.end());
   }
@@ -675,6 +692,7 @@ CompiledRun::CompiledRun(std::shared_ptr<const CompiledGraph> graph, ThreadPool*
   externals_[1] = &state_->library;
   state_->library.pool = pool ? pool : &ThreadPool::Global();
   for (const auto& [index, context] : cg.host_contexts_) externals_[size_t(index)] = context;
+  if (cg.seed_external_ >= 0) externals_[size_t(cg.seed_external_)] = &state_->seed;
   int64_t ext = cg.first_variable_external_ + int64_t(cg.variables_.size());
   for (const Entry& e : cg.output_entries_) {
     outputs_.push_back(Tensor::Empty(cg.graph_.shape(e).dims(), cg.graph_.dtype(e)));
@@ -709,6 +727,18 @@ void CompiledRun::FreezeVariables(bool frozen) {
   state_->library.prepacked.clear();
 }
 
+std::string CompiledGraph::RandomCalls() const {
+  std::string list;
+  for (size_t c = 0; c < plan_.calls.size(); ++c)
+    for (const PlanArg& a : plan_.calls[c].args)
+      if (a.kind == PlanArg::Kind::kExternal && a.index == seed_external_) {
+        list += StrCat(list.empty() ? "" : ", ", calls_[c].ops, " (node \"",
+                       graph_.node(calls_[c].node).name, "\")");
+        break;
+      }
+  return list;
+}
+
 bool CompiledRun::IsBound(const std::string& name) const {
   auto it = graph_->variable_index_.find(name);
   return it != graph_->variable_index_.end() && variables_[it->second].defined();
@@ -726,7 +756,7 @@ void CompiledRun::RunCalls(size_t first, size_t last, bool is_train, uint64_t se
                                "\" has no value (", plan.calls[c].name, " reads it)"));
     }
   state_->is_train = is_train;
-  state_->rng.seed(seed + first);
+  state_->seed = seed;
   executor_.Run(arena_->data(), externals_.data(), first, last);
 }
 

@@ -109,13 +109,15 @@ const char* IntrinsicName(Intrinsic f) {
       return "atan";
     case Intrinsic::kFma:
       return "fma";
+    case Intrinsic::kRandomBits:
+      return "random_bits";
   }
   return "?";
 }
 
 int IntrinsicArity(Intrinsic f) {
   if (f == Intrinsic::kPow) return 2;
-  if (f == Intrinsic::kFma) return 3;
+  if (f == Intrinsic::kFma || f == Intrinsic::kRandomBits) return 3;
   return 1;
 }
 

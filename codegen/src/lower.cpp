@@ -44,7 +44,7 @@ Group GroupOf(const Graph& g, uint32_t node) {
 }
 
 // The definitions of one node's outputs, or none.
-std::vector<TExpr> DefinitionsOf(const Graph& g, uint32_t id) {
+std::vector<TExpr> DefinitionsOf(const Graph& g, uint32_t id, bool is_train) {
   const Node& n = g.node(id);
   if (n.is_variable() || !n.op->compute()) return {};
   std::vector<Shape> in_shapes, out_shapes;
@@ -57,7 +57,7 @@ std::vector<TExpr> DefinitionsOf(const Graph& g, uint32_t id) {
     out_shapes.push_back(g.shape(Entry{id, uint32_t(k)}));
     out_dtypes.push_back(g.dtype(Entry{id, uint32_t(k)}));
   }
-  ComputeCtx ctx(n.attrs, in_shapes, in_dtypes, out_shapes, out_dtypes);
+  ComputeCtx ctx(n.attrs, in_shapes, in_dtypes, out_shapes, out_dtypes, n.name, is_train);
   std::vector<TExpr> defs = n.op->compute()(ctx);
   if (int(defs.size()) != n.num_outputs()) return {};
   for (int k = 0; k < n.num_outputs(); ++k)
@@ -150,6 +150,8 @@ Intrinsic ToIntrinsic(TMath f) {
       return Intrinsic::kAcos;
     case TMath::kAtan:
       return Intrinsic::kAtan;
+    case TMath::kRandomBits:
+      return Intrinsic::kRandomBits;
   }
   KILN_INTERNAL_CHECK(false, "lower: unknown math function");
 }
@@ -157,8 +159,11 @@ Intrinsic ToIntrinsic(TMath f) {
 // Inlines definitions: the value of an entry of the group at given output indices.
 class Inliner {
  public:
-  Inliner(const Group& grp, std::map<uint32_t, Buffer> input_buffers)
-      : grp_(grp), inputs_(std::move(input_buffers)) {}
+  Inliner(const Group& grp, std::map<uint32_t, Buffer> input_buffers, bool is_train)
+      : grp_(grp), inputs_(std::move(input_buffers)), is_train_(is_train) {}
+
+  // The run's seed, when some definition draws random numbers (the kernel's scalar).
+  const Var& seed() const { return seed_; }
 
   // The reductions of the nest being built: set before translating its values.
   void SetReductions(detail::Reductions* reds) { reds_ = reds; }
@@ -168,7 +173,7 @@ class Inliner {
     auto in = inputs_.find(g.entry_id(e));
     if (in != inputs_.end()) return Load(in->second, idx);
     auto [it, fresh] = defs_.try_emplace(e.node);
-    if (fresh) it->second = DefinitionsOf(g, e.node);
+    if (fresh) it->second = DefinitionsOf(g, e.node, is_train_);
     KILN_INTERNAL_CHECK(e.index < it->second.size(), "lower: node without a definition");
     return Translate(it->second[e.index], g.node(e.node), idx);
   }
@@ -196,6 +201,10 @@ class Inliner {
       case TExprKind::kCast:
         return Cast(t->dtype, ops[0]);
       case TExprKind::kCall:
+        if (t->fn == TMath::kRandomBits) {
+          if (!seed_) seed_ = MakeVar("seed", DType::kInt64);
+          ops.insert(ops.begin(), Ref(seed_));
+        }
         return Call(ToIntrinsic(t->fn), ops);
       case TExprKind::kReduceAxis: {
         auto it = domain_vars_.find(t->domain.get());
@@ -236,6 +245,8 @@ class Inliner {
   std::map<const TReduceDomain*, std::vector<Var>> domain_vars_;  // reductions being translated
   std::map<uint32_t, Buffer> inputs_;                             // entry id -> kernel input
   std::map<uint32_t, std::vector<TExpr>> defs_;  // node id -> its outputs' definitions
+  bool is_train_;
+  Var seed_;
 };
 
 // One loop nest over `dims` storing each output's value (lower_reduce.h).
@@ -255,18 +266,18 @@ Stmt Nest(Inliner& inl, const std::vector<int64_t>& dims,
 
 }  // namespace
 
-std::vector<std::string> UnsupportedOps(const Graph& g, uint32_t node) {
+std::vector<std::string> UnsupportedOps(const Graph& g, uint32_t node, bool is_train) {
   Group grp = GroupOf(g, node);
   std::vector<std::string> missing;
   for (uint32_t id : grp.ops)
-    if (DefinitionsOf(*grp.g, id).empty())
+    if (DefinitionsOf(*grp.g, id, is_train).empty())
       missing.push_back(
           StrCat(grp.g->node(id).op_name(), " (node \"", grp.g->node(id).name, "\")"));
   return missing;
 }
 
 Kernel LowerNode(const Graph& g, uint32_t node, const LowerOptions& options) {
-  std::vector<std::string> missing = UnsupportedOps(g, node);
+  std::vector<std::string> missing = UnsupportedOps(g, node, options.is_train);
   if (!missing.empty()) {
     std::string list;
     for (const std::string& m : missing) list += (list.empty() ? "" : ", ") + m;
@@ -297,11 +308,12 @@ Kernel LowerNode(const Graph& g, uint32_t node, const LowerOptions& options) {
     }
     it->second.push_back({buf, e});
   }
-  Inliner inl(grp, std::move(inputs));
+  Inliner inl(grp, std::move(inputs), options.is_train);
   std::vector<Stmt> stmts;
   for (const auto& [dims, outs] : nests)
     stmts.push_back(Nest(inl, dims, outs, nests.size() == 1, options));
   k.body = stmts.size() == 1 ? stmts[0] : Block(stmts);
+  if (inl.seed()) k.scalars.push_back(inl.seed());
   VerifyKernel(k);
   return k;
 }

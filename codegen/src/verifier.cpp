@@ -160,8 +160,10 @@ class Verifier {
         for (const Expr& o : e->operands) {
           if (o->dtype != t) Fail(Str(what, ": argument types differ"));
         }
-        bool ok = t == DType::kFloat32 || t == DType::kFloat64 ||
-                  (IntrinsicAcceptsIntegers(e->intrinsic) && IsComputeType(t));
+        bool ok = e->intrinsic == Intrinsic::kRandomBits
+                      ? t == DType::kInt64
+                      : t == DType::kFloat32 || t == DType::kFloat64 ||
+                            (IntrinsicAcceptsIntegers(e->intrinsic) && IsComputeType(t));
         if (!ok) Fail(Str(what, ": ", IntrinsicName(e->intrinsic), " on ", DTypeName(t)));
         if (e->dtype != t) Fail(Str(what, ": result type should be ", DTypeName(t)));
         return;

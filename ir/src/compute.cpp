@@ -4,6 +4,7 @@
 #include <limits>
 #include <utility>
 
+#include "kiln/ir/random.h"
 #include "kiln/runtime/error.h"
 
 namespace kiln {
@@ -41,6 +42,9 @@ TExpr TConst(double value, DType dtype) {
 }
 
 TExpr TIndex(int64_t value) {
+  // Constants are held as doubles: an index beyond 2^53 would silently change.
+  KILN_INTERNAL_CHECK(value >= -(int64_t(1) << 53) && value <= (int64_t(1) << 53),
+                      "compute: index constant ", value, " is not exact as a double");
   return TConst(double(value), DType::kInt64);
 }
 
@@ -124,6 +128,15 @@ TExpr TReduce(TReduceOp op, std::vector<int64_t> extents,
   return Make(std::move(n));
 }
 
+TExpr TFlatIndex(const Shape& shape) {
+  TExpr flat;
+  for (int d = 0; d < shape.ndim(); ++d) {
+    if (flat) flat = flat * TIndex(shape[d]);
+    if (shape[d] != 1) flat = flat ? flat + TAxis(d) : TAxis(d);
+  }
+  return flat ? flat : TIndex(0);
+}
+
 TExpr TReduceIdentity(TReduceOp op, DType dtype) {
   bool is_float = IsComputeFloat(dtype);
   double lowest = is_float                 ? -std::numeric_limits<double>::infinity()
@@ -150,12 +163,20 @@ TExpr TReduceIdentity(TReduceOp op, DType dtype) {
 
 ComputeCtx::ComputeCtx(const Attrs& attrs, std::vector<Shape> in_shapes,
                        std::vector<DType> in_dtypes, std::vector<Shape> out_shapes,
-                       std::vector<DType> out_dtypes)
+                       std::vector<DType> out_dtypes, std::string node_name, bool is_train)
     : attrs_(attrs),
       in_shapes_(std::move(in_shapes)),
       in_dtypes_(std::move(in_dtypes)),
       out_shapes_(std::move(out_shapes)),
-      out_dtypes_(std::move(out_dtypes)) {}
+      out_dtypes_(std::move(out_dtypes)),
+      node_name_(std::move(node_name)),
+      is_train_(is_train) {}
+
+TExpr ComputeCtx::RandomBits(TExpr counter) const {
+  KILN_INTERNAL_CHECK(counter && counter->dtype == DType::kInt64,
+                      "compute: a random draw is numbered by an int64");
+  return TCall(TMath::kRandomBits, {TIndex(int64_t(RandomStream(node_name_))), std::move(counter)});
+}
 
 TExpr ComputeCtx::Read(int j, std::vector<TExpr> indices) const {
   KILN_INTERNAL_CHECK(int(indices.size()) == in_shape(j).ndim(), "compute: input ", j,

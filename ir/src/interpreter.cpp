@@ -1,16 +1,12 @@
 // interpreter.cpp - runs a graph with the ops' reference kernels.
 #include "kiln/ir/interpreter.h"
 
-#include <random>
-
 namespace kiln {
 
 void InterpretNodes(const Graph& g, const std::map<std::string, Tensor>& vars,
                     std::vector<Tensor>& values, uint32_t begin, uint32_t end,
                     const InterpretOptions& options) {
   if (values.size() < g.num_entries()) values.resize(g.num_entries());
-  // Each range draws from its own stream, so a backward range never shifts the forward's.
-  std::mt19937_64 rng(options.seed + begin);
   for (uint32_t i = begin; i < end && i < g.num_nodes(); ++i) {
     const Node& n = g.node(i);
     if (n.is_variable()) {
@@ -20,7 +16,7 @@ void InterpretNodes(const Graph& g, const std::map<std::string, Tensor>& vars,
       values[g.entry_id(i, 0)] = it->second;
       continue;
     }
-    KernelCtx ctx{*n.op, n.name, n.attrs, {}, {}, options.is_train, &rng};
+    KernelCtx ctx{*n.op, n.name, n.attrs, {}, {}, options.is_train, options.seed};
     std::vector<Shape> in_shapes, out_shapes(size_t(n.num_outputs()));
     std::vector<DType> in_types, out_types(size_t(n.num_outputs()), DType::kUnknown);
     for (const Entry& e : n.inputs) {

@@ -15,6 +15,7 @@
 #include "kiln/frontend/executor.h"
 #include "kiln/frontend/initializer.h"
 #include "kiln/frontend/models.h"
+#include "kiln/frontend/ops.h"
 #include "kiln/frontend/optimizer.h"
 #include "kiln/ir/interpreter.h"
 #include "kiln/passes/infer.h"
@@ -106,6 +107,15 @@ void CompareBackends(const Symbol& net, const std::vector<int64_t>& data_shape, 
 
 TEST(CompiledExecutor, MlpMatchesTheInterpreter) {
   CompareBackends(models::Mlp({37, 20}), {13, 1, 5, 7}, 10);
+}
+
+// Dropout and rrelu draw the same numbers on both backends (kiln/ir/random.h), so a training
+// run with them matches step for step: a mask that differed would change whole activations.
+TEST(CompiledExecutor, MlpWithDropoutAndRreluMatchesTheInterpreter) {
+  Symbol x = Symbol::Variable("data");
+  x = Dropout(Activation(FullyConnected(x, 37, "fc1"), "relu", "relu1"), 0.4, "drop1");
+  x = Dropout(LeakyReLU(FullyConnected(x, 20, "fc2"), "rrelu", "rrelu2"), 0.25, "drop2");
+  CompareBackends(SoftmaxOutput(FullyConnected(x, 10, "fc3"), "softmax"), {13, 1, 5, 7}, 10);
 }
 
 TEST(CompiledExecutor, LeNetMatchesTheInterpreter) {

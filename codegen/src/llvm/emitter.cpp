@@ -13,6 +13,7 @@
 // stride 1 (one contiguous vector access), or otherwise (a gather or scatter).
 #include "llvm/emitter.h"
 
+#include <algorithm>
 #include <map>
 #include <optional>
 #include <set>
@@ -20,6 +21,7 @@
 #include <llvm/IR/IRBuilder.h>
 #include <llvm/IR/Intrinsics.h>
 
+#include "kiln/ir/random.h"
 #include "kiln/runtime/error.h"
 #include "llvm/vmath.h"
 
@@ -545,9 +547,36 @@ class FunctionEmitter {
         return b_.CreateUnaryIntrinsic(llvm::Intrinsic::round, v[0]);
       case Intrinsic::kFma:
         return b_.CreateIntrinsic(llvm::Intrinsic::fma, {v[0]->getType()}, {v[0], v[1], v[2]});
+      case Intrinsic::kRandomBits:
+        return EmitRandomBits(v[0], v[1], v[2]);
       default:
         return EmitMath(b_, e.intrinsic, v);
     }
+  }
+
+  // Philox4x32-10 (kiln/ir/random.h) on int64 scalars or vectors: key = seed, counter =
+  // (counter, stream) as 32-bit words; the first output word, zero-extended. Each 32 x 32 -> 64
+  // product is a widening multiply (vpmuludq), so whole vectors of draws run at once.
+  llvm::Value* EmitRandomBits(llvm::Value* seed, llvm::Value* stream, llvm::Value* counter) {
+    llvm::Type* i64 = seed->getType();
+    llvm::Type* i32 = i64->getWithNewBitWidth(32);
+    auto lo = [&](llvm::Value* x) { return b_.CreateTrunc(x, i32); };
+    auto hi = [&](llvm::Value* x) { return b_.CreateTrunc(b_.CreateLShr(x, 32), i32); };
+    auto c32 = [&](uint32_t c) { return llvm::ConstantInt::get(i32, c); };
+    llvm::Value* c[4] = {lo(counter), hi(counter), lo(stream), hi(stream)};
+    llvm::Value* k[2] = {lo(seed), hi(seed)};
+    for (int round = 0; round < 10; ++round) {
+      llvm::Value* p0 =
+          b_.CreateMul(b_.CreateZExt(c[0], i64), llvm::ConstantInt::get(i64, kPhiloxM0));
+      llvm::Value* p1 =
+          b_.CreateMul(b_.CreateZExt(c[2], i64), llvm::ConstantInt::get(i64, kPhiloxM1));
+      llvm::Value* next[4] = {b_.CreateXor(b_.CreateXor(hi(p1), c[1]), k[0]), lo(p1),
+                              b_.CreateXor(b_.CreateXor(hi(p0), c[3]), k[1]), lo(p0)};
+      std::copy(next, next + 4, c);
+      k[0] = b_.CreateAdd(k[0], c32(kPhiloxW0));
+      k[1] = b_.CreateAdd(k[1], c32(kPhiloxW1));
+    }
+    return b_.CreateZExt(c[0], i64);
   }
 
   llvm::LLVMContext& ctx_;

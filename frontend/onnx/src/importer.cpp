@@ -221,7 +221,7 @@ std::vector<V> Importer::EmitAll(const std::string& op_name, const std::vector<V
   std::vector<V> outs;
   if (all_const && !in.empty()) {
     // Evaluate now: the result is a constant, and the op never reaches the graph.
-    KernelCtx kctx{op, name, parsed, {}, {}, false, nullptr};
+    KernelCtx kctx{op, name, parsed, {}, {}, false, 0};
     for (V v : in) kctx.in.push_back(values_[size_t(v)].constant);
     for (int k = 0; k < n_out; ++k)
       kctx.out.push_back(Tensor::Empty(out_shapes[size_t(k)].dims(), out_types[size_t(k)]));

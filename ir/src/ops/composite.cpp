@@ -60,7 +60,7 @@ void CompositeKernel(KernelCtx& ctx) {
   for (size_t i = 0; i < vars.size(); ++i) values[body.node(vars[i]).name] = ctx.in[i];
   InterpretOptions options;
   options.is_train = ctx.is_train;
-  options.seed = ctx.rng ? (*ctx.rng)() : 0;
+  options.seed = ctx.seed;  // the body's random nodes keep their names, hence their draws
   std::vector<Tensor> results = Interpret(body, values, options);
   for (size_t k = 0; k < results.size(); ++k) ops::CopyAllBytes(results[k], ctx.out[k]);
 }

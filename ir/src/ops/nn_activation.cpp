@@ -8,7 +8,9 @@
 //   prelu  x > 0 ? x : gamma[c] * x, gamma (C) over channel axis 1 (axis 0 for 1-D data), or
 //          gamma (1) for every element
 //   rrelu  x > 0 ? x : m * x, with a second output "mask" holding m: when training m is drawn
-//          uniformly from [lower_bound, upper_bound] per element; in inference m is their mean.
+//          uniformly from [lower_bound, upper_bound) per element (draw i: lower + (upper -
+//          lower) RandomUnit(RandomBits(seed, RandomStream(name), i)), kiln/ir/random.h); in
+//          inference m is their mean.
 // softmax / log_softmax over `axis`, on x / temperature, stable (the row maximum is subtracted
 // first). dtype, when given, is the output's dtype. With use_length, input "length" (the data's
 // shape without `axis`) limits each row to its first length elements; the rest of the row
@@ -25,14 +27,15 @@
 //   length gets none.
 //
 // Compute definitions (nn_activation_compute.cpp; float32, float64): Activation and its backward,
-// LeakyReLU but rrelu (random) and its backward (prelu's gamma gradient is a reduction),
-// softmax, log_softmax and their backward ops (row maximum and row sums as reductions), all
-// computed in the output's type where the reference computes in double.
+// LeakyReLU (rrelu in double, as the reference, its draws the same) and its backward (prelu's
+// gamma gradient is a reduction), softmax, log_softmax and their backward ops (row maximum and
+// row sums as reductions), all computed in the output's type where the reference computes in
+// double.
 #include <cmath>
 #include <optional>
-#include <random>
 
 #include "kiln/ir/grad.h"
+#include "kiln/ir/random.h"
 #include "ops/nn_activation.h"
 #include "ops/nn_util.h"
 #include "ops/register.h"
@@ -128,11 +131,13 @@ void LeakyReLUKernel(KernelCtx& ctx) {
       const T* xp = x.data<T>();
       T* yp = y.data<T>();
       T* mp = mask.data<T>();
-      std::uniform_real_distribution<double> draw(a.lower_bound, a.upper_bound);
-      double mean_slope = (a.lower_bound + a.upper_bound) / 2;
-      if (ctx.is_train) KILN_INTERNAL_CHECK(ctx.rng != nullptr, "rrelu run without a generator");
+      const double mean_slope = (a.lower_bound + a.upper_bound) / 2;
+      const double width = a.upper_bound - a.lower_bound;
+      const uint64_t stream = RandomStream(ctx.node_name);
       for (int64_t i = 0; i < x.size(); ++i) {
-        double m = ctx.is_train ? draw(*ctx.rng) : mean_slope;
+        double m = ctx.is_train ? a.lower_bound +
+                                      width * RandomUnit(RandomBits(ctx.seed, stream, uint64_t(i)))
+                                : mean_slope;
         AccType<T> v = AccType<T>(xp[i]);
         mp[i] = static_cast<T>(m);
         yp[i] = static_cast<T>(v > 0 ? v : m * v);

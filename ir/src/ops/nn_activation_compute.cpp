@@ -2,7 +2,6 @@
 // LeakyReLU, softmax and log_softmax and their gradients: see nn_activation.cpp's header.
 #include <cmath>
 #include <optional>
-#include <random>
 
 #include "kiln/ir/grad.h"
 #include "ops/nn_util.h"
@@ -75,12 +74,30 @@ TExpr PreluGamma(const ComputeCtx& c, int gamma_input) {
   return c.Read(gamma_input, {TAxis(PreluAxis(rank))});
 }
 
+// rrelu (outputs output, mask), in double as the reference: the slope m is lower + (upper -
+// lower) u with u uniform in [0, 1) from the node's draw at the element's flat index when
+// training (kiln/ir/random.h), the mean slope otherwise; output = x > 0 ? x : m x.
+std::vector<TExpr> RreluCompute(const ComputeCtx& c) {
+  const auto& a = c.attrs<LeakyReLUAttrs>();
+  const DType t = c.out_dtype(0), f64 = DType::kFloat64;
+  if (c.out_dtype(1) != t) return {};
+  TExpr m = TConst((a.lower_bound + a.upper_bound) / 2, f64);
+  if (c.is_train()) {
+    TExpr u = TCast(f64, c.RandomBits(TFlatIndex(c.out_shape(0)))) * TConst(0x1p-32, f64);
+    m = TConst(a.lower_bound, f64) + TConst(a.upper_bound - a.lower_bound, f64) * u;
+  }
+  TExpr x = TCast(f64, c.In(0));
+  TExpr y = TSelect(TBinary(TBinaryOp::kGT, x, TConst(0, f64)), x, m * x);
+  return {TCast(t, y), TCast(t, m)};
+}
+
 std::vector<TExpr> LeakyReLUCompute(const ComputeCtx& c) {
   const auto& a = c.attrs<LeakyReLUAttrs>();
   DType t = c.out_dtype(0);
-  if (!IsComputeFloat(t) || a.act_type == LeakyType::kRrelu) return {};
+  if (!IsComputeFloat(t)) return {};
   for (int j = 0; j < c.num_in(); ++j)
     if (c.in_dtype(j) != t) return {};
+  if (a.act_type == LeakyType::kRrelu) return RreluCompute(c);
   TExpr x = c.In(0), zero = TConst(0, t), one = TConst(1, t);
   TExpr pos = TBinary(TBinaryOp::kGT, x, zero);
   TExpr slope = TConst(a.slope, t);

@@ -1,4 +1,4 @@
-// nn_norm.cpp - BatchNorm, LayerNorm and Dropout.
+// nn_norm.cpp - BatchNorm and LayerNorm (Dropout is in dropout.cpp).
 //
 // BatchNorm (MXNet 1.x semantics):
 //   inputs data, gamma, beta, moving_mean, moving_var; the last two are auxiliary states.
@@ -16,10 +16,6 @@
 // LayerNorm: per position of every axis but `axis`, normalise over `axis`:
 //   output = (x - mean) / sqrt(var + eps) * gamma + beta; outputs mean and std (= sqrt(var +
 //   eps)) have the data's shape with `axis` of extent 1.
-// Dropout: output = data * mask, where mask is 0 with probability p and 1/(1-p) otherwise, drawn
-//   once per element of the mask; mask has the data's shape with `axes` of extent 1 (one draw
-//   shared along them). Active only when training or mode = always; otherwise output = data and
-//   mask = 1. p = 1 drops everything (mask 0).
 //
 // Gradients:
 //   BatchNorm (_backward_BatchNorm, from d output, data, gamma and the saved mean and inv_std
@@ -33,7 +29,6 @@
 //   LayerNorm (_backward_LayerNorm, from the saved mean and std): d x = (g - mean(g) - xhat
 //     mean(g xhat)) / std with g = dy gamma, means over axis; d gamma = sum(dy xhat), d beta =
 //     sum(dy) over every other axis. Gradients into the mean and std outputs are ignored.
-//   Dropout: d x = dy * mask (broadcast along the shared axes); mask is 1 when inactive.
 //
 // Compute definitions (float32 and float64 with parameters of the data's type): BatchNorm with
 //   use_global_stats only (training with batch statistics updates its auxiliary inputs in
@@ -43,8 +38,7 @@
 //
 // Fusion: BatchNorm is out-elementwise-fusable: it reduces (batch statistics) and then maps
 // every element, so an elementwise epilogue (relu, a residual add) on its output 0 costs nothing
-// (the fuse pass gives multi-output ops epilogues on output 0 only). LayerNorm is opaque for now;
-// Dropout is opaque: it draws random numbers in a fixed order that fusion must not change.
+// (the fuse pass gives multi-output ops epilogues on output 0 only). LayerNorm is opaque for now.
 #include <cmath>
 #include <functional>
 #include <optional>
@@ -265,75 +259,6 @@ void LayerNormKernel(KernelCtx& ctx) {
       mp[o * v.inner + i] = static_cast<T>(mean);
       sp[o * v.inner + i] = static_cast<T>(std);
     }
-}
-
-// ----- Dropout -----
-
-enum class DropoutMode { kTraining, kAlways };
-
-struct DropoutAttrs {
-  double p = 0.5;
-  DropoutMode mode = DropoutMode::kTraining;
-  std::vector<int64_t> axes;  // axes along which one draw is shared (variational dropout)
-  std::optional<bool> cudnn_off = false;  // accepted and ignored
-  static void Describe(AttrSchema<DropoutAttrs>& s) {
-    s.Field("p", &DropoutAttrs::p).Min(0).Max(1);
-    s.Enum("mode", &DropoutAttrs::mode,
-           {{"training", DropoutMode::kTraining}, {"always", DropoutMode::kAlways}});
-    s.Field("axes", &DropoutAttrs::axes);
-    s.Field("cudnn_off", &DropoutAttrs::cudnn_off);
-  }
-};
-
-void DropoutShape(ShapeInferCtx& ctx) {
-  const auto& a = ctx.attrs<DropoutAttrs>();
-  Shape data = UnifyDataAndOutput(ctx);
-  if (!data.rank_known() && ctx.out(1).rank_known()) data = Shape::UnknownDims(ctx.out(1).ndim());
-  if (!data.rank_known()) return;
-  Shape mask = data;
-  std::vector<bool> shared(size_t(data.ndim()), false);
-  for (int64_t axis : a.axes) {
-    int ax = NormalizeAxis(ctx, axis, data.ndim(), "axes");
-    mask[ax] = 1;
-    shared[size_t(ax)] = true;
-  }
-  // The mask tells the data's extent on every axis it is not shared along.
-  const Shape& m = ctx.out(1);
-  if (m.rank_known() && m.ndim() == data.ndim())
-    for (int i = 0; i < data.ndim(); ++i)
-      if (!shared[size_t(i)] && !data.dim_known(i)) data[i] = mask[i] = m[i];
-  ctx.SetIn(0, data);
-  ctx.SetOut(0, data);
-  ctx.SetOut(1, mask, "mask has the data's shape with axes of extent 1");
-}
-
-template <class T>
-void DropoutKernel(KernelCtx& ctx) {
-  const auto& a = ctx.Attr<DropoutAttrs>();
-  const Tensor &x = ctx.in[0], &y = ctx.out[0], &mask = ctx.out[1];
-  T* mp = mask.data<T>();
-  bool active = (ctx.is_train || a.mode == DropoutMode::kAlways) && a.p > 0;
-  if (!active) {
-    for (int64_t i = 0; i < mask.size(); ++i) mp[i] = static_cast<T>(1.0);
-  } else {
-    KILN_INTERNAL_CHECK(ctx.rng != nullptr, "Dropout run without a random generator");
-    std::bernoulli_distribution keep(1.0 - a.p);
-    double scale = a.p < 1 ? 1.0 / (1.0 - a.p) : 0.0;
-    for (int64_t i = 0; i < mask.size(); ++i) mp[i] = static_cast<T>(keep(*ctx.rng) ? scale : 0.0);
-  }
-  // output[i] = data[i] * mask[i with the shared axes at 0].
-  std::vector<int64_t> xs = Strides(x.shape()), ms = Strides(mask.shape());
-  const T* xp = x.data<T>();
-  T* yp = y.data<T>();
-  for (int64_t i = 0; i < x.size(); ++i) {
-    int64_t rest = i, mi = 0;
-    for (int d = 0; d < x.ndim(); ++d) {
-      int64_t coord = rest / xs[size_t(d)];
-      rest %= xs[size_t(d)];
-      if (mask.dim(d) != 1) mi += coord * ms[size_t(d)];
-    }
-    yp[i] = static_cast<T>(AccType<T>(xp[i]) * AccType<T>(mp[mi]));
-  }
 }
 
 std::vector<std::string> BatchNormOutputs(const Attrs&) {
@@ -731,33 +656,6 @@ void RegisterNormOps(OpRegistry& r) {
         KILN_FLOAT_DTYPE_SWITCH(ctx.in[1].dtype(), T, LayerNormBackwardKernel<T>(ctx));
       })
       .Compute(LayerNormBackwardCompute);
-
-  r.Register("Dropout")
-      .Describe(
-          "output = data * mask, mask 0 with probability p and 1/(1-p) otherwise, when training "
-          "or mode = always; identity otherwise")
-      .SetAttrs<DropoutAttrs>()
-      .Outputs({"output", "mask"})
-      .VisibleOutputs([](const Attrs&) { return 1; })
-      .InferShape(DropoutShape)
-      .InferType(FloatTypeInfer)
-      .Random([](const Attrs&) { return true; })
-      .Inplace(InplaceIdentity)
-      .Pattern(FusionPattern::kOpaque)
-      .Reference([](KernelCtx& ctx) {
-        KILN_FLOAT_DTYPE_SWITCH(ctx.in[0].dtype(), T, DropoutKernel<T>(ctx));
-      })
-      // In inference (mode = training) the output is the data; the mask (all ones) has no
-      // replacement, so the rewrite applies where nobody reads it.
-      .InferenceForm([](GradCtx& g) -> GradList {
-        if (g.attrs<DropoutAttrs>().mode == DropoutMode::kAlways)
-          return {std::nullopt, std::nullopt};
-        return {g.input(0), std::nullopt};
-      })
-      // d data = d output * mask; the mask has extent 1 along the shared axes, hence broadcast.
-      .Gradient([](GradCtx& g) -> GradList {
-        return {g.Emit1("broadcast_mul", {g.ograd(0), g.output(1)})};
-      });
 }
 
 }  // namespace kiln::ops

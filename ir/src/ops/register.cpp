@@ -9,6 +9,7 @@ void RegisterAllOps(OpRegistry& r) {
   RegisterConvOps(r);
   RegisterPoolOps(r);
   RegisterNormOps(r);
+  RegisterDropoutOps(r);
   RegisterLossOps(r);
   RegisterUnaryOps(r);
   RegisterBinaryOps(r);

@@ -17,7 +17,8 @@ void RegisterDenseOps(OpRegistry& r);       // FullyConnected, Embedding
 void RegisterActivationOps(OpRegistry& r);  // Activation, LeakyReLU, softmax, log_softmax
 void RegisterConvOps(OpRegistry& r);        // Convolution, Deconvolution
 void RegisterPoolOps(OpRegistry& r);        // Pooling
-void RegisterNormOps(OpRegistry& r);        // BatchNorm, LayerNorm, Dropout
+void RegisterNormOps(OpRegistry& r);        // BatchNorm, LayerNorm
+void RegisterDropoutOps(OpRegistry& r);     // Dropout
 void RegisterLossOps(OpRegistry& r);        // SoftmaxOutput, LinearRegressionOutput, MakeLoss
 
 // Tensor operations.

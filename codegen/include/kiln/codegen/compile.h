@@ -35,7 +35,6 @@
 #include <cstdint>
 #include <map>
 #include <memory>
-#include <random>
 #include <set>
 #include <string>
 #include <vector>
@@ -91,8 +90,8 @@ struct CompiledCall {
 // What one external buffer of the plan is: the run state (external 0, read by reference calls),
 // the library calls' state (external 1), a variable of graph() (by its index in
 // variable_nodes()), the value of an op output that is a graph output (by its index in
-// output_entries()), or the context of a library call (by its index in library_ops()) or of a
-// reference call.
+// output_entries()), the context of a library call (by its index in library_ops()) or of a
+// reference call, or the run's seed (for kernels that draw random numbers).
 struct ExternalSlot {
   enum class Kind : uint8_t {
     kRunState,
@@ -100,7 +99,8 @@ struct ExternalSlot {
     kVariable,
     kOutput,
     kLibraryNode,
-    kReferenceNode
+    kReferenceNode,
+    kRandomSeed  // the run's seed (a uint64), read by the kernels that draw random numbers
   };
   Kind kind = Kind::kRunState;
   int64_t index = 0;
@@ -118,6 +118,9 @@ class CompiledGraph {
   // The plan's externals, one per index; the variable nodes of graph() and the op outputs that
   // are graph outputs, in the order the externals name them; the library ops' descriptions.
   const std::vector<ExternalSlot>& externals() const { return externals_; }
+  // "ops (node "name"), ..." for the calls that read the run's seed (kernels that draw random
+  // numbers: Dropout when training or in mode always, rrelu when training); empty when none.
+  std::string RandomCalls() const;
   const std::vector<uint32_t>& variable_nodes() const { return variables_; }
   const std::vector<Entry>& output_entries() const { return output_entries_; }
   const std::vector<LibraryOpDesc>& library_ops() const { return library_ops_; }
@@ -180,6 +183,7 @@ class CompiledGraph {
   std::vector<Entry> output_entries_;      // external op-node outputs, in external order
   std::vector<Slot> outputs_;              // one per graph output
   int64_t first_variable_external_ = 0;
+  int64_t seed_external_ = -1;  // the kRandomSeed external, or -1 when no kernel draws
 };
 
 // The op of `node` (an op node of `g`, or the anchor of a composite) that CompileGraph runs on
@@ -224,7 +228,9 @@ class CompiledRun {
   void FreezeVariables(bool frozen = true);
 
   // Runs calls [first, last) (every call by default). Every variable the calls read must be
-  // bound (a UserError naming the first that is not). Random ops draw from `seed`.
+  // bound (a UserError naming the first that is not). Random ops draw from `seed`: draw i of
+  // a node named N is RandomBits(seed, RandomStream(N), i) (kiln/ir/random.h), as on the
+  // interpreter, whatever the thread count or the calls' grouping.
   void Run(bool is_train = false, uint64_t seed = 0) {
     RunCalls(0, graph_->plan().calls.size(), is_train, seed);
   }

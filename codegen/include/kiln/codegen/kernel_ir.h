@@ -161,9 +161,12 @@ enum class Intrinsic : uint8_t {
   kAcos,
   kAtan,
   kFma,
+  // random_bits(seed, stream, counter), all int64: Philox4x32-10's first word for that key and
+  // counter (kiln/ir/random.h), an int64 in [0, 2^32). The only intrinsic on integers only.
+  kRandomBits,
 };
 const char* IntrinsicName(Intrinsic f);  // "exp", "sigmoid", ...
-int IntrinsicArity(Intrinsic f);         // 1, except pow 2 and fma 3
+int IntrinsicArity(Intrinsic f);         // 1, except pow 2, fma and random_bits 3
 bool IntrinsicAcceptsIntegers(Intrinsic f);
 
 struct ExprNode;

@@ -21,6 +21,9 @@
 //
 // A node with ops that have no definition (or whose definition does not cover the node's
 // dtypes) is an UnsupportedError naming every such op and node at once.
+//
+// Random draws (ComputeCtx::RandomBits: Dropout, rrelu) read the run's seed: the kernel then
+// has one scalar parameter, the int64 "seed", after its buffers.
 #pragma once
 
 #include <cstdint>
@@ -37,11 +40,12 @@ struct LowerOptions {
   int64_t parallel_chunk = 4096;
   int parallel_rows = 1;    // leading axes merged into the parallel loop (see above)
   std::string kernel_name;  // empty: the node's name, made a C identifier
+  bool is_train = false;    // the mode the definitions see (Dropout and rrelu draw when training)
 };
 
 // "op (node "name")" for every op node of `node` (its body for a composite) that cannot be
-// lowered; empty when LowerNode will succeed.
-std::vector<std::string> UnsupportedOps(const Graph& g, uint32_t node);
+// lowered in this mode; empty when LowerNode will succeed.
+std::vector<std::string> UnsupportedOps(const Graph& g, uint32_t node, bool is_train = false);
 
 // The kernel computing `node` of `g` (shapes and dtypes inferred). Its buffers are the node's
 // inputs, in order, then its outputs.

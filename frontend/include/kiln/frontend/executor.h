@@ -53,7 +53,8 @@
 //   Forward(true). Either copies the given inputs into their argument arrays first.
 // - Random ops draw from the executor's seed (set_seed; default 0) and a count of Forward(true)
 //   calls: masks differ from step to step, a run is reproducible, and evaluation passes in
-//   between do not shift the training masks.
+//   between do not shift the training masks. Draw i of a node is a function of that seed, the
+//   node's name and i alone (kiln/ir/random.h).
 // - Backward(head_grads): one head gradient per output, in ListOutputs order. Loss outputs
 //   (SoftmaxOutput, LinearRegressionOutput, MakeLoss) ignore theirs, so for a network ending
 //   in losses Backward() needs none; nor does an output that no requested gradient depends on
@@ -72,8 +73,9 @@
 // with SetExecutorBackend or the environment variable KILN_EXECUTOR=interpreter. The choice is
 // taken when an executor is bound. KILN_CPU names the target CPU as LLVM does (x86-64-v3 for
 // AVX2 code on an AVX-512 machine; an unknown name is a UserError at the first Forward). Results
-// agree within the tolerances the tests state (tests/unit/compiled_executor_test.cpp); random masks
-// (Dropout) differ between the two.
+// agree within the tolerances the tests state (tests/unit/compiled_executor_test.cpp); random
+// draws (Dropout's masks, rrelu's slopes) are counter-based (kiln/ir/random.h), so both backends
+// draw the same masks at any thread count.
 #pragma once
 
 #include <cstdint>

@@ -87,6 +87,10 @@ enum class TMath : uint8_t {
   kAsin,
   kAcos,
   kAtan,
+  // random_bits(stream, counter): int64 operands, an int64 result in [0, 2^32): draw `counter`
+  // of `stream` under the run's seed (kiln/ir/random.h). Built with ComputeCtx::RandomBits,
+  // which names the node's stream; lowering passes the seed as the kernel's scalar "seed".
+  kRandomBits,
 };
 
 // How a reduction combines its values, and the result of an empty one.
@@ -126,7 +130,7 @@ struct TExprNode {
 // kiln code).
 TExpr TAxis(int k);
 TExpr TConst(double value, DType dtype);
-TExpr TIndex(int64_t value);  // an int64 constant, for index expressions
+TExpr TIndex(int64_t value);  // an int64 constant, for index expressions (|value| <= 2^53)
 TExpr TBinary(TBinaryOp op, TExpr a, TExpr b);
 TExpr TSelect(TExpr cond, TExpr t, TExpr f);
 TExpr TCast(DType dtype, TExpr a);
@@ -146,6 +150,10 @@ TExpr TMax(TExpr a, TExpr b);
 // x (N, C, H):  out[n, h] = TReduce(kSum, {C}, [&](auto& r) { return c.Read(0, {n, r[0], h}); })
 TExpr TReduce(TReduceOp op, std::vector<int64_t> extents,
               const std::function<TExpr(const std::vector<TExpr>& r)>& body);
+// The row-major flat index (int64) of the current element in a tensor of `shape`, its
+// extent-1 axes read at 0: in an output of that shape, its element number; in an output whose
+// shape differs only where `shape` has extent 1, the number of the element it broadcasts from.
+TExpr TFlatIndex(const Shape& shape);
 // The value a reduction starts from (and the result of an empty one), as a constant.
 TExpr TReduceIdentity(TReduceOp op, DType dtype);
 
@@ -153,7 +161,8 @@ TExpr TReduceIdentity(TReduceOp op, DType dtype);
 class ComputeCtx {
  public:
   ComputeCtx(const Attrs& attrs, std::vector<Shape> in_shapes, std::vector<DType> in_dtypes,
-             std::vector<Shape> out_shapes, std::vector<DType> out_dtypes);
+             std::vector<Shape> out_shapes, std::vector<DType> out_dtypes,
+             std::string node_name = {}, bool is_train = false);
 
   template <class A>
   const A& attrs() const {
@@ -174,6 +183,11 @@ class ComputeCtx {
   std::vector<TExpr> BroadcastIndex(int j) const;
   // Input j read elementwise (its shape is output 0's).
   TExpr In(int j) const { return Read(j, Axes()); }
+  // Whether the code runs in training mode (Dropout draws, rrelu's slopes are random).
+  bool is_train() const { return is_train_; }
+  // This node's random draw number `counter` (an int64 expression): RandomBits(seed,
+  // RandomStream(node name), counter) of kiln/ir/random.h, as an int64 in [0, 2^32).
+  TExpr RandomBits(TExpr counter) const;
 
  private:
   const Attrs& attrs_;
@@ -181,6 +195,8 @@ class ComputeCtx {
   std::vector<DType> in_dtypes_;
   std::vector<Shape> out_shapes_;
   std::vector<DType> out_dtypes_;
+  std::string node_name_;
+  bool is_train_ = false;
 };
 
 // One expression per output; none when the definition does not cover this node.

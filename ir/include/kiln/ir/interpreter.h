@@ -19,7 +19,7 @@ namespace kiln {
 
 struct InterpretOptions {
   bool is_train = false;  // training mode: BatchNorm batch statistics, Dropout active
-  uint64_t seed = 0;      // seeds the random ops (Dropout)
+  uint64_t seed = 0;      // the random ops' seed (Dropout, rrelu: kiln/ir/random.h)
 };
 
 // Runs `g` with the given values of its variables (by name; every variable needs one) and

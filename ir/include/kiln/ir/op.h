@@ -33,7 +33,6 @@
 #include <deque>
 #include <functional>
 #include <optional>
-#include <random>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -118,7 +117,7 @@ struct KernelCtx {
   std::vector<Tensor> in;
   std::vector<Tensor> out;
   bool is_train = false;
-  std::mt19937_64* rng = nullptr;  // for Dropout and other random ops
+  uint64_t seed = 0;  // the run's seed: random ops draw from it (kiln/ir/random.h)
 
   template <class A>
   const A& Attr() const {
