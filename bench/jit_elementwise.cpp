@@ -1,13 +1,16 @@
 // jit_elementwise - a JIT-compiled vectorized elementwise kernel against plain C++ loops.
 //
-// y = tanh(a*x + b) (and exp, sigmoid, erf) over 1M floats: the kernel IR compiled by the LLVM
-// backend (native vector width, kiln's own vectorised math), against the same loop in C++
-// calling the C library (std::tanh, ...) compiled with -O3 -march=native, measured in the same
-// run. Also the parallel form of the kernel on the runtime's thread pool at 1 and 2 threads, and
-// the JIT's compile time at each optimisation level.
-// Prints medians and minimums over the runs and the ratios.
+// y = f(a*x + b) over 1M floats (2^20), x = 3 sin(0.001 i) in [-3, 3]: the kernel IR compiled by
+// the LLVM backend (native vector width, kiln's own vectorised math), against the same loop in
+// C++ calling the C library (std::tanh, sinf, ...: glibc's scalar functions) compiled with -O3
+// -march=native, measured in the same run, one thread. The functions: tanh, exp, sigmoid and erf
+// (a = 1.25, b = 0.5: arguments in [-3.25, 4.25]), then float32 sin, tan (the same arguments),
+// asin, acos (a = 1/3, b = 0: [-1, 1]) and atan (a = 3, b = 0: [-9, 9]) (decision D47). Also the
+// parallel form of the kernel on the runtime's thread pool at 1 and 2 threads, and the JIT's
+// compile time at each optimisation level.
+// Prints medians and minimums over the runs and the ratios (C++ / kiln: above 1, kiln is faster).
 //
-//   build-cg/bench/kiln-bench-jit [runs]
+//   build/bench/kiln-bench-jit [runs]
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -66,7 +69,6 @@ int main(int argc, char** argv) {
   int runs = argc > 1 ? std::atoi(argv[1]) : 50;
   std::vector<float> x(kN), y(kN);
   for (int64_t i = 0; i < kN; ++i) x[i] = std::sin(0.001f * i) * 3.0f;
-  float a = 1.25f, b = 0.5f;
 
   auto compile_start = std::chrono::steady_clock::now();
   LLVMJit jit;
@@ -74,12 +76,19 @@ int main(int argc, char** argv) {
     const char* name;
     Intrinsic f;
     float (*libm)(float);
+    float a, b;  // the argument is a*x + b
   };
   const Fn fns[] = {
-      {"tanh", Intrinsic::kTanh, [](float v) { return std::tanh(v); }},
-      {"exp", Intrinsic::kExp, [](float v) { return std::exp(v); }},
-      {"sigmoid", Intrinsic::kSigmoid, [](float v) { return 1.0f / (1.0f + std::exp(-v)); }},
-      {"erf", Intrinsic::kErf, [](float v) { return std::erf(v); }},
+      {"tanh", Intrinsic::kTanh, [](float v) { return std::tanh(v); }, 1.25f, 0.5f},
+      {"exp", Intrinsic::kExp, [](float v) { return std::exp(v); }, 1.25f, 0.5f},
+      {"sigmoid", Intrinsic::kSigmoid, [](float v) { return 1.0f / (1.0f + std::exp(-v)); }, 1.25f,
+       0.5f},
+      {"erf", Intrinsic::kErf, [](float v) { return std::erf(v); }, 1.25f, 0.5f},
+      {"sin", Intrinsic::kSin, [](float v) { return ::sinf(v); }, 1.25f, 0.5f},
+      {"tan", Intrinsic::kTan, [](float v) { return ::tanf(v); }, 1.25f, 0.5f},
+      {"asin", Intrinsic::kAsin, [](float v) { return ::asinf(v); }, 1.0f / 3, 0.0f},
+      {"acos", Intrinsic::kAcos, [](float v) { return ::acosf(v); }, 1.0f / 3, 0.0f},
+      {"atan", Intrinsic::kAtan, [](float v) { return ::atanf(v); }, 3.0f, 0.0f},
   };
   std::vector<Kernel> kernels;
   for (const Fn& f : fns)
@@ -91,12 +100,15 @@ int main(int argc, char** argv) {
           .count();
   std::printf("target: %s, %d-bit vectors; JIT compile of %zu kernels: %.1f ms\n",
               jit.target().cpu.c_str(), jit.target().vector_bits, kernels.size(), compile_ms);
-  std::printf("y = f(a*x + b) over %lld floats, %d runs (microseconds)\n", (long long)kN, runs);
+  std::printf("y = f(a*x + b) over %lld floats, 1 thread, %d runs (microseconds)\n", (long long)kN,
+              runs);
   // Ratios of medians and of minimums: on a busy machine the minimums are the steadier.
   std::printf("%-8s %10s %10s %10s %10s %9s %9s\n", "f", "kiln med", "kiln min", "C++ med",
               "C++ min", "ratio med", "ratio min");
+  float a = 0, b = 0;
   void* args[] = {x.data(), y.data(), &a, &b};
   for (size_t k = 0; k < std::size(fns); ++k) {
+    a = fns[k].a, b = fns[k].b;
     Timing jt = Time(runs, [&] { compiled[k](args, 0, 1); });
     std::vector<float> check = y;
     Timing ct = Time(runs, [&] {
@@ -113,6 +125,7 @@ int main(int argc, char** argv) {
                 ct.min_us / jt.min_us, worst);
   }
   // The parallel form on the thread pool.
+  a = 1.25f, b = 0.5f;
   for (int threads : {1, 2}) {
     ThreadPool pool(threads);
     int64_t tasks = TaskCount(kernels.back());

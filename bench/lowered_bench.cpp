@@ -1,27 +1,43 @@
-// lowered_bench: matrix products and convolutions lowered from their compute definitions to
-// plain kernel IR (what bundles run, and what other dtypes and unlibraried ops get), against
-// kiln's runtime library (kiln/runtime/gemm.h, conv.h) on the same shapes, one thread.
+// lowered_bench: ops lowered from their compute definitions to plain kernel IR, one thread,
+// against what kiln runs otherwise on the same shapes.
 //
-//   build/bench/kiln_lowered_bench [--min-ms T]
+//   build/bench/kiln_lowered_bench [--min-ms T] [--cases products,definitions]
 //
-// Each case is one op of a one-node graph, lowered with LowerNode and JIT-compiled for this
-// CPU, run on [0, tasks) on the calling thread; the library side is Gemm / ConvForward with its
-// own packing on every call (no prepacked weights). Both sides run alternately so that they see
-// the same machine state; times are medians and minimums; GFLOP/s from the minimums; the ratio
-// is library / lowered on minimums (< 1: the lowered kernel is slower). Results are checked
-// against each other (relative 1e-4 of the largest output) before timing.
+// products: matrix products and convolutions lowered (what bundles run, and what other dtypes
+// and unlibraried ops get) against kiln's runtime library (kiln/runtime/gemm.h, conv.h). Each
+// case is one op of a one-node graph, lowered with LowerNode and JIT-compiled for this CPU, run
+// on [0, tasks) on the calling thread; the library side is Gemm / ConvForward with its own
+// packing on every call (no prepacked weights). GFLOP/s from the minimums; the ratio is
+// library / lowered on minimums (< 1: the lowered kernel is slower).
+//
+// definitions: ops whose compute definitions replaced reference calls in compiled graphs, the
+// kernel lowered from the definition against the op's reference kernel (OpDef::reference on
+// buffers of its own, as a compiled graph's reference call runs it): _backward_dot
+// (docs/compute_definition.md), and the ops whose definitions are given only up to a size
+// (decision D48: cumsum, _backward_take, _backward_take_along_axis). Beyond its size rule an op
+// has no definition (UnsupportedOps names it), so only the reference kernel runs there: what a
+// compiled graph calls; the case says so. The ratios are reference / lowered (> 1: the lowered
+// kernel is faster).
+//
+// Every side runs alternately with the others so that they see the same machine state; times
+// are medians and minimums; results are checked against each other (relative 1e-4 of the
+// largest output) before timing.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
+#include <memory>
 #include <random>
+#include <set>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "kiln/codegen/llvm_jit.h"
 #include "kiln/codegen/lower.h"
+#include "kiln/ir/op.h"
 #include "kiln/ir/text.h"
 #include "kiln/passes/infer.h"
 #include "kiln/runtime/conv.h"
@@ -39,24 +55,24 @@ struct Stats {
   double median_ms, min_ms;
 };
 
-// f and g alternately, at least 3 runs each and `min_ms` in all.
-std::pair<Stats, Stats> TimeBoth(const std::function<void()>& f, const std::function<void()>& g,
-                                 double min_ms) {
-  f(), g();
-  std::vector<double> tf, tg;
+// The functions in turn, at least 3 runs each and `min_ms` in all.
+std::vector<Stats> TimeAlternately(const std::vector<std::function<void()>>& fns, double min_ms) {
+  for (const auto& f : fns) f();
+  std::vector<std::vector<double>> t(fns.size());
   Clock::time_point start = Clock::now();
-  while (tf.size() < 3 || Ms(start, Clock::now()) < min_ms) {
-    Clock::time_point t0 = Clock::now();
-    f();
-    Clock::time_point t1 = Clock::now();
-    g();
-    tf.push_back(Ms(t0, t1)), tg.push_back(Ms(t1, Clock::now()));
+  while (t[0].size() < 3 || Ms(start, Clock::now()) < min_ms) {
+    for (size_t i = 0; i < fns.size(); ++i) {
+      Clock::time_point t0 = Clock::now();
+      fns[i]();
+      t[i].push_back(Ms(t0, Clock::now()));
+    }
   }
-  auto stats = [](std::vector<double>& t) {
-    std::sort(t.begin(), t.end());
-    return Stats{t[t.size() / 2], t[0]};
-  };
-  return {stats(tf), stats(tg)};
+  std::vector<Stats> stats;
+  for (std::vector<double>& ti : t) {
+    std::sort(ti.begin(), ti.end());
+    stats.push_back({ti[ti.size() / 2], ti[0]});
+  }
+  return stats;
 }
 
 std::vector<float> Random(size_t n, uint32_t seed) {
@@ -111,7 +127,8 @@ void Run(const Case& c, double min_ms) {
                  scale);
     std::exit(1);
   }
-  auto [lo, li] = TimeBoth(run_lowered, run_library, min_ms);
+  std::vector<Stats> t = TimeAlternately({run_lowered, run_library}, min_ms);
+  const Stats &lo = t[0], &li = t[1];
   std::printf(
       "%-28s lowered %9.3f / %9.3f ms (%6.1f GFLOP/s)  library %9.3f / %9.3f ms "
       "(%6.1f GFLOP/s)  ratio %.3f\n",
@@ -187,25 +204,225 @@ Case Conv(int64_t ch, int64_t filters, int64_t hw, int64_t kernel, int64_t strid
   return c;
 }
 
+// ----- definitions: lowered kernels against reference kernels -----
+
+// Values for a variable of `n` elements, by name: a case fills its indices, the rest are
+// uniform in [-1, 1] seeded by the name.
+using Fill = std::function<std::vector<float>(const std::string& var, size_t n)>;
+
+std::vector<float> RandomByName(const std::string& var, size_t n) {
+  uint32_t seed = 1;
+  for (char ch : var) seed = seed * 31 + uint8_t(ch);
+  return Random(n, seed);
+}
+
+// One op node with buffers for its inputs (variables of the graph, by name) and outputs; `args`
+// are the kernel's: inputs in order, then outputs.
+struct Bound {
+  std::vector<std::vector<float>> in, out;
+  std::vector<void*> args;
+};
+
+Bound BindNode(const kiln::Graph& g, uint32_t node, const Fill& fill) {
+  Bound b;
+  for (const kiln::Entry& e : g.node(node).inputs) {
+    const kiln::Node& v = g.node(e.node);
+    if (!v.is_variable())
+      throw std::runtime_error("input of node \"" + g.node(node).name + "\" is not a variable");
+    b.in.push_back(fill(v.name, size_t(g.shape(e).NumElements())));
+  }
+  for (int k = 0; k < g.node(node).num_outputs(); ++k)
+    b.out.emplace_back(size_t(g.shape(kiln::Entry{node, uint32_t(k)}).NumElements()));
+  for (auto& v : b.in) b.args.push_back(v.data());
+  for (auto& v : b.out) b.args.push_back(v.data());
+  return b;
+}
+
+// The largest difference of `got` from `want`, relative to want's largest magnitude (at least 1).
+double Difference(const std::vector<std::vector<float>>& got,
+                  const std::vector<std::vector<float>>& want) {
+  double err = 0, scale = 1;
+  for (size_t k = 0; k < want.size(); ++k)
+    for (size_t i = 0; i < want[k].size(); ++i) {
+      scale = std::max(scale, double(std::abs(want[k][i])));
+      double d = std::abs(double(got[k][i]) - want[k][i]);
+      err = std::isnan(d) ? INFINITY : std::max(err, d);
+    }
+  return err / scale;
+}
+
+// A JIT-compiled kernel and the buffers it runs on.
+struct Lowered {
+  std::unique_ptr<kiln::codegen::LLVMJit> jit;
+  kiln::codegen::KernelFn fn = nullptr;
+  int64_t tasks = 0;
+  Bound bound;
+  void Run() { fn(bound.args.data(), 0, tasks); }
+};
+
+Lowered Lower(const kiln::Graph& g, uint32_t node, const Fill& fill) {
+  Lowered l;
+  kiln::codegen::Kernel k = kiln::codegen::LowerNode(g, node);
+  l.jit = std::make_unique<kiln::codegen::LLVMJit>();
+  l.fn = l.jit->Compile({k})[0];
+  l.tasks = kiln::codegen::TaskCount(k);
+  l.bound = BindNode(g, node, fill);
+  return l;
+}
+
+struct DefinitionCase {
+  std::string name;
+  std::string graph;  // one op on float32 variables; the op is the first output's node
+  Fill fill = RandomByName;
+  double tolerance = 1e-4;
+};
+
+// Prints `name  lowered median / min us  reference median / min us  ratio median / min`, the
+// ratios reference / lowered; "no definition" where the op has none at this size.
+void RunDefinition(const DefinitionCase& c, double min_ms) {
+  kiln::Graph g = kiln::ParseGraph(c.graph);
+  kiln::InferShapes(g, {});
+  kiln::InferTypes(g, {});
+  const uint32_t node = g.outputs()[0].node;
+  const kiln::Node& n = g.node(node);
+
+  // The reference kernel on views of buffers of its own.
+  Bound ref = BindNode(g, node, c.fill);
+  auto run_reference = [&] {
+    kiln::KernelCtx ctx{*n.op, n.name, n.attrs, {}, {}};
+    size_t a = 0;
+    for (const kiln::Entry& e : n.inputs)
+      ctx.in.push_back(kiln::Tensor::View(ref.args[a++], g.shape(e).dims(), kiln::DType::kFloat32));
+    for (int k = 0; k < n.num_outputs(); ++k)
+      ctx.out.push_back(kiln::Tensor::View(
+          ref.args[a++], g.shape(kiln::Entry{node, uint32_t(k)}).dims(), kiln::DType::kFloat32));
+    n.op->reference()(ctx);
+  };
+  run_reference();
+
+  if (!kiln::codegen::UnsupportedOps(g, node).empty()) {
+    Stats r = TimeAlternately({run_reference}, min_ms)[0];
+    std::printf("%-50s lowered %21s  reference %8.1f / %8.1f us\n", c.name.c_str(),
+                "(no definition)", r.median_ms * 1e3, r.min_ms * 1e3);
+    std::fflush(stdout);
+    return;
+  }
+  Lowered def = Lower(g, node, c.fill);
+  def.Run();
+  double d = Difference(def.bound.out, ref.out);
+  if (d > c.tolerance)
+    throw std::runtime_error(c.name + ": the lowered kernel and the reference differ by " +
+                             std::to_string(d) + " of the largest output");
+  std::vector<Stats> t = TimeAlternately({[&] { def.Run(); }, run_reference}, min_ms);
+  const Stats &lo = t[0], &r = t[1];
+  std::printf("%-50s lowered %8.1f / %8.1f us  reference %8.1f / %8.1f us  ratio %.2f / %.2f\n",
+              c.name.c_str(), lo.median_ms * 1e3, lo.min_ms * 1e3, r.median_ms * 1e3,
+              r.min_ms * 1e3, r.median_ms / lo.median_ms, r.min_ms / lo.min_ms);
+  std::fflush(stdout);
+}
+
+std::string Dims(const std::vector<int64_t>& dims) {
+  std::string s;
+  for (int64_t d : dims) s += (s.empty() ? "" : "x") + std::to_string(d);
+  return s;
+}
+
+// _backward_dot of dot((m, k), (k, n)): both gradients, two serial nests.
+DefinitionCase BackwardDot(int64_t m, int64_t k, int64_t n) {
+  DefinitionCase c;
+  c.name = "_backward_dot " + Dims({m, k}) + " . " + Dims({k, n});
+  c.graph = "graph {\n" + Var("dy", {m, n}) + Var("a", {m, k}) + Var("b", {k, n}) +
+            "  %g = _backward_dot(%dy, %a, %b)\n  return %g, %g#1\n}";
+  return c;
+}
+
+// cumsum along axis 1 of (outer, n, inner) (inner 1: the last axis).
+DefinitionCase Cumsum(int64_t outer, int64_t n, int64_t inner) {
+  DefinitionCase c;
+  std::vector<int64_t> x = {outer, n};
+  if (inner > 1) x.push_back(inner);
+  c.name = "cumsum " + Dims(x) + ", axis 1 (" + std::to_string(n) + ")";
+  c.graph = "graph {\n" + Var("x", x) + "  %y = cumsum(%x) {axis=1}\n  return %y\n}";
+  return c;
+}
+
+// Random integer indices in [0, n) as floats (take's indices may have any numeric dtype).
+std::vector<float> Indices(size_t count, int64_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_int_distribution<int64_t> u(0, n - 1);
+  std::vector<float> v(count);
+  for (float& x : v) x = float(u(rng));
+  return v;
+}
+
+// _backward_take of take(a (rows, cols), idx (count,), axis 0).
+DefinitionCase BackwardTake(int64_t rows, int64_t cols, int64_t count) {
+  DefinitionCase c;
+  c.name = "_backward_take table " + Dims({rows, cols}) + ", " + std::to_string(count) + " indices";
+  c.graph = "graph {\n" + Var("dy", {count, cols}) + Var("idx", {count}) + Var("a", {rows, cols}) +
+            "  %g = _backward_take(%dy, %idx, %a) {axis=0}\n  return %g\n}";
+  c.fill = [rows](const std::string& var, size_t size) {
+    return var == "idx" ? Indices(size, rows, 7) : RandomByName(var, size);
+  };
+  return c;
+}
+
+// _backward_take_along_axis of take_along_axis(a (rows, n), idx (rows, m), axis 1).
+DefinitionCase BackwardTakeAlongAxis(int64_t rows, int64_t n, int64_t m) {
+  DefinitionCase c;
+  c.name = "_backward_take_along_axis a " + Dims({rows, n}) + ", idx " + Dims({rows, m});
+  c.graph = "graph {\n" + Var("dy", {rows, m}) + Var("idx", {rows, m}) + Var("a", {rows, n}) +
+            "  %g = _backward_take_along_axis(%dy, %idx, %a) {axis=1}\n  return %g\n}";
+  c.fill = [n](const std::string& var, size_t size) {
+    return var == "idx" ? Indices(size, n, 9) : RandomByName(var, size);
+  };
+  return c;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   double min_ms = 300;
+  std::string cases = "products,definitions";
   for (int i = 1; i + 1 < argc; i += 2) {
-    if (std::string(argv[i]) == "--min-ms") {
+    std::string a = argv[i];
+    if (a == "--min-ms") {
       min_ms = std::atof(argv[i + 1]);
+    } else if (a == "--cases") {
+      cases = argv[i + 1];
     } else {
       std::fprintf(stderr, "unknown option %s\n", argv[i]);
       return 2;
     }
   }
+  std::set<std::string> wanted;
+  for (size_t at = 0; at <= cases.size();) {
+    size_t comma = std::min(cases.find(',', at), cases.size());
+    wanted.insert(cases.substr(at, comma - at));
+    at = comma + 1;
+  }
+  for (const std::string& c : wanted)
+    if (c != "products" && c != "definitions") {
+      std::fprintf(stderr, "unknown case \"%s\" in --cases (products, definitions)\n", c.c_str());
+      return 2;
+    }
   try {
-    for (const Case& c :
-         {Dot(256, 256, 256, false), Dot(256, 256, 256, true), Dot(64, 512, 784, false),
-          FullyConnected(1, 784, 512), FullyConnected(64, 784, 512), FullyConnected(64, 512, 10),
-          Conv(64, 64, 56, 3, 1), Conv(64, 128, 56, 3, 2), Conv(64, 256, 56, 1, 1),
-          Conv(3, 64, 224, 7, 2)})
-      Run(c, min_ms);
+    if (wanted.count("products"))
+      for (const Case& c :
+           {Dot(256, 256, 256, false), Dot(256, 256, 256, true), Dot(64, 512, 784, false),
+            FullyConnected(1, 784, 512), FullyConnected(64, 784, 512), FullyConnected(64, 512, 10),
+            Conv(64, 64, 56, 3, 1), Conv(64, 128, 56, 3, 2), Conv(64, 256, 56, 1, 1),
+            Conv(3, 64, 224, 7, 2)})
+        Run(c, min_ms);
+    if (wanted.count("definitions")) {
+      std::printf("# float32, 1 thread: median / minimum us; ratio reference / lowered\n");
+      for (const DefinitionCase& c :
+           {BackwardDot(64, 256, 128), Cumsum(256, 8, 1), Cumsum(256, 16, 1), Cumsum(64, 8, 4),
+            Cumsum(64, 16, 4), BackwardTake(1000, 64, 4), BackwardTake(1000, 64, 5),
+            BackwardTake(1000, 64, 8), BackwardTake(1000, 64, 32),
+            BackwardTakeAlongAxis(64, 64, 64), BackwardTakeAlongAxis(64, 2000, 32)})
+        RunDefinition(c, min_ms);
+    }
   } catch (const std::exception& e) {
     std::fprintf(stderr, "kiln_lowered_bench: %s\n", e.what());
     return 1;

@@ -4,6 +4,7 @@
 //   build/bench/kiln_models_bench [--peers-dir build/peers] [--threads T] [--runs N]
 //                                 [--interpreter-runs N] [--fold-batchnorm 1|0]
 //                                 [--epilogue-in-product 1|0]
+//                                 [--cases mlp,resnet,lstm,conv_epilogue]
 //
 // The MLP 784-512-512-10 inference rows are the ONNX model bench/peers/torch_bench.py exports
 // (bench/peers.sh writes it to build/peers), imported with kiln's ONNX importer: the same
@@ -29,6 +30,17 @@
 // the largest logit, and the timed model's probabilities at batch 1 and 16 must equal the softmax
 // of PyTorch's logits within 1e-4 of the largest probability; `check ...` lines print each largest
 // difference, and a failed check exits 1.
+//
+// The LSTM (decision D45) is one layer built with the Symbol API (Symbol::Create("LSTM"),
+// sequence 32, batch 16, input = hidden = 256, float32, weights uniform in +-1/16): compiled, it
+// is one call of the runtime library's recurrent layer (LibraryOpKind::kRnn); its outputs must
+// equal the reference interpreter's within 2e-5 (1 + |reference|) (`check lstm ...`), then both
+// are timed (--runs / 4 compiled runs, at least 10; --interpreter-runs). conv_epilogue (not run by
+// default) measures D44 on single layers: a 3x3 convolution with bias, a residual add and relu
+// (ResNet-18's 64x56, 128x28, 256x14 and 512x7 shapes, batch 1, frozen weights) compiled with the
+// epilogue inside the convolution and as a call of its own, --runs runs of each alternated: `kiln
+// conv3x3_CxH_inside|separate` lines. --cases picks the cases (mlp, resnet and lstm by default;
+// lstm and conv_epilogue need no peers' files).
 //
 // Prints, in peers.sh's format, `kiln CASE median_ms min_ms` (compiled) and
 // `interpreter CASE median_ms min_ms` lines, and `compile MODEL ms` for the JIT compile time
@@ -58,8 +70,11 @@
 #include "kiln/frontend/onnx.h"
 #include "kiln/frontend/optimizer.h"
 #include "kiln/frontend/params.h"
+#include "kiln/frontend/symbol.h"
 #include "kiln/ir/interpreter.h"
+#include "kiln/ir/text.h"
 #include "kiln/passes/pass_manager.h"
+#include "kiln/runtime/library_ops.h"
 #include "kiln/runtime/npy.h"
 
 namespace {
@@ -404,12 +419,125 @@ void ResNetCase(const kiln::Symbol& net, const std::map<std::string, kiln::Tenso
            Timed([&] { kiln::Interpret(m.graph, m.vars); }, interpreter_runs, 1));
 }
 
+// ResNet-18 with torchvision's weights: the checks, then batch 1 and 16.
+void ResNetCases(const std::string& dir, int runs, int interpreter_runs, bool fold) {
+  kiln::Symbol resnet = kiln::models::ResNet18(1000);
+  CheckBatchNormAttrs(resnet);
+  std::map<std::string, kiln::Tensor> params = ResNet18Params(resnet, dir + "/resnet18.params");
+  CheckResNetLogits(resnet, params, dir, fold);
+  ResNetCase(resnet, params, dir, 1, std::max(10, runs / 10), std::min(interpreter_runs, 2), true,
+             fold);
+  ResNetCase(resnet, params, dir, 16, std::max(5, runs / 40), 0, false, fold);
+}
+
+// --- LSTM: one recurrent layer on the runtime library ---
+
+// One LSTM layer (S 32, N 16, I = H = 256), compiled (checked against the reference interpreter
+// first), then (fewer runs) interpreted.
+void LstmCase(int runs, int interpreter_runs) {
+  constexpr int64_t kSeq = 32, kBatch = 16, kInput = 256, kHidden = 256;
+  kiln::Symbol net = kiln::Symbol::Create("LSTM", {kiln::Symbol::Variable("data")},
+                                          {{"hidden_size", std::to_string(kHidden)}}, "lstm");
+  kiln::Graph graph = net.ToGraph();
+  kiln::ShapeResult shapes = net.InferShape({{"data", kiln::Shape({kSeq, kBatch, kInput})}});
+  std::map<std::string, kiln::Tensor> vars;
+  uint32_t seed = 10;
+  for (const auto& [name, shape] : shapes.arguments) {
+    kiln::Tensor t = kiln::Tensor::Empty(shape.dims(), kiln::DType::kFloat32);
+    std::mt19937 rng(seed++);
+    // Weights of about 1/sqrt(H), as initialisers give, keep the gates out of saturation.
+    std::uniform_real_distribution<float> u(-1, 1);
+    float scale = name == "data" ? 1.0f : 1.0f / 16;
+    for (int64_t i = 0; i < t.size(); ++i) t.data<float>()[i] = scale * u(rng);
+    vars[name] = t;
+  }
+  kiln::codegen::CompileOptions co;
+  for (const auto& [n, t] : vars) co.infer.shapes[n] = kiln::Shape(t.shape());
+  auto cg = kiln::codegen::CompileGraph(graph, co);
+  std::fprintf(stderr, "lstm: %s\n", cg->Report().c_str());
+  bool on_library = false;
+  for (const kiln::LibraryOpDesc& op : cg->library_ops())
+    on_library = on_library || op.kind == kiln::LibraryOpKind::kRnn;
+  if (!on_library) Fail("lstm: the compiled graph has no kRnn library call");
+  kiln::codegen::CompiledRun run(cg);
+  for (const auto& [n, t] : vars) run.Bind(n, t);
+  run.FreezeVariables();
+  run.Run();
+  std::vector<kiln::Tensor> want = kiln::Interpret(graph, vars);
+  double worst = 0;  // largest |difference| / (1 + |reference|)
+  for (size_t k = 0; k < want.size(); ++k) {
+    kiln::Tensor got = run.output(k);
+    for (int64_t i = 0; i < want[k].size(); ++i) {
+      double g = got.data<float>()[i], w = want[k].data<float>()[i];
+      worst = std::isnan(g) ? INFINITY : std::max(worst, std::fabs(g - w) / (1 + std::fabs(w)));
+    }
+  }
+  bool ok = worst <= 2e-5;
+  std::printf(
+      "check lstm outputs, kiln (compiled) vs the reference interpreter: max |difference| "
+      "/ (1 + |reference|) %.3g, %s (tolerance 2e-05)\n",
+      worst, ok ? "ok" : "FAILED");
+  if (!ok) Fail("check lstm failed");
+  const std::string name = "lstm_s32_b16_h256";
+  Report("kiln", name, Timed([&] { run.Run(); }, runs));
+  if (interpreter_runs > 0)
+    Report("interpreter", name, Timed([&] { kiln::Interpret(graph, vars); }, interpreter_runs, 1));
+}
+
+// --- One convolution layer: its epilogue inside the convolution or as a call of its own ---
+
+void ConvEpilogueCase(int64_t channels, int64_t hw, int runs) {
+  std::string c = std::to_string(channels), h = std::to_string(hw);
+  std::string act = "float32[1, " + c + ", " + h + ", " + h + "]";
+  kiln::Graph graph = kiln::ParseGraph(
+      "graph {\n  %x = var : " + act + "\n  %w = var : float32[" + c + ", " + c +
+      ", 3, 3]\n  %b = var : float32[" + c + "]\n  %r = var : " + act +
+      "\n  %c = Convolution(%x, %w, %b) {kernel=\"(3, 3)\", pad=\"(1, 1)\", num_filter=" + c +
+      "}\n  %s = elemwise_add(%c, %r)\n  %y = Activation(%s) {act_type=\"relu\"}\n  return %y\n}");
+  std::map<std::string, kiln::Tensor> vars = {{"x", Random({1, channels, hw, hw}, 3)},
+                                              {"w", Random({channels, channels, 3, 3}, 4)},
+                                              {"b", Random({channels}, 5)},
+                                              {"r", Random({1, channels, hw, hw}, 6)}};
+  std::unique_ptr<kiln::codegen::CompiledRun> run[2];
+  size_t calls[2];
+  for (int inside : {1, 0}) {
+    kiln::codegen::CompileOptions co;
+    co.epilogue_in_gemm = inside == 1;
+    for (const auto& [n, t] : vars) co.infer.shapes[n] = kiln::Shape(t.shape());
+    auto cg = kiln::codegen::CompileGraph(graph, co);
+    calls[inside] = cg->calls().size();
+    run[inside] = std::make_unique<kiln::codegen::CompiledRun>(cg);
+    for (const auto& [n, t] : vars) run[inside]->Bind(n, t);
+    run[inside]->FreezeVariables();
+    run[inside]->Run();
+  }
+  if (calls[1] >= calls[0])
+    Fail("conv_epilogue: the epilogue is not inside the convolution (" + std::to_string(calls[1]) +
+         " plan calls against " + std::to_string(calls[0]) + ")");
+  // The two compiled forms alternately, so that both see the same machine state.
+  std::vector<double> ms[2];
+  for (int i = 0; i < runs + 3; ++i)
+    for (int inside : {1, 0}) {
+      auto t0 = Clock::now();
+      run[inside]->Run();
+      double t = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+      if (i >= 3) ms[inside].push_back(t);  // 3 warm-up runs each
+    }
+  std::string name = "conv3x3_" + c + "x" + h;
+  for (int inside : {1, 0}) {
+    std::sort(ms[inside].begin(), ms[inside].end());
+    Report("kiln", name + (inside ? "_inside" : "_separate"),
+           {ms[inside][ms[inside].size() / 2], ms[inside].front()});
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   std::string dir = "build/peers";
   int runs = 200, interpreter_runs = 3;
   bool fold = true;
+  std::string cases = "mlp,resnet,lstm";
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string a = argv[i];
     if (a == "--peers-dir")
@@ -422,6 +550,8 @@ int main(int argc, char** argv) {
       fold = std::atoi(argv[i + 1]) != 0;
     else if (a == "--epilogue-in-product")
       epilogue_in_product = std::atoi(argv[i + 1]) != 0;
+    else if (a == "--cases")
+      cases = argv[i + 1];
     else if (a == "--threads")
       setenv("KILN_NUM_THREADS", argv[i + 1], 1);
     else {
@@ -429,18 +559,31 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
+  std::set<std::string> wanted;
+  for (size_t at = 0; at <= cases.size();) {
+    size_t comma = std::min(cases.find(',', at), cases.size());
+    std::string c = cases.substr(at, comma - at);
+    if (c != "mlp" && c != "resnet" && c != "lstm" && c != "conv_epilogue") {
+      std::fprintf(stderr, "unknown case \"%s\" in --cases (mlp, resnet, lstm, conv_epilogue)\n",
+                   c.c_str());
+      return 2;
+    }
+    wanted.insert(c);
+    at = comma + 1;
+  }
   try {
-    for (int64_t b : {1, 64, 256})
-      OnnxCase(dir + "/mlp.onnx", "mlp_infer_b" + std::to_string(b), {b, 784}, runs,
-               interpreter_runs, b == 1);
-    MlpTrainCase(runs, interpreter_runs);
-    kiln::Symbol resnet = kiln::models::ResNet18(1000);
-    CheckBatchNormAttrs(resnet);
-    std::map<std::string, kiln::Tensor> params = ResNet18Params(resnet, dir + "/resnet18.params");
-    CheckResNetLogits(resnet, params, dir, fold);
-    ResNetCase(resnet, params, dir, 1, std::max(10, runs / 10), std::min(interpreter_runs, 2), true,
-               fold);
-    ResNetCase(resnet, params, dir, 16, std::max(5, runs / 40), 0, false, fold);
+    if (wanted.count("mlp")) {
+      for (int64_t b : {1, 64, 256})
+        OnnxCase(dir + "/mlp.onnx", "mlp_infer_b" + std::to_string(b), {b, 784}, runs,
+                 interpreter_runs, b == 1);
+      MlpTrainCase(runs, interpreter_runs);
+    }
+    if (wanted.count("resnet")) ResNetCases(dir, runs, interpreter_runs, fold);
+    if (wanted.count("lstm")) LstmCase(std::max(10, runs / 4), interpreter_runs);
+    if (wanted.count("conv_epilogue"))
+      for (auto [channels, hw] :
+           {std::pair<int64_t, int64_t>{64, 56}, {128, 28}, {256, 14}, {512, 7}})
+        ConvEpilogueCase(channels, hw, runs);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "kiln_models_bench: %s\n", e.what());
     return 1;

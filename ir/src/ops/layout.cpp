@@ -488,10 +488,13 @@ std::vector<TExpr> TileBackwardCompute(const ComputeCtx& c) {
 // is given for at most kMaxTakeBackwardIndices indices, or when the whole sum is at most
 // kMaxTakeBackwardWork operations (a few microseconds: below the reference call's own cost).
 // Measured (float32, 1 thread, JIT kernel against the reference call), an embedding-like table
-// a = (1000, 64): 5 indices 6 vs 56 us, 16 indices 45 vs 43 us, 32 indices 121 vs 68 us; a =
-// (30000, 128): 16 indices 3.0 vs 4.8 ms, 32 indices 6.2 vs 4.4 ms; a small table (10, 8): the
-// kernel wins up to 256 indices (4.9 vs 5.8 us; 80 x 256 = 20480 operations).
-constexpr int64_t kMaxTakeBackwardIndices = 16;
+// a = (1000, 64): 5 indices 6 vs 24 us, 7 indices 9 vs 24 us, but 8 indices 44 vs 24 us and 16
+// indices 88 vs 24 us (`kiln_lowered_bench --cases definitions`): up to 7 LLVM unrolls the
+// index loop and hoists each index's conversion out of the row loop, from 8 it converts every
+// index again for every row and vector of columns. Where that switch falls depends on the
+// loop body, so the rule keeps a margin: at most 4 indices. A small table (10, 8): the kernel
+// wins up to 256 indices (4.9 vs 5.8 us; 80 x 256 = 20480 operations).
+constexpr int64_t kMaxTakeBackwardIndices = 4;
 constexpr int64_t kMaxTakeBackwardWork = 65536;
 
 std::vector<TExpr> TakeBackwardCompute(const ComputeCtx& c) {
