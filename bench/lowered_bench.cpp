@@ -251,6 +251,10 @@ double Difference(const std::vector<std::vector<float>>& got,
   return err / scale;
 }
 
+// The seed of random ops' draws (Dropout), for the kernel (its scalar argument) and the
+// reference alike, so that both draw the same mask.
+uint64_t g_seed = 0x5eed;
+
 // A JIT-compiled kernel and the buffers it runs on.
 struct Lowered {
   std::unique_ptr<kiln::codegen::LLVMJit> jit;
@@ -267,6 +271,7 @@ Lowered Lower(const kiln::Graph& g, uint32_t node, const Fill& fill) {
   l.fn = l.jit->Compile({k})[0];
   l.tasks = kiln::codegen::TaskCount(k);
   l.bound = BindNode(g, node, fill);
+  if (!k.scalars.empty()) l.bound.args.push_back(&g_seed);  // the seed (lower.h)
   return l;
 }
 
@@ -289,7 +294,7 @@ void RunDefinition(const DefinitionCase& c, double min_ms) {
   // The reference kernel on views of buffers of its own.
   Bound ref = BindNode(g, node, c.fill);
   auto run_reference = [&] {
-    kiln::KernelCtx ctx{*n.op, n.name, n.attrs, {}, {}};
+    kiln::KernelCtx ctx{*n.op, n.name, n.attrs, {}, {}, false, g_seed};
     size_t a = 0;
     for (const kiln::Entry& e : n.inputs)
       ctx.in.push_back(kiln::Tensor::View(ref.args[a++], g.shape(e).dims(), kiln::DType::kFloat32));
@@ -333,6 +338,17 @@ DefinitionCase BackwardDot(int64_t m, int64_t k, int64_t n) {
   c.name = "_backward_dot " + Dims({m, k}) + " . " + Dims({k, n});
   c.graph = "graph {\n" + Var("dy", {m, n}) + Var("a", {m, k}) + Var("b", {k, n}) +
             "  %g = _backward_dot(%dy, %a, %b)\n  return %g, %g#1\n}";
+  return c;
+}
+
+// Dropout drawing its mask (mode always) over (rows, cols): Philox draws against the reference's
+// scalar loop of the same function (D50); the two must agree exactly.
+DefinitionCase DropoutDraws(int64_t rows, int64_t cols) {
+  DefinitionCase c;
+  c.name = "Dropout p 0.5 (draws) " + Dims({rows, cols});
+  c.graph = "graph {\n" + Var("x", {rows, cols}) +
+            "  %d = Dropout(%x) {p=0.5, mode=always}\n  return %d, %d#1\n}";
+  c.tolerance = 0;
   return c;
 }
 
@@ -420,7 +436,8 @@ int main(int argc, char** argv) {
            {BackwardDot(64, 256, 128), Cumsum(256, 8, 1), Cumsum(256, 16, 1), Cumsum(64, 8, 4),
             Cumsum(64, 16, 4), BackwardTake(1000, 64, 4), BackwardTake(1000, 64, 5),
             BackwardTake(1000, 64, 8), BackwardTake(1000, 64, 32),
-            BackwardTakeAlongAxis(64, 64, 64), BackwardTakeAlongAxis(64, 2000, 32)})
+            BackwardTakeAlongAxis(64, 64, 64), BackwardTakeAlongAxis(64, 2000, 32),
+            DropoutDraws(1024, 1024)})
         RunDefinition(c, min_ms);
     }
   } catch (const std::exception& e) {
