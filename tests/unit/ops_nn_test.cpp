@@ -26,13 +26,14 @@ TEST(NnOps, RegisteredWithTheirFusionPatterns) {
   EXPECT_EQ(r.Get("Convolution").pattern(), FusionPattern::kOutElemwiseFusable);
   EXPECT_EQ(r.Get("Deconvolution").pattern(), FusionPattern::kOutElemwiseFusable);
   EXPECT_EQ(r.Get("LeakyReLU").pattern(), FusionPattern::kBroadcast);
+  // Dropout's draws are counter-based (D50): it fuses like any elementwise op.
+  EXPECT_EQ(r.Get("Dropout").pattern(), FusionPattern::kElemwise);
   // Window and normalisation ops (and the heavy ops' gradients) take epilogues on output 0.
   for (const char* op : {"Pooling", "BatchNorm", "_backward_Pooling", "_backward_Convolution",
                          "_backward_Deconvolution", "_backward_FullyConnected"})
     EXPECT_EQ(r.Get(op).pattern(), FusionPattern::kOutElemwiseFusable) << op;
-  for (const char* op :
-       {"softmax", "log_softmax", "LayerNorm", "Dropout", "Embedding", "SoftmaxOutput",
-        "LinearRegressionOutput", "MakeLoss", "_backward_BatchNorm"})
+  for (const char* op : {"softmax", "log_softmax", "LayerNorm", "Embedding", "SoftmaxOutput",
+                         "LinearRegressionOutput", "MakeLoss", "_backward_BatchNorm"})
     EXPECT_EQ(r.Get(op).pattern(), FusionPattern::kOpaque) << op;
   EXPECT_EQ(&r.Get("Softmax"), &r.Get("SoftmaxOutput"));
 }

@@ -10,8 +10,9 @@
 //   mask bit for bit at any thread count (docs/decisions.md D50).
 // Gradient: d data = d output * mask (broadcast along the shared axes); mask is 1 when inactive.
 // Compute definition: float32 and float64, both modes (the definition sees the mode).
-// Fusion: opaque. The draws no longer depend on the order of evaluation, but the fuse pass does
-//   not yet give two-output elementwise ops a place in a group.
+// Fusion: elementwise. The draws depend on the element's index alone, not on the order of
+//   evaluation, so Dropout joins its neighbours' kernels (a FullyConnected's epilogue, a
+//   relu); its mask is stored only where something reads it (the gradient, in training).
 #include <optional>
 #include <vector>
 
@@ -117,7 +118,7 @@ void RegisterDropoutOps(OpRegistry& r) {
       .InferType(FloatTypeInfer)
       .Random([](const Attrs&) { return true; })
       .Inplace(InplaceIdentity)
-      .Pattern(FusionPattern::kOpaque)
+      .Pattern(FusionPattern::kElemwise)
       .Reference([](KernelCtx& ctx) {
         KILN_FLOAT_DTYPE_SWITCH(ctx.in[0].dtype(), T, DropoutKernel<T>(ctx));
       })
