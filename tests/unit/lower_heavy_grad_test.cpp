@@ -33,60 +33,34 @@
 #include "kiln/ir/text.h"
 #include "kiln/passes/gradient.h"
 #include "kiln/passes/infer.h"
-#include "kiln/runtime/thread_pool.h"
 #include "lower_util.h"
 #include "test_util.h"
 
 namespace kiln {
 namespace {
 
-using codegen::LowerOptions;
+using test::ConvAttrs;
+using test::ConvCase;
+using test::DotAttrs;
 using test::Var;
 
-Graph Typed(const std::string& text) {
-  Graph g = ParseGraph(text);
-  InferShapes(g);
-  InferTypes(g);
-  return g;
-}
-
-// Random values in [-2, 2] for every variable, each from its own seed.
-std::map<std::string, Tensor> Inputs(const Graph& g) {
-  std::map<std::string, Tensor> vars;
-  uint32_t seed = 41;
-  for (uint32_t v : g.VariableNodes()) {
-    Entry e{v, 0};
-    vars[g.node(v).name] =
-        Tensor::FromValues(g.shape(e).dims(), g.dtype(e),
-                           test::RandomValues(size_t(g.shape(e).NumElements()), ++seed, -2, 2));
-  }
-  return vars;
-}
+// Random inputs in [-2, 2] (test::RandomInputs; every variable here is floating).
+constexpr uint32_t kSeed = 41;
 
 const std::set<std::string> kGradOps = {"_backward_FullyConnected", "_backward_dot",
                                         "_backward_Convolution", "_backward_Deconvolution"};
 
-// Lowers the gradient node of `f`, runs it at 1 and 2 threads and compares every output with
-// the interpreter, on `vars` (random Inputs(f) when empty). Returns the number of kernels.
-int LowerAndCompare(const Graph& f, const LowerOptions& opt,
-                    const std::map<std::string, Tensor>& vars = {}) {
-  std::vector<Tensor> values = InterpretAll(f, vars.empty() ? Inputs(f) : vars);
-  return test::LowerRunAndCompare(
-      f, values, opt, [&](const Node& n) { return kGradOps.count(std::string(n.op_name())) > 0; },
-      [&](const Tensor& got, const Tensor& want) {
-        test::ExpectNearScale(got, want, test::FloatSumTol(want.dtype()));
-      });
+bool IsGradOp(const Node& n) {
+  return kGradOps.count(std::string(n.op_name())) > 0;
 }
 
-// Under the default schedule and with the parallel loop forced.
+// Lowers the gradient node of `text`'s graph, runs it at 1 and 2 threads under the default
+// schedule and with the parallel loop forced, and compares every output with the interpreter.
 void Check(const std::string& text) {
   SCOPED_TRACE(text);
-  Graph f = Typed(text);
-  LowerOptions forced;
-  forced.parallel_min_elements = 0;
-  forced.parallel_chunk = 8;
-  EXPECT_EQ(LowerAndCompare(f, {}), 1);
-  EXPECT_EQ(LowerAndCompare(f, forced), 1);
+  Graph f = test::Typed(text);
+  test::LowerBothSchedules(f, InterpretAll(f, test::RandomInputs(f, kSeed)), IsGradOp,
+                           test::ExpectNearSum);
 }
 
 const char* const kFloatTypes[] = {"float32", "float64", "float16", "bfloat16"};
@@ -131,11 +105,6 @@ TEST(LowerHeavyGrad, FullyConnected) {
 
 // ----- _backward_dot -----
 
-std::string DotAttrs(bool ta, bool tb) {
-  return std::string("transpose_a=") + (ta ? "True" : "False") +
-         ", transpose_b=" + (tb ? "True" : "False");
-}
-
 // dy is inferred from the operands (dot's output shape).
 const Var kDy = {"dy", {}, false};
 
@@ -177,12 +146,6 @@ TEST(LowerHeavyGrad, DotVectorsAndTensors) {
 
 // ----- _backward_Convolution and _backward_Deconvolution -----
 
-struct ConvCase {
-  std::string attrs;  // without num_filter and no_bias
-  std::vector<int64_t> data;
-  int64_t filters;
-};
-
 const ConvCase kConvCases[] = {
     // 2-D
     {"kernel=\"(3, 3)\", pad=\"(1, 1)\"", {2, 3, 9, 11}, 5},                      // ResNet 3x3
@@ -208,11 +171,6 @@ const ConvCase kConvCases[] = {
     {"kernel=\"(1, 1, 1)\"", {2, 3, 2, 3, 4}, 2},
     {"kernel=\"(2, 2, 2)\", stride=\"(2, 2, 2)\", num_group=2", {2, 4, 5, 4, 3}, 2},
 };
-
-std::string ConvAttrs(const ConvCase& c, bool no_bias) {
-  return c.attrs + ", num_filter=" + std::to_string(c.filters) +
-         ", no_bias=" + (no_bias ? "True" : "False");
-}
 
 // (dy, data, weight): dy and the weight inferred from the data as the forward op's shape rule
 // gives them.
@@ -275,19 +233,19 @@ TEST(LowerHeavyGrad, InfinitiesGiveTheReferencesNaNAndInfinity) {
   // dy by Convolution's zero-filled padding in the weight gradient (0 * inf = NaN there).
   for (const char* op : {"_backward_Convolution", "_backward_Deconvolution"}) {
     SCOPED_TRACE(op);
-    Graph f =
-        Typed(test::OneOp(op,
-                          "kernel=\"(3, 3)\", stride=\"(2, 2)\", pad=\"(1, 1)\", num_filter=2, "
-                          "no_bias=False",
-                          GradVars({"", {1, 2, 5, 6}, 2})));
-    std::map<std::string, Tensor> vars = Inputs(f);
+    Graph f = test::Typed(test::OneOp(op,
+                                      "kernel=\"(3, 3)\", stride=\"(2, 2)\", pad=\"(1, 1)\", "
+                                      "num_filter=2, no_bias=False",
+                                      GradVars({"", {1, 2, 5, 6}, 2})));
+    std::map<std::string, Tensor> vars = test::RandomInputs(f, kSeed);
     for (const char* name : {"w", "dy"}) {
       std::vector<double> v = vars[name].ToDoubles();
       v[0] = INFINITY;
       v[v.size() - 1] = -INFINITY;
       vars[name] = Tensor::FromValues(vars[name].shape(), DType::kFloat32, v);
     }
-    EXPECT_EQ(LowerAndCompare(f, {}, vars), 1);
+    EXPECT_EQ(test::LowerRunAndCompare(f, InterpretAll(f, vars), {}, IsGradOp, test::ExpectNearSum),
+              1);
   }
 }
 
@@ -302,7 +260,7 @@ TEST(LowerHeavyGrad, EveryGradientOpHasADefinition) {
                       GradVars({"", {1, 2, 5, 5}, 4}), t),
           test::OneOp("_backward_Deconvolution", "kernel=\"(3, 3)\", num_filter=4",
                       GradVars({"", {1, 2, 5, 5}, 4}), t)}) {
-      Graph f = Typed(text);
+      Graph f = test::Typed(text);
       EXPECT_TRUE(codegen::UnsupportedOps(f, f.outputs()[0].node).empty()) << text;
     }
   }
@@ -338,10 +296,8 @@ void CompileTrainingGraph(const std::string& t, bool use_library) {
   Graph g = ParseGraph(text);
   GradientGraph gg = BuildGradient(g, g.VariableNodes());
   codegen::CompileOptions o;
-  o.is_train = true;
   o.forward_outputs = g.outputs().size();
   o.use_library = use_library;
-  o.allow_reference = false;  // an UnsupportedError would name every reference call
   DType dt = *ParseDType(t);
   // The variables' shapes and dtypes (the gradient graph does not carry the text's), and the
   // head gradient's: dot's output.
@@ -358,29 +314,8 @@ void CompileTrainingGraph(const std::string& t, bool use_library) {
   Graph typed = gg.graph;
   InferShapes(typed, o.infer);
   InferTypes(typed, o.infer);
-  std::map<std::string, Tensor> vars = Inputs(typed);
-  InterpretOptions train;
-  train.is_train = true;
-  std::vector<Tensor> ref = Interpret(gg.graph, vars, train);
-  std::shared_ptr<const codegen::CompiledGraph> cg;
-  ASSERT_NO_THROW(cg = codegen::CompileGraph(gg.graph, o));
-  EXPECT_NE(cg->Report().find(" 0 on reference kernels"), std::string::npos) << cg->Report();
-  std::set<std::string> lowered;  // the gradient ops run as JIT kernels
-  for (const codegen::CompiledCall& call : cg->calls())
-    for (const std::string& op : kGradOps)
-      if (call.kind == codegen::CompiledCall::Kind::kJit && call.ops.find(op) != std::string::npos)
-        lowered.insert(op);
-  EXPECT_EQ(lowered, kGradOps) << cg->Report();
-  for (int threads : {1, 2}) {
-    ThreadPool pool(threads);
-    codegen::CompiledRun run(cg, &pool);
-    for (const auto& [name, value] : vars) run.Bind(name, value);
-    run.Run(true);
-    for (size_t i = 0; i < ref.size(); ++i) {
-      SCOPED_TRACE("output " + std::to_string(i) + ", " + std::to_string(threads) + " threads");
-      test::ExpectNearScale(run.output(i), ref[i], test::FloatSumTol(dt));
-    }
-  }
+  test::CompileTrainingAndCompare(gg.graph, o, test::RandomInputs(typed, kSeed), kGradOps,
+                                  test::ExpectNearSum);
 }
 
 TEST(LowerHeavyGrad, Float64TrainingGraphHasNoReferenceCalls) {

@@ -30,9 +30,7 @@
 #include "kiln/codegen/lower.h"
 #include "kiln/ir/composite.h"
 #include "kiln/ir/interpreter.h"
-#include "kiln/ir/text.h"
 #include "kiln/passes/fuse.h"
-#include "kiln/passes/infer.h"
 #include "kiln/runtime/thread_pool.h"
 #include "lower_util.h"
 #include "test_util.h"
@@ -40,69 +38,39 @@
 namespace kiln {
 namespace {
 
-using codegen::LowerOptions;
+using test::ConvAttrs;
+using test::ConvCase;
+using test::DotAttrs;
 using test::Var;
 
-Graph Typed(const std::string& text, bool fuse) {
-  Graph g = ParseGraph(text);
-  InferShapes(g);
-  InferTypes(g);
-  return fuse ? Fuse(g, {}) : g;
-}
-
-// Random values for every variable: in [-2, 2] for floating types (bool: 0 or 1), integers in
-// [-100, 100] (int8, int32: wrapping sums) or [-1e12, 1e12] (int64: products overflow).
-std::map<std::string, Tensor> Inputs(const Graph& g) {
-  std::map<std::string, Tensor> vars;
-  uint32_t seed = 23;
-  for (uint32_t v : g.VariableNodes()) {
-    const std::string& name = g.node(v).name;
-    DType t = g.dtype(Entry{v, 0});
-    std::vector<int64_t> dims = g.shape(Entry{v, 0}).dims();
-    size_t n = size_t(NumElements(dims));
-    std::vector<double> values;
-    if (IsFloatingPoint(t)) {
-      values = test::RandomValues(n, ++seed, -2.0, 2.0);
-    } else {
-      double range = t == DType::kInt64 ? 1e12 : t == DType::kBool ? 1 : 100;
-      values = test::RandomValues(n, ++seed, t == DType::kUInt8 ? 0 : -range, range);
-      for (double& x : values) x = std::round(x);
-    }
-    vars[name] = Tensor::FromValues(dims, t, values);
-  }
-  return vars;
-}
+// Random inputs (test::RandomInputs): floats in [-2, 2], integers in [-100, 100] (int8, int32:
+// wrapping sums) or [-1e12, 1e12] (int64: products overflow).
+constexpr uint32_t kSeed = 23;
 
 const std::set<std::string> kHeavy = {"FullyConnected", "dot", "batch_dot", "Convolution",
                                       "Deconvolution"};
 
-// Lowers the heavy nodes of `f` (and composites holding one), runs each at 1 and 2 threads and
-// compares with the interpreter, on `vars` (random Inputs(f) when empty). Returns the number of
-// kernels.
-int LowerAndCompare(const Graph& f, const LowerOptions& opt,
-                    const std::map<std::string, Tensor>& vars = {}) {
-  std::vector<Tensor> values = InterpretAll(f, vars.empty() ? Inputs(f) : vars);
-  return test::LowerRunAndCompare(
-      f, values, opt,
-      [&](const Node& n) { return IsComposite(n) || kHeavy.count(std::string(n.op_name())) > 0; },
-      [&](const Tensor& got, const Tensor& want) {
-        test::ExpectNearScale(got, want, test::FloatSumTol(want.dtype()));
-      });
+// The heavy nodes, and composites holding one.
+bool IsHeavy(const Node& n) {
+  return IsComposite(n) || kHeavy.count(std::string(n.op_name())) > 0;
+}
+
+// Lowers the heavy nodes of `f`, runs each at 1 and 2 threads and compares with the interpreter
+// on `vars` under the default schedule. Returns the number of kernels.
+int LowerAndCompare(const Graph& f, const std::map<std::string, Tensor>& vars) {
+  return test::LowerRunAndCompare(f, InterpretAll(f, vars), {}, IsHeavy, test::ExpectNearSum);
 }
 
 // Under the default schedule and with the parallel loop forced. With `fuse`, the graph's
 // output must be one composite: the heavy op with its epilogue.
 void Check(const std::string& text, bool fuse = false, int want_kernels = 1) {
   SCOPED_TRACE(text);
-  Graph f = Typed(text, fuse);
+  Graph f = fuse ? Fuse(test::Typed(text), {}) : test::Typed(text);
   if (fuse) {
     EXPECT_TRUE(IsComposite(f.node(f.outputs()[0].node)));
   }
-  LowerOptions forced;
-  forced.parallel_min_elements = 0;
-  forced.parallel_chunk = 8;
-  EXPECT_EQ(LowerAndCompare(f, {}), want_kernels);
-  EXPECT_EQ(LowerAndCompare(f, forced), want_kernels);
+  test::LowerBothSchedules(f, InterpretAll(f, test::RandomInputs(f, kSeed)), IsHeavy,
+                           test::ExpectNearSum, want_kernels);
 }
 
 Var Data(std::vector<int64_t> dims) {
@@ -147,11 +115,6 @@ TEST(LowerHeavy, FullyConnectedWithoutFeatures) {
 }
 
 // ----- dot and batch_dot -----
-
-std::string DotAttrs(bool ta, bool tb) {
-  return std::string("transpose_a=") + (ta ? "True" : "False") +
-         ", transpose_b=" + (tb ? "True" : "False");
-}
 
 TEST(LowerHeavy, DotMatrices) {
   // (M, K) x (K, N) in every transposition, with K below, at and above a vector's width.
@@ -222,12 +185,6 @@ TEST(LowerHeavy, BatchDot) {
 
 // ----- Convolution and Deconvolution -----
 
-struct ConvCase {
-  std::string attrs;  // without num_filter and no_bias
-  std::vector<int64_t> data;
-  int64_t filters;
-};
-
 const ConvCase kConvCases[] = {
     // 2-D
     {"kernel=\"(3, 3)\", pad=\"(1, 1)\"", {2, 3, 9, 11}, 5},                      // ResNet 3x3
@@ -252,11 +209,6 @@ const ConvCase kConvCases[] = {
     {"kernel=\"(2, 3, 2)\", stride=\"(1, 2, 1)\", pad=\"(1, 0, 1)\"", {1, 2, 4, 5, 6}, 3},
     {"kernel=\"(1, 1, 1)\"", {2, 3, 2, 3, 4}, 2},
 };
-
-std::string ConvAttrs(const ConvCase& c, bool no_bias) {
-  return c.attrs + ", num_filter=" + std::to_string(c.filters) +
-         ", no_bias=" + (no_bias ? "True" : "False");
-}
 
 TEST(LowerHeavy, Convolution) {
   for (const ConvCase& c : kConvCases)
@@ -312,17 +264,15 @@ TEST(LowerHeavy, InfiniteWeightsGiveTheReferencesNaNAndInfinity) {
   // inf * 0 = NaN); Deconvolution skips taps that reach no input, as its reference does.
   for (const char* op : {"Convolution", "Deconvolution"}) {
     SCOPED_TRACE(op);
-    Graph f = Typed(
-        test::OneOp(
-            op, "kernel=\"(3, 3)\", stride=\"(2, 2)\", pad=\"(1, 1)\", num_filter=2, no_bias=False",
-            {Data({1, 2, 5, 6}), kWeight, kBias}),
-        false);
-    std::map<std::string, Tensor> vars = Inputs(f);
+    Graph f = test::Typed(test::OneOp(
+        op, "kernel=\"(3, 3)\", stride=\"(2, 2)\", pad=\"(1, 1)\", num_filter=2, no_bias=False",
+        {Data({1, 2, 5, 6}), kWeight, kBias}));
+    std::map<std::string, Tensor> vars = test::RandomInputs(f, kSeed);
     std::vector<double> w = vars["w"].ToDoubles();
     w[0] = INFINITY;
     w[w.size() - 1] = -INFINITY;
     vars["w"] = Tensor::FromValues(vars["w"].shape(), DType::kFloat32, w);
-    EXPECT_EQ(LowerAndCompare(f, {}, vars), 1);
+    EXPECT_EQ(LowerAndCompare(f, vars), 1);
   }
 }
 
@@ -367,15 +317,12 @@ TEST(LowerHeavy, ThreadCountDoesNotChangeResults) {
                   {Data({2, 3, 9, 40}), kWeight, kBias}),
       test::OneOp("dot", "", {{"a", {7, 45}}, {"b", {45, 33}}}),
   };
-  LowerOptions forced;
-  forced.parallel_min_elements = 0;
-  forced.parallel_chunk = 8;
   for (const std::string& text : texts) {
     SCOPED_TRACE(text);
-    Graph f = Typed(text, false);
+    Graph f = test::Typed(text);
     uint32_t id = f.outputs()[0].node;
-    std::vector<Tensor> values = InterpretAll(f, Inputs(f));
-    codegen::Kernel k = codegen::LowerNode(f, id, forced);
+    std::vector<Tensor> values = InterpretAll(f, test::RandomInputs(f, kSeed));
+    codegen::Kernel k = codegen::LowerNode(f, id, test::ForcedParallel());
     ASSERT_NE(k.ParallelLoop(), nullptr);
     codegen::LLVMJit jit;
     codegen::KernelFn fn = jit.Compile({k})[0];

@@ -1,9 +1,9 @@
 // lower_more_ops_test.cpp - compute definitions of _reduce_sum_like, _backward_tile, cumsum,
-// einsum, resize, _backward_take and _backward_take_along_axis, each lowered alone with
-// LowerNode, JIT-compiled and compared with the reference interpreter at 1 and 2 threads, under
-// the default schedule and with the parallel loop forced: every attribute form, odd sizes,
-// size-1 and empty axes, every dtype the reference takes; and the size rules beyond which the
-// O(n^2) definitions are withheld.
+// einsum, resize, _backward_take, _backward_take_along_axis and _backward_Embedding, each
+// lowered alone with LowerNode, JIT-compiled and compared with the reference interpreter at 1
+// and 2 threads, under the default schedule and with the parallel loop forced: every attribute
+// form, odd sizes, size-1 and empty axes, every dtype the reference takes; the size rules beyond
+// which the O(n^2) definitions are withheld; and an Embedding training graph compiled whole.
 //
 // Inputs: floats uniform in [-2, 2) with NaN, +-inf and -0 sprinkled in (the definitions must
 // propagate them as the reference does, and skip what it skips); integers in [-6, 6] (uint8
@@ -29,15 +29,16 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <cstring>
 #include <limits>
 #include <map>
 #include <string>
 #include <vector>
 
+#include "kiln/codegen/compile.h"
 #include "kiln/codegen/lower.h"
 #include "kiln/ir/interpreter.h"
 #include "kiln/ir/text.h"
+#include "kiln/passes/gradient.h"
 #include "kiln/passes/infer.h"
 #include "kiln/runtime/error.h"
 #include "lower_util.h"
@@ -46,24 +47,18 @@
 namespace kiln {
 namespace {
 
-using codegen::LowerOptions;
-
-struct Tol {
-  double scale_rel = 0;
-  double elem_rel = 0;
-  bool exact = false;  // bit for bit (any NaN matches any NaN)
-  double abs = 0;
-};
+using test::ScaleTol;
 
 // test::FloatSumTol for floating types; integers and bool bit for bit.
-Tol SumTol(DType t) {
-  test::ScaleTol f = test::FloatSumTol(t);
-  return {f.scale_rel, f.elem_rel, f.scale_rel == 0 && f.elem_rel == 0};
+ScaleTol SumTol(DType t) {
+  ScaleTol f = test::FloatSumTol(t);
+  f.exact = f.scale_rel == 0 && f.elem_rel == 0;
+  return f;
 }
 
-const Tol kBitExact = {0, 0, true};
+const ScaleTol kBitExact = {0, 0, true};
 
-Tol ResizeTol(DType t) {
+ScaleTol ResizeTol(DType t) {
   switch (t) {
     case DType::kFloat32:
       return {1e-14, std::ldexp(1.0, -23)};
@@ -75,31 +70,6 @@ Tol ResizeTol(DType t) {
       return {1e-14, std::ldexp(1.0, -7)};
     default:
       return {0, 0, false, 1};  // a float64 sum on a tie of nearbyint may round either way
-  }
-}
-
-void ExpectClose(const Tensor& got, const Tensor& want, Tol tol) {
-  ASSERT_EQ(got.dtype(), want.dtype());
-  ASSERT_EQ(got.shape(), want.shape());
-  std::vector<double> g = got.ToDoubles(), w = want.ToDoubles();
-  const size_t es = DTypeSize(got.dtype());
-  const auto* gb = static_cast<const unsigned char*>(got.raw_data());
-  const auto* wb = static_cast<const unsigned char*>(want.raw_data());
-  double scale = 1;
-  for (double v : w)
-    if (std::isfinite(v)) scale = std::max(scale, std::fabs(v));
-  int bad = 0;
-  for (size_t i = 0; i < g.size() && bad < 5; ++i) {
-    double bound = tol.scale_rel * scale + tol.elem_rel * std::fabs(w[i]) + tol.abs;
-    bool ok = std::isnan(w[i])   ? std::isnan(g[i])
-              : tol.exact        ? std::memcmp(gb + i * es, wb + i * es, es) == 0
-              : std::isinf(w[i]) ? g[i] == w[i]
-                                 : std::fabs(g[i] - w[i]) <= bound;
-    if (!ok) {
-      ++bad;
-      ADD_FAILURE() << "element " << i << ": got " << g[i] << ", want " << w[i] << " (bound "
-                    << bound << ", scale " << scale << ")";
-    }
   }
 }
 
@@ -138,32 +108,24 @@ std::map<std::string, Tensor> Inputs(const Graph& g, const Ranges& ranges) {
   return vars;
 }
 
-Graph Typed(const std::string& text) {
-  Graph g = ParseGraph(text);
-  InferShapes(g);
-  InferTypes(g);
-  return g;
-}
-
 // Lowers the graph's one op node under both schedules and compares with the interpreter.
-void Check(const std::string& text, Tol tol, const Ranges& ranges = {}) {
+// `fixed` gives named variables these values instead of random ones.
+void Check(const std::string& text, ScaleTol tol, const Ranges& ranges = {},
+           const std::map<std::string, std::vector<double>>& fixed = {}) {
   SCOPED_TRACE(text);
-  Graph f = Typed(text);
-  std::vector<Tensor> values = InterpretAll(f, Inputs(f, ranges));
-  LowerOptions forced;
-  forced.parallel_min_elements = 0;
-  forced.parallel_chunk = 8;
-  for (const LowerOptions& opt : {LowerOptions{}, forced})
-    EXPECT_EQ(test::LowerRunAndCompare(
-                  f, values, opt, [](const Node&) { return true; },
-                  [&](const Tensor& got, const Tensor& want) { ExpectClose(got, want, tol); }),
-              1);
+  Graph f = test::Typed(text);
+  std::map<std::string, Tensor> vars = Inputs(f, ranges);
+  for (const auto& [name, v] : fixed)
+    vars[name] = Tensor::FromValues(vars.at(name).shape(), vars.at(name).dtype(), v);
+  test::LowerBothSchedules(
+      f, InterpretAll(f, vars), [](const Node&) { return true; },
+      [&](const Tensor& got, const Tensor& want) { test::ExpectNearScale(got, want, tol); });
 }
 
 // The graph's one op node has no definition: LowerNode reports it as unsupported.
 void ExpectNoDefinition(const std::string& text) {
   SCOPED_TRACE(text);
-  Graph f = Typed(text);
+  Graph f = test::Typed(text);
   EXPECT_THROW(codegen::LowerNode(f, f.outputs()[0].node, {}), UnsupportedError);
 }
 
@@ -407,8 +369,7 @@ TEST(LowerMoreOps, ResizeLinearAndCubicEveryTransformation) {
         OneOp("resize", ResizeAttrs(c.size, mode == "linear" ? "linear" : "cubic", coord, extra),
               {{"x", c.in}}, t);
     // tf_half_pixel_for_nn moves every axis, so cubic on a 4-D tensor has 4^4 = 256 tap
-    // combinations per element: more than the definition spells out (resize.cpp). With
-    // exclude_outside its axes of extent 1 keep one tap and are read directly.
+    // combinations per element: more than the definition spells out (resize.cpp).
     if (mode == cubics[0] && c.in.size() == 4 && std::string(coord) == "tf_half_pixel_for_nn")
       ExpectNoDefinition(text);
     else
@@ -418,9 +379,8 @@ TEST(LowerMoreOps, ResizeLinearAndCubicEveryTransformation) {
   // the image cases given by scales in one mode (the coordinate mapping they change is linear's
   // too, tested in every mode); exclude_outside (a = -0.5, which renormalises the weights) in
   // half_pixel on the first image and in every mode on the 1-D case; no cubic on the 3-D case
-  // (3 moving axes compile slowly: 64 products). LLVM takes 2.7 s for one exclude_outside image
-  // kernel (and 25 s for one in tf_half_pixel_for_nn, which moves the batch and channel axes
-  // too), so the cases are chosen to reach every code path once.
+  // (3 moving axes compile slowly: 64 products; LLVM takes 0.3 s for an exclude_outside image
+  // kernel), so the cases are chosen to reach every code path once.
   for (const ResizeCase& c : kResizeCases)
     for (const char* coord : kCoordModes) {
       check(c, coord, "linear", "float32");
@@ -454,6 +414,28 @@ TEST(LowerMoreOps, ResizeRoundsIntegerTiesToEven) {
   Check(OneOp("resize", ResizeAttrs("(0, 3)", "linear", "half_pixel", ""), {{"x", {2, 3}}},
               "float32"),
         kBitExact);
+}
+
+TEST(LowerMoreOps, ResizeWithholdsDefinitionsTooLargeToCompile) {
+  // Within the 64-tap rule but beyond kMaxResizeNodes (resize.cpp): exclude_outside's weights
+  // hold their axis's sum, so cubic on 3 moving axes (390000-490000 nodes) and linear on 6
+  // (210000-400000) are withheld; without it, cubic on 3 axes (44000-84000 nodes) is defined.
+  for (const char* coord : {"half_pixel", "asymmetric", "tf_half_pixel_for_nn"}) {
+    ExpectNoDefinition(OneOp("resize",
+                             ResizeAttrs("(3, 5, 2)", "cubic", coord, "exclude_outside=True"),
+                             {{"x", {2, 3, 4}}}, "float32"));
+    ExpectNoDefinition(
+        OneOp("resize", ResizeAttrs("(3, 2, 3, 2, 3, 2)", "linear", coord, "exclude_outside=True"),
+              {{"x", {2, 3, 2, 3, 2, 3}}}, "float32"));
+    Graph f = test::Typed(OneOp("resize", ResizeAttrs("(3, 5, 2)", "cubic", coord, ""),
+                                {{"x", {2, 3, 4}}}, "float32"));
+    EXPECT_TRUE(codegen::UnsupportedOps(f, f.outputs()[0].node).empty()) << coord;
+  }
+  // tf_half_pixel_for_nn moves an image's channel axis: cubic with exclude_outside on 3 axes.
+  ExpectNoDefinition(
+      OneOp("resize",
+            ResizeAttrs("(1, 2, 9, 4)", "cubic", "tf_half_pixel_for_nn", "exclude_outside=True"),
+            {{"x", {1, 2, 5, 7}}}, "float32"));
 }
 
 // ----- _backward_take_along_axis and _backward_take -----
@@ -502,9 +484,97 @@ TEST(LowerMoreOps, BackwardTakeEveryMode) {
                       {{"dy", dy}, {"i", c.idx, itype}, {"a", c.a}}, t),
                 SumTol(ParseDType(t)), {{"i", r}});
         }
-  // More than 16 indices and more than 65536 operations: withheld (layout.cpp's rule).
+  // More than 4 indices and more than 65536 operations: withheld (layout.cpp's rule).
   ExpectNoDefinition(OneOp("_backward_take", "axis=0",
                            {{"dy", {17, 8}}, {"i", {17}, "int32"}, {"a", {1000, 8}}}, "float32"));
+}
+
+// ----- _backward_Embedding -----
+
+TEST(LowerMoreOps, BackwardEmbeddingSumsRowsByClippedId) {
+  struct Case {
+    std::vector<int64_t> data;
+    int64_t input_dim, output_dim;
+  };
+  // Ids in [-1.5 n, 1.5 n]: below 0, above input_dim - 1 (both clipped) and repeated; floats
+  // truncated toward zero, with NaN and +-inf among them (rows 0, the last and 0). At most 4 ids:
+  // the definition's bound (nn_dense.cpp).
+  const Case cases[] = {
+      {{2, 2}, 5, 7},  {{3}, 1, 3},     {{}, 4, 3},  // one row; 0-d data: one id, no sum
+      {{0}, 4, 5},     {{3, 0}, 2, 17},              // no ids: zeros
+      {{1, 4}, 3, 19}, {{4}, 6, 1},     {{2, 1, 2}, 11, 33},
+      {{4}, 300, 17},  // a larger table: 4 ids whatever its size
+  };
+  for (const char* t : kFloatTypes)
+    for (const char* itype : {"float32", "int32", "int64", "float16", "uint8", "float64"})
+      for (const Case& c : cases) {
+        const bool few = std::string(t) != "float32";
+        if (few && std::string(itype) != "float32" && std::string(itype) != "int64") continue;
+        std::vector<int64_t> dy = c.data;
+        dy.push_back(c.output_dim);
+        double n = double(c.input_dim);
+        std::string attrs = "input_dim=" + std::to_string(c.input_dim) +
+                            ", output_dim=" + std::to_string(c.output_dim) + ", dtype=" + t;
+        Check(OneOp("_backward_Embedding", attrs, {{"dy", dy}, {"i", c.data, itype}}, t),
+              SumTol(ParseDType(t)), {{"i", {-1.5 * n, 1.5 * n}}});
+      }
+  // Ids the reference clips before converting: +-inf, NaN, beyond int64, just below the last
+  // row; int64 ids beyond 2^53 (read through double).
+  const double inf = std::numeric_limits<double>::infinity();
+  for (const char* itype : {"float32", "float16", "float64"})
+    for (const std::vector<double>& ids :
+         {std::vector<double>{inf, -inf, std::nan(""), 4.99}, {-0.7, 0.7, 1e30, -1e30}})
+      Check(OneOp("_backward_Embedding", "input_dim=5, output_dim=17",
+                  {{"dy", {4, 17}}, {"i", {4}, itype}}, "float32"),
+            SumTol(DType::kFloat32), {}, {{"i", ids}});
+  Check(OneOp("_backward_Embedding", "input_dim=5, output_dim=3",
+              {{"dy", {4, 3}}, {"i", {4}, "int64"}}, "float32"),
+        SumTol(DType::kFloat32), {}, {{"i", {9.3e18, -9.3e18, 4, 5}}});
+  // More than 4 ids: withheld however small the table (nn_dense.cpp's rule).
+  ExpectNoDefinition(OneOp("_backward_Embedding", "input_dim=2, output_dim=3",
+                           {{"dy", {5, 3}}, {"i", {5}, "int32"}}, "float32"));
+  ExpectNoDefinition(OneOp("_backward_Embedding", "input_dim=1000, output_dim=64, dtype=float64",
+                           {{"dy", {2, 3, 64}}, {"i", {2, 3}, "float32"}}, "float64"));
+}
+
+// A small Embedding training graph compiled whole: the forward gather and the weight gradient
+// both lowered, no reference call; every output against the interpreter at 1 and 2 threads.
+TEST(LowerMoreOps, EmbeddingTrainingGraphHasNoReferenceCalls) {
+  for (const char* t : {"float32", "float64"}) {
+    SCOPED_TRACE(t);
+    std::string text = R"g(graph {
+  %ids = var : int32[2, 2]
+  %w = var : T[12, 6]
+  %e = Embedding(%ids, %w) {input_dim=12, output_dim=6, dtype=T}
+  %y = tanh(%e)
+  return %y
+})g";
+    for (const char* with : {" T[", "=T}"})
+      for (size_t at; (at = text.find(with)) != std::string::npos;) text.replace(at + 1, 1, t);
+    Graph g = ParseGraph(text);
+    uint32_t w = 0;
+    for (uint32_t v : g.VariableNodes())
+      if (g.node(v).name == "w") w = v;
+    GradientGraph gg = BuildGradient(g, {w});
+    codegen::CompileOptions o;
+    o.forward_outputs = g.outputs().size();
+    o.infer.shapes["ids"] = Shape({2, 2});
+    o.infer.dtypes["ids"] = DType::kInt32;
+    o.infer.shapes["w"] = Shape({12, 6});
+    o.infer.dtypes["w"] = ParseDType(t);
+    for (uint32_t h : gg.head_grads) {
+      o.infer.shapes[gg.graph.node(h).name] = Shape({2, 2, 6});
+      o.infer.dtypes[gg.graph.node(h).name] = ParseDType(t);
+    }
+    Graph typed = gg.graph;
+    InferShapes(typed, o.infer);
+    InferTypes(typed, o.infer);
+    test::CompileTrainingAndCompare(gg.graph, o, Inputs(typed, {{"ids", {-3, 14}}}),
+                                    {"Embedding", "_backward_Embedding"},
+                                    [&](const Tensor& got, const Tensor& want) {
+                                      test::ExpectNearScale(got, want, SumTol(ParseDType(t)));
+                                    });
+  }
 }
 
 }  // namespace

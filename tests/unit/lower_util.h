@@ -4,14 +4,22 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
 #include <gtest/gtest.h>
 
+#include "kiln/codegen/compile.h"
 #include "kiln/codegen/llvm_jit.h"
 #include "kiln/codegen/lower.h"
 #include "kiln/ir/graph.h"
+#include "kiln/ir/interpreter.h"
+#include "kiln/ir/text.h"
+#include "kiln/passes/infer.h"
 #include "kiln/runtime/tensor.h"
 #include "kiln/runtime/thread_pool.h"
 #include "test_util.h"
@@ -65,6 +73,58 @@ int LowerRunAndCompare(const Graph& f, const std::vector<Tensor>& values,
   return kernels;
 }
 
+// The schedule the lowering tests try besides the default one: the parallel loop forced on
+// small shapes, in chunks of 8.
+inline codegen::LowerOptions ForcedParallel() {
+  codegen::LowerOptions o;
+  o.parallel_min_elements = 0;
+  o.parallel_chunk = 8;
+  return o;
+}
+
+// LowerRunAndCompare under the default schedule and under ForcedParallel(), each expected to
+// give `kernels` kernels.
+template <class Keep, class Compare>
+void LowerBothSchedules(const Graph& f, const std::vector<Tensor>& values, Keep keep,
+                        Compare compare, int kernels = 1) {
+  for (const codegen::LowerOptions& opt : {codegen::LowerOptions{}, ForcedParallel()})
+    EXPECT_EQ(LowerRunAndCompare(f, values, opt, keep, compare), kernels);
+}
+
+// Compiles the training graph `g` whole (CompileGraph with `o`, in training mode and with no
+// reference call allowed: an UnsupportedError would name every one), expects every op named in
+// `jit_ops` to run as a JIT kernel, then runs it at 1 and 2 threads on `vars` and calls
+// compare(got, want) for each output against the interpreter's (in training mode).
+template <class Compare>
+void CompileTrainingAndCompare(const Graph& g, codegen::CompileOptions o,
+                               const std::map<std::string, Tensor>& vars,
+                               const std::set<std::string>& jit_ops, Compare compare) {
+  o.is_train = true;
+  o.allow_reference = false;
+  InterpretOptions train;
+  train.is_train = true;
+  std::vector<Tensor> ref = Interpret(g, vars, train);
+  std::shared_ptr<const codegen::CompiledGraph> cg;
+  ASSERT_NO_THROW(cg = codegen::CompileGraph(g, o));
+  EXPECT_NE(cg->Report().find(" 0 on reference kernels"), std::string::npos) << cg->Report();
+  std::set<std::string> lowered;
+  for (const codegen::CompiledCall& call : cg->calls())
+    for (const std::string& op : jit_ops)
+      if (call.kind == codegen::CompiledCall::Kind::kJit && call.ops.find(op) != std::string::npos)
+        lowered.insert(op);
+  EXPECT_EQ(lowered, jit_ops) << cg->Report();
+  for (int threads : {1, 2}) {
+    ThreadPool pool(threads);
+    codegen::CompiledRun run(cg, &pool);
+    for (const auto& [name, value] : vars) run.Bind(name, value);
+    run.Run(true);
+    for (size_t i = 0; i < ref.size(); ++i) {
+      SCOPED_TRACE("output " + std::to_string(i) + ", " + std::to_string(threads) + " threads");
+      compare(run.output(i), ref[i]);
+    }
+  }
+}
+
 // The same for every op node, comparing within `tol` (test::ExpectTensorNear).
 inline int LowerRunAndCompare(const Graph& f, const std::vector<Tensor>& values,
                               const codegen::LowerOptions& opt, double tol) {
@@ -76,6 +136,36 @@ inline int LowerRunAndCompare(const Graph& f, const std::vector<Tensor>& values,
 }
 
 // ----- One-op graphs and scale-relative tolerances (the heavy-op and more-op lowering tests) --
+
+// The graph of `text` with its shapes and dtypes inferred.
+inline Graph Typed(const std::string& text) {
+  Graph g = ParseGraph(text);
+  InferShapes(g);
+  InferTypes(g);
+  return g;
+}
+
+// Random values for every variable of `g`, the k-th variable from seed `seed + k` (k from 1):
+// floating types in [-2, 2]; integers rounded, in [-100, 100] ([0, 100] for uint8; int8 and
+// int32 sums wrap), or [-1e12, 1e12] for int64 (products overflow); bool from [-1, 1] rounded.
+inline std::map<std::string, Tensor> RandomInputs(const Graph& g, uint32_t seed) {
+  std::map<std::string, Tensor> vars;
+  for (uint32_t v : g.VariableNodes()) {
+    DType t = g.dtype(Entry{v, 0});
+    std::vector<int64_t> dims = g.shape(Entry{v, 0}).dims();
+    size_t n = size_t(NumElements(dims));
+    std::vector<double> values;
+    if (IsFloatingPoint(t)) {
+      values = RandomValues(n, ++seed, -2.0, 2.0);
+    } else {
+      double range = t == DType::kInt64 ? 1e12 : t == DType::kBool ? 1 : 100;
+      values = RandomValues(n, ++seed, t == DType::kUInt8 ? 0 : -range, range);
+      for (double& x : values) x = std::round(x);
+    }
+    vars[g.node(v).name] = Tensor::FromValues(dims, t, values);
+  }
+  return vars;
+}
 
 inline std::string Dims(const std::vector<int64_t>& dims) {
   std::string s;
@@ -104,10 +194,31 @@ inline std::string OneOp(const std::string& op, const std::string& attrs,
   return s + "  return %out\n}";
 }
 
-// |got - want| <= scale_rel * S + elem_rel * |want|, S = max(1, largest finite |want|).
+// The attributes of dot and batch_dot (and their gradients) with these transpositions.
+inline std::string DotAttrs(bool ta, bool tb) {
+  return std::string("transpose_a=") + (ta ? "True" : "False") +
+         ", transpose_b=" + (tb ? "True" : "False");
+}
+
+// A convolution (or deconvolution) case: its attributes, data shape and filter count.
+struct ConvCase {
+  std::string attrs;  // without num_filter and no_bias
+  std::vector<int64_t> data;
+  int64_t filters;
+};
+
+inline std::string ConvAttrs(const ConvCase& c, bool no_bias) {
+  return c.attrs + ", num_filter=" + std::to_string(c.filters) +
+         ", no_bias=" + (no_bias ? "True" : "False");
+}
+
+// |got - want| <= scale_rel * S + elem_rel * |want| + abs, S = max(1, largest finite |want|);
+// or, with `exact`, the same bytes (any NaN matching any NaN).
 struct ScaleTol {
   double scale_rel = 0;
   double elem_rel = 0;
+  bool exact = false;
+  double abs = 0;
 };
 
 // A sum in float32 (float16 and bfloat16 rounded once to their type) or float64 against the
@@ -128,17 +239,22 @@ inline ScaleTol FloatSumTol(DType t) {
 }
 
 // Within `tol`; NaN must meet NaN and an infinity the same infinity (the scale is over finite
-// values). Reports the first five bad elements.
+// values). got and want have one dtype and shape. Reports the first five bad elements.
 inline void ExpectNearScale(const Tensor& got, const Tensor& want, ScaleTol tol) {
+  ASSERT_EQ(got.dtype(), want.dtype());
   ASSERT_EQ(got.shape(), want.shape());
   std::vector<double> g = got.ToDoubles(), w = want.ToDoubles();
+  const size_t es = DTypeSize(got.dtype());
+  const auto* gb = static_cast<const unsigned char*>(got.raw_data());
+  const auto* wb = static_cast<const unsigned char*>(want.raw_data());
   double scale = 1;
   for (double v : w)
     if (std::isfinite(v)) scale = std::max(scale, std::fabs(v));
   int bad = 0;
   for (size_t i = 0; i < g.size() && bad < 5; ++i) {
-    double bound = tol.scale_rel * scale + tol.elem_rel * std::fabs(w[i]);
+    double bound = tol.scale_rel * scale + tol.elem_rel * std::fabs(w[i]) + tol.abs;
     bool ok = std::isnan(w[i])   ? std::isnan(g[i])
+              : tol.exact        ? std::memcmp(gb + i * es, wb + i * es, es) == 0
               : std::isinf(w[i]) ? g[i] == w[i]
                                  : std::fabs(g[i] - w[i]) <= bound;
     if (!ok) {
@@ -147,6 +263,11 @@ inline void ExpectNearScale(const Tensor& got, const Tensor& want, ScaleTol tol)
                     << bound << ", scale " << scale << ")";
     }
   }
+}
+
+// ExpectNearScale within FloatSumTol of the dtype: a sum's result against the reference's.
+inline void ExpectNearSum(const Tensor& got, const Tensor& want) {
+  ExpectNearScale(got, want, FloatSumTol(want.dtype()));
 }
 
 }  // namespace kiln::test

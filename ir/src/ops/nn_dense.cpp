@@ -10,7 +10,9 @@
 // output (data..., output_dim) of that dtype. sparse_grad only changes the gradient's storage.
 // Gradient: the weight's only (the indices have none), a scatter-add of the output gradient's
 // rows into the rows the forward pass read (clipped ids, as MXNet's AddTakeGrad), so rows read
-// several times sum their gradients and rows never read get 0.
+// several times sum their gradients and rows never read get 0. Embedding has a compute
+// definition for every dtype; its gradient for floating types and at most 4 ids (a gather whose
+// cost grows with the ids: EmbeddingBackwardCompute).
 #include <algorithm>
 #include <cmath>
 #include <functional>
@@ -205,23 +207,27 @@ void EmbeddingKernel(const KernelCtx& ctx) {
   }
 }
 
-// The kernel above as a compute definition (every dtype: it only moves data): the row is the
-// index truncated toward zero and clamped to [0, input_dim - 1], NaN reading row 0.
+// The weight row that the id data[at] chooses, as EmbeddingKernel picks it: the id truncated
+// toward zero and clamped to [0, hi], NaN choosing row 0 (and +-inf the last or the first).
+// Floats are compared before converting, in float64 when hi has no exact float32 value (above
+// 2^24), so that a float id between hi's float32 neighbours is clamped as the reference's double
+// comparison clamps it; integers (int64 read through double, as Tensor::At reads them) clamp.
+TExpr EmbeddingRow(const ComputeCtx& c, int input, const std::vector<TExpr>& at, int64_t hi) {
+  TExpr id = Widen(c.Read(input, at));
+  if (!IsComputeFloat(id->dtype)) return ClampIndex(IndexValue(c.Read(input, at)), 0, hi);
+  if (id->dtype == DType::kFloat32 && double(float(hi)) != double(hi))
+    id = TCast(DType::kFloat64, id);
+  TExpr low = TBinary(TBinaryOp::kOr, IsNan(id), TBinary(TBinaryOp::kLE, id, TConst(0, id->dtype)));
+  TExpr high = TBinary(TBinaryOp::kGE, id, TConst(double(hi), id->dtype));
+  return TSelect(low, TIndex(0), TSelect(high, TIndex(hi), TCast(DType::kInt64, id)));
+}
+
+// The kernel above as a compute definition (every dtype: it only moves data).
 std::vector<TExpr> EmbeddingCompute(const ComputeCtx& c) {
   const int64_t hi = c.attrs<EmbeddingAttrs>().input_dim - 1;
   if (hi < 0) return {};
   std::vector<TExpr> axes = c.Axes();
-  TExpr id = Widen(c.Read(0, std::vector<TExpr>(axes.begin(), axes.end() - 1)));
-  TExpr row;
-  if (IsComputeFloat(id->dtype)) {
-    TExpr low =
-        TBinary(TBinaryOp::kOr, IsNan(id), TBinary(TBinaryOp::kLE, id, TConst(0, id->dtype)));
-    TExpr high = TBinary(TBinaryOp::kGE, id, TConst(double(hi), id->dtype));
-    row = TSelect(low, TIndex(0), TSelect(high, TIndex(hi), TCast(DType::kInt64, id)));
-  } else {
-    row =
-        ClampIndex(IndexValue(c.Read(0, std::vector<TExpr>(axes.begin(), axes.end() - 1))), 0, hi);
-  }
+  TExpr row = EmbeddingRow(c, 0, std::vector<TExpr>(axes.begin(), axes.end() - 1), hi);
   return {c.Read(1, {row, axes.back()})};
 }
 
@@ -349,6 +355,52 @@ void EmbeddingBackwardKernel(const KernelCtx& ctx) {
   for (size_t k = 0; k < acc.size(); ++k) dw[k] = static_cast<T>(acc[k]);
 }
 
+// The backward kernel above as a gather, floating types: each weight row sums the output
+// gradient's rows whose id chose it (EmbeddingRow, the forward's rule),
+//   d weight[r, j] = 0 + sum over positions k of data (row(data[k]) == r ? dy[k..., j] : 0)
+// in the ids' order, in float32 (float16, bfloat16) or the type itself, where the reference sums
+// in double: results differ by rounding. A term the reference does not add (another row's) is
+// selected away, so a NaN or infinity in dy reaches only its own row.
+// Each element of the weight costs one term per id, where the reference's scatter costs one
+// addition per element of dy plus a pass over the weight (to clear and convert): so the
+// definition is given only for at most kMaxEmbeddingBackwardIds ids, and spelled out as a sum of
+// that many selects rather than as a TReduce. Measured (float32, 1 thread, JIT kernel against
+// the reference call, one-off timings, decisions.md D51): 4 ids were 1.6-12x faster than the
+// reference for tables of 100, 1000 and 30000 rows and 1 to 128 columns, but for 3 columns (up
+// to 1.5x slower, under 50 us); from 5 or 6 ids, several widths under 32 columns were up to 15x
+// slower (1000 x 8, 5 ids: 38 vs 3.1 us). A TReduce (_backward_take's form, layout.cpp) was
+// often 3-12x slower whenever the columns were not a multiple of 16, even with 1 id (300 x 33:
+// 14 vs 3.8 us).
+constexpr int64_t kMaxEmbeddingBackwardIds = 4;
+
+std::vector<TExpr> EmbeddingBackwardCompute(const ComputeCtx& c) {
+  const auto& a = c.attrs<EmbeddingAttrs>();
+  DType t = c.out_dtype(0);
+  if (!IsFloatingPoint(t) || c.in_dtype(0) != t) return {};
+  const std::vector<int64_t>& data = c.in_shape(1).dims();
+  const int64_t ids = NumElements(data);
+  if (ids > kMaxEmbeddingBackwardIds) return {};
+  // Shape inference ties dy to data, but a caller may bypass it: define the consistent case.
+  std::vector<int64_t> dy = data;
+  dy.push_back(a.output_dim);
+  if (c.in_shape(0).dims() != dy) return {};
+  const DType st = IsComputeFloat(t) ? t : DType::kFloat32;
+  // The sum starts from 0, as the reference's does (a lone -0 gives +0).
+  TExpr sum = TConst(0, st);
+  const std::vector<int64_t> strides = Strides(data);
+  for (int64_t k = 0; k < ids; ++k) {
+    std::vector<TExpr> at;  // position k of data, row-major
+    for (size_t d = 0; d < data.size(); ++d) at.push_back(TIndex(k / strides[d] % data[d]));
+    std::vector<TExpr> g = at;
+    g.push_back(TAxis(1));
+    TExpr v = Widen(c.Read(0, g));
+    if (v->dtype != st) v = TCast(st, v);
+    TExpr row = EmbeddingRow(c, 1, at, a.input_dim - 1);
+    sum = sum + TSelect(TBinary(TBinaryOp::kEQ, row, TAxis(0)), v, TConst(0, st));
+  }
+  return {sum->dtype == t ? sum : TCast(t, sum)};
+}
+
 // ograd is (data..., output_dim); the weight gradient is (input_dim, output_dim).
 void EmbeddingBackwardShape(ShapeInferCtx& ctx) {
   const auto& a = ctx.attrs<EmbeddingAttrs>();
@@ -451,7 +503,8 @@ void RegisterDenseOps(OpRegistry& r) {
       .Pattern(FusionPattern::kOpaque)
       .Reference([](KernelCtx& ctx) {
         KILN_FLOAT_DTYPE_SWITCH(ctx.out[0].dtype(), T, EmbeddingBackwardKernel<T>(ctx));
-      });
+      })
+      .Compute(EmbeddingBackwardCompute);
 }
 
 }  // namespace kiln::ops

@@ -32,8 +32,10 @@
 // spelled with floor for the integer types. Axes that the transformation maps onto themselves
 // (one tap of weight 1 at the same index for every output coordinate, as the batch and channel
 // axes usually are) read directly: multiplying by 1 and skipping zero-weight taps leave the sum
-// unchanged. At most kMaxResizeTaps tap combinations per element are spelled out.
+// unchanged. At most kMaxResizeTaps tap combinations per element are spelled out, in an
+// expression of at most kMaxResizeNodes nodes (what lowering and LLVM take time over).
 #include <cmath>
+#include <unordered_map>
 
 #include "ops/register.h"
 #include "ops/tensor_util.h"
@@ -256,11 +258,14 @@ void ResizeKernel(KernelCtx& ctx) {
 // --- Compute definition ---
 
 // The taps of one axis as expressions of its output index: indices (clamped), weights (null:
-// 1, for nearest and identity axes) and, for tf_crop_and_resize, whether the coordinate lies
+// 1, for nearest and identity axes), for each weight a smaller expression that is zero exactly
+// when it is (the weight before exclude_outside's division: dividing by a nonzero sum keeps a
+// weight nonzero, barring underflow) and, for tf_crop_and_resize, whether the coordinate lies
 // outside the input.
 struct AxisExprs {
   std::vector<TExpr> index;
   std::vector<TExpr> weight;
+  std::vector<TExpr> zero_test;
   TExpr outside;
 };
 
@@ -293,6 +298,7 @@ AxisExprs AxisTapExprs(const ResizeAttrs& a, int axis, int64_t in, int64_t out) 
   if (IsIdentityAxis(a, axis, in, out)) {
     e.index = {TAxis(axis)};
     e.weight = {nullptr};
+    e.zero_test = {nullptr};
     return e;
   }
   double scale = a.scales.empty() ? double(out) / double(in) : a.scales[size_t(axis)];
@@ -367,6 +373,7 @@ AxisExprs AxisTapExprs(const ResizeAttrs& a, int axis, int64_t in, int64_t out) 
       break;
     }
   }
+  std::vector<TExpr> zero_test = w;
   if (a.exclude_outside && a.mode != ResizeMode::kNearest) {
     TExpr sum = F64(0);
     for (size_t k = 0; k < idx.size(); ++k) {
@@ -375,12 +382,16 @@ AxisExprs AxisTapExprs(const ResizeAttrs& a, int axis, int64_t in, int64_t out) 
       w[k] = TSelect(in_range, w[k], F64(0));
       sum = sum + w[k];
     }
-    TExpr nonzero = Cmp(TBinaryOp::kNE, sum, F64(0));
-    for (TExpr& wk : w) wk = TSelect(nonzero, wk / sum, wk);
+    zero_test = w;
+    // w / sum where the sum is nonzero, else w (w / 1, exactly): each weight holds the sum,
+    // whose size is that of all the axis's weights, once rather than twice.
+    TExpr divisor = TSelect(Cmp(TBinaryOp::kNE, sum, F64(0)), sum, F64(1));
+    for (TExpr& wk : w) wk = wk / divisor;
   }
   for (TExpr& i : idx) i = ClampIndex(i, 0, in - 1);
   e.index = std::move(idx);
   e.weight = std::move(w);
+  e.zero_test = std::move(zero_test);
   return e;
 }
 
@@ -398,6 +409,26 @@ TExpr RoundHalfEven(TExpr v) {
 // up to 3 (bicubic on images with identity batch and channel axes: 16). Beyond that the
 // expression, and LLVM's time to compile it, grows fast (cubic in 4 axes: 256 products).
 constexpr int64_t kMaxResizeTaps = 64;
+
+// Largest definition, in expression nodes counted as lowering expands them: a subexpression
+// used twice (an axis's weight read by each tap combination, exclude_outside's sum by each of its
+// weights) is lowered, and compiled by LLVM, twice. Each took 3-8 us per node here (one-off
+// timings, decisions.md D51: 96000 nodes 0.45 s of LLVM, 160000 0.7-0.9 s, 400000 3 s), so
+// 200000 nodes keep a kernel under about 2 s of LLVM and as much of lowering. The tap limit alone
+// let exclude_outside (whose weights hold their axis's sum) reach 1.1 million nodes: 9-15 s of
+// LLVM and 8-12 s of lowering.
+constexpr int64_t kMaxResizeNodes = 200000;
+
+// The number of nodes of e with every shared subexpression counted at each use; `sizes`
+// memoises the shared ones, so the count costs one visit per distinct node.
+int64_t ExpandedSize(const TExpr& e, std::unordered_map<const TExprNode*, int64_t>& sizes) {
+  auto it = sizes.find(e.get());
+  if (it != sizes.end()) return it->second;
+  int64_t n = 1;
+  for (const TExpr& o : e->operands) n += ExpandedSize(o, sizes);
+  sizes.emplace(e.get(), n);
+  return n;
+}
 
 std::vector<TExpr> ResizeCompute(const ComputeCtx& c) {
   const auto& a = c.attrs<ResizeAttrs>();
@@ -421,16 +452,23 @@ std::vector<TExpr> ResizeCompute(const ComputeCtx& c) {
   TExpr acc = F64(0);
   std::vector<size_t> pick(size_t(nd), 0);
   while (true) {
-    TExpr w;
+    // The product of the axes' weights, and whether it is nonzero (the reference skips zero
+    // products: 0 * inf adds nothing) tested on each axis's smaller zero_test.
+    TExpr w, nonzero;
     std::vector<TExpr> idx;
     for (int d = 0; d < nd; ++d) {
       const AxisExprs& e = axes[size_t(d)];
-      idx.push_back(e.index[pick[size_t(d)]]);
-      if (TExpr wd = e.weight[pick[size_t(d)]]) w = w ? w * wd : wd;
+      const size_t k = pick[size_t(d)];
+      idx.push_back(e.index[k]);
+      if (TExpr wd = e.weight[k]) {
+        w = w ? w * wd : wd;
+        TExpr nz = Cmp(TBinaryOp::kNE, e.zero_test[k], F64(0));
+        nonzero = nonzero ? Cmp(TBinaryOp::kAnd, nonzero, nz) : nz;
+      }
     }
     TExpr v = Widen(c.Read(0, idx));
     v = v->dtype == DType::kFloat64 ? v : TCast(DType::kFloat64, v);
-    acc = acc + (w ? TSelect(Cmp(TBinaryOp::kNE, w, F64(0)), w * v, F64(0)) : v);
+    acc = acc + (w ? TSelect(nonzero, w * v, F64(0)) : v);
     int d = nd - 1;
     for (; d >= 0; --d) {
       if (++pick[size_t(d)] < axes[size_t(d)].index.size()) break;
@@ -440,7 +478,10 @@ std::vector<TExpr> ResizeCompute(const ComputeCtx& c) {
   }
   if (outside) acc = TSelect(outside, F64(a.extrapolation_value), acc);
   if (!IsFloatingPoint(t)) acc = RoundHalfEven(acc);
-  return {ConvertExpr(acc, t)};
+  TExpr out = ConvertExpr(acc, t);
+  std::unordered_map<const TExprNode*, int64_t> sizes;
+  if (ExpandedSize(out, sizes) > kMaxResizeNodes) return {};
+  return {out};
 }
 
 }  // namespace
