@@ -304,6 +304,33 @@ TEST(LLVMJit, CastsSaturateAndBoolsAreBytes) {
   }
 }
 
+// bfloat16 rounds as the runtime does (bfloat16::FromFloat, which the reference kernels use):
+// nearest even, NaN quieted, and subnormals kept, which AVX512-BF16's conversion instruction
+// would flush; from float64 and int32 through float32, as static_cast<bfloat16> does. 4 lanes
+// and a remainder.
+TEST(LLVMJit, BFloat16RoundsLikeTheRuntimeAndKeepsSubnormals) {
+  const float inf = std::numeric_limits<float>::infinity();
+  const float tiny = std::numeric_limits<float>::denorm_min();
+  std::vector<float> in = {1.0f,  1.00390625f, 1.01171875f, -3.3f,          tiny,
+                           -tiny, 1e-39f,      -2.5e-40f,   1.1754942e-38f, inf,
+                           -inf,  NAN,         3.3895e38f,  -0.0f,          65504.5f};
+  auto got = RunScalar<float, uint16_t>(DType::kFloat32, DType::kBFloat16, in,
+                                        [](Expr e) { return Cast(DType::kBFloat16, e); });
+  for (size_t i = 0; i < in.size(); ++i)
+    EXPECT_EQ(got[i], bfloat16::FromFloat(in[i])) << "element " << i << " = " << in[i];
+  EXPECT_NE(got[6], 0) << "a subnormal float32 flushed to zero";
+  std::vector<double> d = {1e-39, 1.00390625 + 1e-12, -7e-41, 3.0e38};
+  auto from_f64 = RunScalar<double, uint16_t>(DType::kFloat64, DType::kBFloat16, d,
+                                              [](Expr e) { return Cast(DType::kBFloat16, e); });
+  for (size_t i = 0; i < d.size(); ++i)
+    EXPECT_EQ(from_f64[i], bfloat16::FromFloat(float(d[i]))) << "element " << i;
+  std::vector<int32_t> n = {16777217, -257, 0, 2147483647, 129};
+  auto from_i32 = RunScalar<int32_t, uint16_t>(DType::kInt32, DType::kBFloat16, n,
+                                               [](Expr e) { return Cast(DType::kBFloat16, e); });
+  for (size_t i = 0; i < n.size(); ++i)
+    EXPECT_EQ(from_i32[i], bfloat16::FromFloat(float(n[i]))) << "element " << i;
+}
+
 TEST(LLVMJit, IntegerDivisionTruncatesAndMinMaxIgnoreNaN) {
   std::vector<int64_t> in = {7, -7, 6, -6, 0};
   auto div = RunScalar<int64_t, int64_t>(DType::kInt64, DType::kInt64, in,

@@ -509,6 +509,7 @@ class FunctionEmitter {
 
   llvm::Value* EmitCast(llvm::Value* v, DType from, DType to) {
     if (from == to) return v;
+    if (to == DType::kBFloat16) return FloatToBFloat16(EmitCast(v, from, DType::kFloat32));
     llvm::Type* dst = ScalarType(ctx_, to, false);
     if (Lanes(v) > 1) dst = llvm::FixedVectorType::get(dst, Lanes(v));
     bool from_fp = IsFloatingPoint(from), to_fp = IsFloatingPoint(to);
@@ -525,6 +526,29 @@ class FunctionEmitter {
       return b_.CreateIntrinsic(id, {dst, v->getType()}, {v});
     }
     return from_unsigned ? b_.CreateZExtOrTrunc(v, dst) : b_.CreateSExtOrTrunc(v, dst);
+  }
+
+  // float32 to bfloat16 as the runtime rounds (bfloat16::FromFloat): to nearest even on the
+  // bits, NaN quieted, subnormals kept. (LLVM's fptrunc becomes AVX512-BF16's vcvtneps2bf16,
+  // which flushes subnormal inputs to zero.) Other types reach it through float32, as the
+  // reference kernels' static_cast<bfloat16> does.
+  llvm::Value* FloatToBFloat16(llvm::Value* f) {
+    llvm::Type* i32 = b_.getInt32Ty();
+    llvm::Type* i16 = b_.getInt16Ty();
+    llvm::Type* bf = b_.getBFloatTy();
+    if (Lanes(f) > 1) {
+      i32 = llvm::FixedVectorType::get(i32, Lanes(f));
+      i16 = llvm::FixedVectorType::get(i16, Lanes(f));
+      bf = llvm::FixedVectorType::get(bf, Lanes(f));
+    }
+    auto c = [&](uint32_t k) { return llvm::ConstantInt::get(i32, k); };
+    llvm::Value* x = b_.CreateBitCast(f, i32);
+    llvm::Value* high = b_.CreateLShr(x, c(16));
+    llvm::Value* nan = b_.CreateICmpUGT(b_.CreateAnd(x, c(0x7fffffffu)), c(0x7f800000u));
+    llvm::Value* rounded =
+        b_.CreateLShr(b_.CreateAdd(x, b_.CreateAdd(c(0x7fffu), b_.CreateAnd(high, c(1)))), c(16));
+    llvm::Value* bits = b_.CreateSelect(nan, b_.CreateOr(high, c(0x40u)), rounded);
+    return b_.CreateBitCast(b_.CreateTrunc(bits, i16), bf);
   }
 
   llvm::Value* EmitCall(const ExprNode& e) {
