@@ -259,12 +259,7 @@ class PlanBuilder {
     // artifact loader can check them against the tensors it binds.
     for (size_t b = 0; b < call.args.size() && b < k.buffers.size(); ++b)
       call.args[b].bytes = k.buffers[b]->NumElements() * int64_t(DTypeSize(k.buffers[b]->dtype));
-    // The only scalar a lowered kernel takes is the run's seed (lower.h).
-    for (const Var& v : k.scalars) {
-      KILN_INTERNAL_CHECK(v->name == "seed" && v->dtype == DType::kInt64, "kernel ", k.name,
-                          " takes an unknown scalar ", v->name);
-      call.args.push_back(SeedArg());
-    }
+    AddScalarArgs(k, call);
     kernel_targets_.push_back({cg_.plan_.calls.size(), nullptr});
     Push(std::move(call), {CompiledCall::Kind::kJit, graph_node, ops, cg_.kernels_.back().name});
   }
@@ -290,6 +285,16 @@ class PlanBuilder {
   }
 
   static constexpr ExternalSlot::Kind kRef = ExternalSlot::Kind::kReferenceNode;
+
+  // A kernel's scalar arguments, after its buffers: the only scalar a lowered kernel takes is
+  // the run's seed (lower.h).
+  void AddScalarArgs(const Kernel& k, PlanCall& call) {
+    for (const Var& v : k.scalars) {
+      KILN_INTERNAL_CHECK(v->name == "seed" && v->dtype == DType::kInt64, "kernel ", k.name,
+                          " takes an unknown scalar ", v->name);
+      call.args.push_back(SeedArg());
+    }
+  }
 
   // The external holding the run's seed (added by the first kernel that draws).
   PlanArg SeedArg() {
@@ -412,15 +417,14 @@ class PlanBuilder {
     lo.is_train = options_.is_train;
     Kernel k = LowerNode(g, node, lo);
     for (size_t o = 0; o < out.size(); ++o) product.push_back(in.size() + o);
-    if (k.buffers.size() != in.size() + out.size() || !k.scalars.empty() ||
-        !RunsOverRows(k, lead, product))
-      return false;
+    if (k.buffers.size() != in.size() + out.size() || !RunsOverRows(k, lead, product)) return false;
     PlanCall& call = cg_.plan_.calls.back();
     for (size_t b = 0; b < k.buffers.size(); ++b) {
       PlanArg a = b < in.size() ? in[b] : out[b - in.size()].Written();
       call.args.push_back(
           WithBytes(a, k.buffers[b]->NumElements() * int64_t(DTypeSize(k.buffers[b]->dtype))));
     }
+    AddScalarArgs(k, call);  // a Dropout in the epilogue draws from the run's seed
     CompiledCall& info = cg_.calls_.back();
     info.ops += "+" + ops;
     info.kernel = k.name;

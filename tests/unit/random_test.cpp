@@ -135,9 +135,11 @@ struct Case {
 };
 
 // Compiles `text`, runs it at 1 and 2 threads with `seed`, and compares every output with the
-// interpreter's under the same seed and mode. Returns the compiled graph.
+// interpreter's under the same seed and mode, within rel_tol |want| + abs_tol. Returns the
+// compiled graph.
 std::shared_ptr<const codegen::CompiledGraph> CompareWithInterpreter(const Case& c, uint64_t seed,
-                                                                     double rel_tol) {
+                                                                     double rel_tol,
+                                                                     double abs_tol = 0) {
   Graph g = ParseGraph(c.text);
   Graph typed = g;
   InferShapes(typed, {});
@@ -170,7 +172,7 @@ std::shared_ptr<const codegen::CompiledGraph> CompareWithInterpreter(const Case&
       if (got.size() != want.size()) continue;
       int bad = 0;
       for (size_t j = 0; j < want.size() && bad < 5; ++j)
-        if (!(std::fabs(got[j] - want[j]) <= rel_tol * std::fabs(want[j]))) {
+        if (!(std::fabs(got[j] - want[j]) <= rel_tol * std::fabs(want[j]) + abs_tol)) {
           ++bad;
           ADD_FAILURE() << "element " << j << ": got " << got[j] << ", want " << want[j];
         }
@@ -208,6 +210,25 @@ TEST(Random, DropoutCompiledEqualsTheInterpreter) {
       auto cg = CompareWithInterpreter(c, seed, 0.0);
       EXPECT_NE(cg->Report().find("0 on reference kernels"), std::string::npos) << cg->Report();
     }
+}
+
+// A Dropout after a FullyConnected or a convolution runs in the library call's epilogue, on its
+// rows, drawing the interpreter's mask (the masks are exact: 0 or 1 / (1 - p); the products are
+// float32 sums of 20 or 27 terms in [-1, 1] against double sums, within 1e-5).
+TEST(Random, DropoutInsideTheLibraryEpilogue) {
+  const std::string fc =
+      "graph {\n  %x = var : float32[8, 20]\n  %w = var : float32[16, 20]\n"
+      "  %b = var : float32[16]\n  %fc = FullyConnected(%x, %w, %b) {num_hidden=16}\n"
+      "  %r = relu(%fc)\n  %d = Dropout(%r) {p=0.5}\n  return %d, %d#1\n}";
+  const std::string conv =
+      "graph {\n  %x = var : float32[2, 3, 9, 9]\n  %w = var : float32[5, 3, 3, 3]\n"
+      "  %c = Convolution(%x, %w) {kernel=\"(3, 3)\", num_filter=5, no_bias=True}\n"
+      "  %d = Dropout(%c) {p=0.25}\n  return %d, %d#1\n}";
+  for (const std::string& text : {fc, conv}) {
+    auto cg = CompareWithInterpreter({text, true}, 17, 0.0, 1e-5);
+    EXPECT_TRUE(cg->epilogues_in_gemm()) << cg->Report();
+    EXPECT_NE(cg->RandomCalls(), "") << cg->Report();
+  }
 }
 
 // Seeds and node names decide the masks: another seed or another name draws another mask, the
