@@ -2,6 +2,7 @@
 // OpenBLAS's cblas_sgemm, measured in the same run (evidence for decision D34).
 //
 //   OPENBLAS_NUM_THREADS=1 build/bench/kiln_sgemm_bench [--min-ms T] [--threads N] [--conv]
+//                                                       [--cold-weights]
 //
 // Squares: C = A B^T with B unpacked on both sides (kiln packs it on every call, as OpenBLAS
 // does). MLP layers (784->512, 512->512, 512->10 at batch 1-256): relu(x W^T + bias), the
@@ -15,7 +16,9 @@
 // Then ResNet-18's convolutions (batch 1, 224x224; `--conv` runs only these): kiln's
 // ConvForward with its weights prepacked (ConvPackWeights, as a compiled model with frozen
 // weights runs them) against im2col + cblas_sgemm. The last line sums each side's minimums
-// weighted by how often the layer occurs in the network.
+// weighted by how often the layer occurs in the network. `--cold-weights`: each call of either
+// side reads the next of enough copies of the weights (48 MiB, more than the L3 cache) that
+// they come from memory, as in a whole network at batch 1 (ResNet-18's are 45 MB).
 #include <cblas.h>
 
 #include <algorithm>
@@ -230,6 +233,8 @@ void Conv(double min_ms, kiln::ThreadPool* pool) {
   Row("conv 3x3 64->64 56x56", "im2col", 64, p, kg, kiln, blas, -1, MaxRelDiff(y, ref));
 }
 
+bool g_cold_weights = false;  // --cold-weights
+
 struct ConvTotals {
   double kiln_us = 0, blas_us = 0;
 };
@@ -248,20 +253,28 @@ void ResNetConv(const char* name, int64_t count, int64_t c, int64_t hw, int64_t 
   int threads = pool ? pool->num_threads() : 1;
   std::vector<char> ws;
   void* wsp = AlignedScratch(ws, kiln::ConvForwardWorkspaceBytes(s, threads));
-  int64_t packed_floats = kiln::ConvPackedWeightsFloats(s);
-  std::vector<float> packed(size_t(packed_floats) + 16);
+  // Copies of the weights (one unless --cold-weights), each side cycling through its own.
+  const int64_t copies = g_cold_weights ? (int64_t(48) << 20) / (o * kg * 4) + 2 : 1;
+  const int64_t packed_floats = kiln::ConvPackedWeightsFloats(s), step = packed_floats + 16;
+  std::vector<float> packed(size_t(copies * step) + 16), ws_copies(size_t((copies - 1) * o * kg));
   float* pw =
       reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(packed.data()) + 63) & ~uintptr_t(63));
-  kiln::ConvPackWeights(s, w.data(), pw);
+  for (int64_t i = 0; i < copies; ++i) kiln::ConvPackWeights(s, w.data(), pw + i * step);
+  for (int64_t i = 0; i + 1 < copies; ++i)
+    std::copy(w.begin(), w.end(), ws_copies.begin() + i * o * kg);
+  int64_t kiln_call = 0, blas_call = 0;
   auto [kiln, blas] = TimeBoth(
       [&] {
+        int64_t i = kiln_call++ % copies;
         kiln::ConvForward(s, x.data(), w.data(), y.data(), {}, wsp, pool, kiln::GemmIsa::kAuto,
-                          packed_floats ? pw : nullptr);
+                          packed_floats ? pw + i * step : nullptr);
       },
       [&] {
+        int64_t i = blas_call++ % copies;
+        const float* wi = i == 0 ? w.data() : ws_copies.data() + (i - 1) * o * kg;
         Im2colInto(s, x.data(), col.data());
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(o), int(p), int(kg), 1.0f,
-                    w.data(), int(kg), col.data(), int(p), 0.0f, ref.data(), int(p));
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(o), int(p), int(kg), 1.0f, wi,
+                    int(kg), col.data(), int(p), 0.0f, ref.data(), int(p));
       },
       min_ms);
   double flops = 2.0 * o * p * kg, err = MaxRelDiff(y, ref);
@@ -314,20 +327,24 @@ int main(int argc, char** argv) {
       threads = std::atoi(argv[++i]);
     } else if (!std::strcmp(argv[i], "--conv")) {
       conv_only = true;
+    } else if (!std::strcmp(argv[i], "--cold-weights")) {
+      g_cold_weights = true;
     } else {
       std::printf(
-          "usage: kiln_sgemm_bench [--min-ms T] [--threads N] [--conv]\n"
-          "  --min-ms T   time each case for at least T ms (default 300)\n"
-          "  --threads N  kiln's thread pool size (OpenBLAS: OPENBLAS_NUM_THREADS)\n"
-          "  --conv       only ResNet-18's convolutions\n");
+          "usage: kiln_sgemm_bench [--min-ms T] [--threads N] [--conv] [--cold-weights]\n"
+          "  --min-ms T        time each case for at least T ms (default 300)\n"
+          "  --threads N       kiln's thread pool size (OpenBLAS: OPENBLAS_NUM_THREADS)\n"
+          "  --conv            only ResNet-18's convolutions\n"
+          "  --cold-weights    the convolutions' weights read from memory on every call\n");
       return std::strcmp(argv[i], "--help") ? 2 : 0;
     }
   }
   std::unique_ptr<kiln::ThreadPool> pool;
   if (threads > 1) pool = std::make_unique<kiln::ThreadPool>(threads);
   const char* env = std::getenv("OPENBLAS_NUM_THREADS");
-  std::printf("# kiln %d thread(s), ISA %s; OPENBLAS_NUM_THREADS=%s\n", threads,
-              kiln::GemmIsaName(kiln::GemmBestIsa()), env ? env : "(unset)");
+  std::printf("# kiln %d thread(s), ISA %s; OPENBLAS_NUM_THREADS=%s%s\n", threads,
+              kiln::GemmIsaName(kiln::GemmBestIsa()), env ? env : "(unset)",
+              g_cold_weights ? "; convolution weights cold" : "");
   if (!conv_only) {
     std::printf(
         "| shape | B | M | N | K | kiln median us | kiln min us | OpenBLAS median us | OpenBLAS "

@@ -131,8 +131,8 @@ struct PanelCtx {
 };
 void Im2colPanel(const void* ctx, int64_t k0, int64_t kc, int64_t j0, int64_t cols, float* dst) {
   const PanelCtx& c = *static_cast<const PanelCtx*>(ctx);
-  if (c.kr->im2col)  // the ISA's own: vector loads straight into the panel
-    c.kr->im2col(&c.geometry, k0, kc, c.j_base + j0, cols, dst);
+  if (c.kr->im2col && c.s->stride_w < gemm_detail::kIm2colMaxStride)
+    c.kr->im2col(&c.geometry, k0, kc, c.j_base + j0, cols, dst);  // vector loads, the ISA's own
   else
     Im2col(*c.s, *c.d, c.x, k0, kc, c.j_base + j0, cols, dst, kNR, kNR);
 }
@@ -250,10 +250,23 @@ GemmArgs BackwardWeightArgs(const Dims& d, GemmIsa isa) {
 
 // The forward pass works on chunks of output pixels whose im2col panels (Kg x chunk floats)
 // stay in the L2 cache: each thread packs a chunk, then multiplies it, then takes the next.
+// The chunks split the kNR-column panels nearly evenly, in a multiple of the thread count
+// (they start at multiples of kNR, so every element is the same arithmetic for any split).
+constexpr int64_t kL2Floats = 128 * 1024;  // 512 KiB of panels
+struct Chunks {
+  int64_t p, panels, count;
+  int64_t Begin(int64_t c) const { return std::min(p, panels * c / count * kNR); }
+};
+Chunks ChunksOf(const Dims& d, int threads) {
+  int64_t panels = (d.p + kNR - 1) / kNR;
+  int64_t most = std::max<int64_t>(1, kL2Floats / std::max<int64_t>(1, d.kg) / kNR);
+  int64_t count = RoundUp((panels + most - 1) / most, std::max(1, threads));
+  return {d.p, panels, std::min(count, panels)};
+}
+// The most columns in a chunk (with any thread count).
 int64_t ChunkCols(const Dims& d) {
-  constexpr int64_t kL2Floats = 128 * 1024;  // 512 KiB of panels
-  int64_t cols = kL2Floats / std::max<int64_t>(1, d.kg) / kNR * kNR;
-  return std::clamp<int64_t>(cols, kNR, RoundUp(d.p, kNR));
+  int64_t most = std::max<int64_t>(1, kL2Floats / std::max<int64_t>(1, d.kg) / kNR);
+  return std::min(most * kNR, RoundUp(d.p, kNR));
 }
 int64_t ChunkPanelBytes(const Dims& d) {
   return Align64(ChunkCols(d) * d.kg * 4);
@@ -263,6 +276,23 @@ int64_t ChunkScratchBytes(const Dims& d, const GemmArgs& g) {
   GemmArgs chunk = g;
   chunk.n = ChunkCols(d);
   return ChunkPanelBytes(d) + Align64(gemm_detail::GemmOnPanelsWorkspaceBytes(chunk, 1));
+}
+// Too few panels for the threads (7x7 planes: 49 = 32 + 17 columns): all panels are packed
+// first, by all threads, and the product's row blocks (output channels) shared out instead.
+// Only where those panels are small.
+int64_t SharedPanelBytes(const Dims& d) {
+  return Align64(RoundUp(d.p, kNR) * d.kg * 4);
+}
+constexpr int64_t kSharedPanelsMax = 2 << 20;
+__attribute__((always_inline)) inline bool SharedPanels(const Dims& d, int threads) {
+  if (threads <= 1 || SharedPanelBytes(d) > kSharedPanelsMax) return false;
+  // The most columns a thread gets in chunks against an even share.
+  Chunks ch = ChunksOf(d, threads);
+  int64_t most = 0;
+  for (int t = 0; t < threads; ++t)
+    most = std::max(most, ch.Begin(ThreadPool::RangeBegin(ch.count, t + 1, threads)) -
+                              ch.Begin(ThreadPool::RangeBegin(ch.count, t, threads)));
+  return most * threads > d.p * 11 / 10;
 }
 // The index of the pool thread that runs range [begin, ...) of ParallelFor(n).
 int ThreadOf(int64_t begin, int64_t n, int threads) {
@@ -312,8 +342,14 @@ int64_t ConvForwardWorkspaceBytes(const Conv2dShape& s, int num_threads) {
   if (d.depthwise || d.og == 0 || d.p == 0) return 0;
   GemmArgs g = ForwardArgs(s, d, GemmIsa::kAuto);
   if (d.pointwise) return Align64(GemmWorkspaceBytes(g, num_threads));
+  const int threads = std::max(1, num_threads);
+  // Room for shared panels where a run with up to `threads` threads may use them (exactly
+  // for 2 threads, the panels' size allows with more).
+  const bool may_share =
+      threads > 2 ? SharedPanelBytes(d) <= kSharedPanelsMax : SharedPanels(d, threads);
+  const int64_t shared = may_share ? SharedPanelBytes(d) : 0;
   return Align64(gemm_detail::PackedAFloats(g) * 4) +
-         std::max(1, num_threads) * ChunkScratchBytes(d, g);
+         std::max(threads * ChunkScratchBytes(d, g), shared);
 }
 
 int64_t ConvPackedWeightsFloats(const Conv2dShape& s) {
@@ -358,9 +394,6 @@ void ConvForward(const Conv2dShape& s, const float* x, const float* w, float* y,
         Gemm(g, pool);
         continue;
       }
-      // Chunks of output pixels over the threads; the epilogue once the image's rows are done.
-      int64_t chunk = ChunkCols(d), chunks = (d.p + chunk - 1) / chunk;
-      int64_t scratch = ChunkScratchBytes(d, g);
       // The group's weights packed once for all its chunks (or given packed).
       auto* packed_a = reinterpret_cast<float*>(ws.base);
       if (packed_w)
@@ -369,11 +402,24 @@ void ConvForward(const Conv2dShape& s, const float* x, const float* w, float* y,
       else
         gemm_detail::PackAForPanels(g, packed_a);
       char* chunk_scratch = ws.base + Align64(gemm_detail::PackedAFloats(g) * 4);
-      Parallel(pool, chunks, [&](int64_t c0, int64_t c1) {
-        char* mine = chunk_scratch + ThreadOf(c0, chunks, threads) * scratch;
+      if (SharedPanels(d, threads)) {
+        // All panels by all threads, then row blocks over the threads, each block's epilogue
+        // on the thread that computed it.
+        auto* panels = reinterpret_cast<float*>(chunk_scratch);
+        PanelCtx ctx{&s, &d, xg, 0, &kr, GeometryOf(s, d, xg)};
+        gemm_detail::PackPanels({&Im2colPanel, &ctx}, d.p, d.kg, panels, pool);
+        g.workspace = chunk_scratch;  // unused: A is packed
+        gemm_detail::GemmOnPanels(g, panels, pool, packed_a);
+        continue;
+      }
+      // Chunks of output pixels over the threads; the epilogue once the image's rows are done.
+      const Chunks chunks = ChunksOf(d, threads);
+      int64_t scratch = ChunkScratchBytes(d, g);
+      Parallel(pool, chunks.count, [&](int64_t c0, int64_t c1) {
+        char* mine = chunk_scratch + ThreadOf(c0, chunks.count, threads) * scratch;
         auto* panels = reinterpret_cast<float*>(mine);
         for (int64_t ch = c0; ch < c1; ++ch) {
-          int64_t j0 = ch * chunk, cols = std::min(chunk, d.p - j0);
+          int64_t j0 = chunks.Begin(ch), cols = chunks.Begin(ch + 1) - j0;
           PanelCtx ctx{&s, &d, xg, j0, &kr, GeometryOf(s, d, xg)};
           gemm_detail::PackPanels({&Im2colPanel, &ctx}, cols, d.kg, panels, nullptr);
           GemmArgs gc = g;

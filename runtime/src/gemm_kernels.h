@@ -16,6 +16,7 @@ constexpr int kNR = 32;   // columns of the register tile (packed B panels)
 constexpr int kKC = 384;  // K per packed block
 constexpr int kMC = 168;  // rows per A block (a multiple of kMR)
 constexpr int kDotMaxN = 16;
+constexpr int64_t kIm2colMaxStride = int64_t(1) << 26;  // (kNR - 1) * stride: a 32-bit index
 
 // One image's (and group's) im2col matrix for GemmKernels::im2col: row (c, kh, kw), column the
 // output pixel oh * out_w + ow, value x[c][oh * stride_h - pad_h + kh * dilation_h][ow *
@@ -46,7 +47,8 @@ struct GemmKernels {
   void (*pack_nk)(const float* b, int64_t ldb, int64_t n, int64_t kc, float* out);
   // One B panel straight from the image: rows [k0, k0 + kc) x columns [j0, j0 + cols)
   // (cols <= kNR) of the im2col matrix as kc rows of kNR floats (columns cols..kNR zero) at
-  // dst. Null where the ISA has no kernel of its own (the caller's plain loops run instead).
+  // dst. Null where the ISA has no kernel of its own (the caller's plain loops run instead);
+  // only for stride_w < kIm2colMaxStride (the caller's loops run for larger strides).
   void (*im2col)(const Im2colGeometry* g, int64_t k0, int64_t kc, int64_t j0, int64_t cols,
                  float* dst);
 };

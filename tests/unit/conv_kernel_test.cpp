@@ -294,6 +294,49 @@ TEST(Conv, PanelsStraightFromTheImage) {
   Conv2dShape chunks = Make(1, 64, 40, 61, 3, 3);  // chunks of 224 pixels, rows of 31
   chunks.stride_h = chunks.stride_w = 2, chunks.pad_h = chunks.pad_w = 1;
   Check(chunks, "chunks, stride 2");
+  // Stride 1 and 2 pack a panel by a program of kernel_h x kernel_w x runs entries, up to 256;
+  // larger ones take the per-row loop.
+  Conv2dShape big1 = Make(1, 2, 12, 12, 3, 9);  // 4 pixels a row: 81 x 8 entries
+  Check(big1, "9x9 on 12x12, a program too large");
+  Conv2dShape big2 = Make(1, 2, 40, 7, 3, 7);  // stride 2, 2 pixels a row: 49 x 16 entries
+  big2.stride_h = big2.stride_w = 2, big2.pad_h = big2.pad_w = 1;
+  Check(big2, "7x7 stride 2 on 40x7, a program too large");
+}
+
+// The output pixels are split into chunks of nearly equal panels, a multiple of the thread count;
+// too few pixels for the threads (7x7 planes): all the panels are packed first and the row
+// blocks of output channels shared out. Results are the same bits with 1, 2 and 3 threads, and
+// each channel's epilogue runs once.
+TEST(Conv, ChunksAndRowBlocksOverThreads) {
+  Conv2dShape s = Make(1, 48, 7, 7, 340, 3);  // K = 432, 3 row blocks, 49 = 32 + 17 pixels
+  s.pad_h = s.pad_w = 1;
+  CheckShapeAllWays(s, "7x7, 48->340");
+  Conv2dShape p = Make(2, 40, 14, 14, 200, 1);
+  p.stride_h = p.stride_w = 2;
+  CheckShapeAllWays(p, "1x1 stride 2, 40->200");
+  Conv2dShape chunks = Make(1, 64, 30, 30, 20, 3);  // 29 panels in chunks of at most 7
+  chunks.pad_h = chunks.pad_w = 1;
+  for (const Conv2dShape& shape : {s, p, chunks}) {
+    size_t nx = size_t(shape.batch * shape.in_channels * shape.in_h * shape.in_w);
+    size_t nw = size_t(shape.out_channels * shape.in_channels * shape.kernel_h * shape.kernel_w);
+    size_t ny = size_t(shape.batch * shape.out_channels * shape.out_h() * shape.out_w());
+    std::vector<float> x = Random(nx, 8), w = Random(nw, 9), first;
+    for (int threads : {1, 2, 3}) {
+      SCOPED_TRACE(threads);
+      ThreadPool pool(threads);
+      std::vector<float> y(ny, 3.0f);
+      Recorder rec;
+      rec.seen.assign(size_t(shape.batch * shape.out_channels), 0);
+      rec.y = y.data(), rec.channels = shape.out_channels;
+      rec.plane = shape.out_h() * shape.out_w();
+      Workspace ws;
+      ConvForward(shape, x.data(), w.data(), y.data(), {&Recorder::Fn, &rec},
+                  ws.Get(ConvForwardWorkspaceBytes(shape, threads)), &pool);
+      for (int v : rec.seen) ASSERT_EQ(v, 1) << "epilogue calls per channel";
+      if (first.empty()) first = y;
+      EXPECT_EQ(0, std::memcmp(y.data(), first.data(), ny * 4)) << threads << " threads";
+    }
+  }
 }
 
 // Output planes whose last 32-pixel panel is narrow (7x7: 49 = 32 + 17, 14x14: 196 = 6 * 32 + 4,

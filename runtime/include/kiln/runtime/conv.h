@@ -10,7 +10,9 @@
 // The im2col matrix is never materialised in the forward pass: chunks of output pixels (whose
 // packed panels fit in the L2 cache, about 512 KiB) are packed straight from X into the GEMM's
 // panel layout (with AVX-512 by masked vector loads, zeros for padding) and multiplied, one
-// chunk per task; a 1x1, stride-1, unpadded convolution uses X itself as the right operand.
+// chunk per task (with few output pixels and several threads: all panels first, then the
+// output channels shared out); a 1x1, stride-1, unpadded convolution uses X itself as the
+// right operand.
 // Depthwise convolutions (one input and one output channel per group) run a direct loop
 // instead. Backward data is W_g^T dY_g followed by col2im; backward weight is dY_g col^T summed
 // over the images (in image order, so results do not depend on the thread count).
@@ -19,8 +21,9 @@
 // for every block of channels [o0, o1) of image n after they are final (blocks of at most
 // kGemmMC channels, never straddling a group). For im2col convolutions it runs after all the
 // image's chunks (the image's output, not one tile, is what is recent in cache), the blocks
-// spread over the threads; for 1x1 ones
-// as GemmArgs::epilogue describes; for depthwise ones per block of channels a thread finished.
+// spread over the threads; for 1x1 ones, and for im2col ones whose few output pixels make too
+// few chunks for the threads (their row blocks are then shared out instead), as
+// GemmArgs::epilogue describes; for depthwise ones per block of channels a thread finished.
 //
 // Scratch: each function takes a workspace of the size its *WorkspaceBytes function reports
 // (64-byte aligned), or null to allocate one per call.
