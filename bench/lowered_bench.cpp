@@ -14,7 +14,9 @@
 // kernel lowered from the definition against the op's reference kernel (OpDef::reference on
 // buffers of its own, as a compiled graph's reference call runs it): _backward_dot
 // (docs/compute_definition.md), and the ops whose definitions are given only up to a size
-// (decision D48: cumsum, _backward_take, _backward_take_along_axis). Beyond its size rule an op
+// (decision D48: cumsum, _backward_take, _backward_take_along_axis), at widths that are multiples
+// of the 16 lanes and widths that are not (33, 100, 17: the schedule's partial last chunk, also
+// in sums over axis 0 and 1 against the reduce ops' reference). Beyond its size rule an op
 // has no definition (UnsupportedOps names it), so only the reference kernel runs there: what a
 // compiled graph calls; the case says so. The ratios are reference / lowered (> 1: the lowered
 // kernel is faster).
@@ -362,6 +364,17 @@ DefinitionCase Cumsum(int64_t outer, int64_t n, int64_t inner) {
   return c;
 }
 
+// sum of x (rows, cols) over `axis`: over 0, the reduction tiles the output's one axis (lanes of
+// accumulators); over 1, it reads rows contiguously (vector partial sums). Odd `cols` leave a
+// partial last chunk of lanes.
+DefinitionCase Sum(int64_t rows, int64_t cols, int axis) {
+  DefinitionCase c;
+  c.name = "sum " + Dims({rows, cols}) + ", axis " + std::to_string(axis);
+  c.graph = "graph {\n" + Var("x", {rows, cols}) + "  %s = sum(%x) {axis=\"(" +
+            std::to_string(axis) + ")\"}\n  return %s\n}";
+  return c;
+}
+
 // Random integer indices in [0, n) as floats (take's indices may have any numeric dtype).
 std::vector<float> Indices(size_t count, int64_t n, uint32_t seed) {
   std::mt19937 rng(seed);
@@ -432,12 +445,26 @@ int main(int argc, char** argv) {
         Run(c, min_ms);
     if (wanted.count("definitions")) {
       std::printf("# float32, 1 thread: median / minimum us; ratio reference / lowered\n");
-      for (const DefinitionCase& c :
-           {BackwardDot(64, 256, 128), Cumsum(256, 8, 1), Cumsum(256, 16, 1), Cumsum(64, 8, 4),
-            Cumsum(64, 16, 4), BackwardTake(1000, 64, 4), BackwardTake(1000, 64, 5),
-            BackwardTake(1000, 64, 8), BackwardTake(1000, 64, 32),
-            BackwardTakeAlongAxis(64, 64, 64), BackwardTakeAlongAxis(64, 2000, 32),
-            DropoutDraws(1024, 1024)})
+      for (const DefinitionCase& c : {BackwardDot(64, 256, 128),
+                                      Cumsum(256, 8, 1),
+                                      Cumsum(256, 16, 1),
+                                      Cumsum(64, 8, 4),
+                                      Cumsum(64, 16, 4),
+                                      BackwardTake(1000, 64, 4),
+                                      BackwardTake(1000, 64, 5),
+                                      BackwardTake(1000, 64, 8),
+                                      BackwardTake(1000, 64, 32),
+                                      BackwardTake(300, 33, 1),
+                                      BackwardTake(300, 100, 4),
+                                      BackwardTake(1000, 100, 4),
+                                      BackwardTake(1000, 17, 4),
+                                      Sum(1000, 33, 0),
+                                      Sum(1000, 100, 0),
+                                      Sum(1000, 33, 1),
+                                      Sum(1000, 100, 1),
+                                      BackwardTakeAlongAxis(64, 64, 64),
+                                      BackwardTakeAlongAxis(64, 2000, 32),
+                                      DropoutDraws(1024, 1024)})
         RunDefinition(c, min_ms);
     }
   } catch (const std::exception& e) {

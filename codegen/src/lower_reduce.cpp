@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "kiln/runtime/error.h"
+#include "lower_rewrite.h"
 
 namespace kiln::codegen::detail {
 namespace {
@@ -18,6 +19,9 @@ namespace {
 // Lanes of partial sums and of output tiles: one 512-bit vector of the element type. The
 // kernel IR is target-neutral; a narrower target splits the vector loop.
 constexpr int kVectorBytes = 64;
+
+// Values of a blocked output loop run at once (ChooseBlock): accumulators of one vector each.
+constexpr int64_t kBlock = 8;
 
 int LanesOf(DType t) {
   return std::max(1, kVectorBytes / int(DTypeSize(t)));
@@ -45,134 +49,6 @@ Expr Combine(TReduceOp op, const Expr& acc, const Expr& v) {
       return is_float ? Select(Or(LT(v, acc), NE(v, v)), v, acc) : Min(acc, v);
   }
   KILN_INTERNAL_CHECK(false, "lower: unknown reduction");
-}
-
-// Variables and buffers an expression reads.
-void Collect(const Expr& e, std::set<const VarNode*>& vars, std::set<const BufferNode*>& bufs,
-             std::set<const ExprNode*>& seen) {
-  if (!seen.insert(e.get()).second) return;
-  if (e->kind == ExprKind::kVar) vars.insert(e->var.get());
-  if (e->kind == ExprKind::kLoad) bufs.insert(e->buffer.get());
-  for (const Expr& o : e->operands) Collect(o, vars, bufs, seen);
-}
-
-// Replaces variables and rank-0 loads of buffers.
-struct Subst {
-  std::map<const VarNode*, Expr> vars;
-  std::map<const BufferNode*, Expr> loads;
-};
-
-Expr Rewrite(const Expr& e, const Subst& s, std::map<const ExprNode*, Expr>& memo) {
-  auto m = memo.find(e.get());
-  if (m != memo.end()) return m->second;
-  Expr out = e;
-  if (e->kind == ExprKind::kVar) {
-    auto it = s.vars.find(e->var.get());
-    if (it != s.vars.end()) out = it->second;
-  } else if (e->kind == ExprKind::kLoad && e->operands.empty() && s.loads.count(e->buffer.get())) {
-    out = s.loads.at(e->buffer.get());
-  } else if (!e->operands.empty()) {
-    std::vector<Expr> ops;
-    bool changed = false;
-    for (const Expr& o : e->operands) {
-      ops.push_back(Rewrite(o, s, memo));
-      changed |= ops.back() != o;
-    }
-    if (changed) {
-      auto n = std::make_shared<ExprNode>(*e);
-      n->operands = std::move(ops);
-      out = n;
-    }
-  }
-  memo[e.get()] = out;
-  return out;
-}
-
-Expr Rewrite(const Expr& e, const Subst& s) {
-  std::map<const ExprNode*, Expr> memo;
-  return Rewrite(e, s, memo);
-}
-
-// How `e` changes when `v` grows by one, or nullopt when not affine in v (as the emitter's).
-std::optional<int64_t> Coef(const Expr& e, const VarNode* v) {
-  switch (e->kind) {
-    case ExprKind::kIntImm:
-    case ExprKind::kFloatImm:
-      return 0;
-    case ExprKind::kVar:
-      return e->var.get() == v ? 1 : 0;
-    case ExprKind::kBinary: {
-      auto a = Coef(e->operands[0], v), b = Coef(e->operands[1], v);
-      if (!a || !b) return std::nullopt;
-      switch (e->binary_op) {
-        case BinaryOp::kAdd:
-          return *a + *b;
-        case BinaryOp::kSub:
-          return *a - *b;
-        case BinaryOp::kMul:
-          if (*a == 0 && *b == 0) return 0;
-          if (*a == 0 && e->operands[0]->kind == ExprKind::kIntImm)
-            return e->operands[0]->int_value * *b;
-          if (*b == 0 && e->operands[1]->kind == ExprKind::kIntImm)
-            return *a * e->operands[1]->int_value;
-          return std::nullopt;
-        default:
-          return *a == 0 && *b == 0 ? std::optional<int64_t>(0) : std::nullopt;
-      }
-    }
-    default:
-      for (const Expr& o : e->operands) {
-        auto c = Coef(o, v);
-        if (!c || *c != 0) return std::nullopt;
-      }
-      return 0;
-  }
-}
-
-// How many elements the load `e` (of a buffer, not a rank-0 local) moves when `v` grows by one,
-// or nullopt when that is not a constant.
-std::optional<int64_t> LoadStride(const Expr& e, const VarNode* v) {
-  const std::vector<int64_t>& shape = e->buffer->shape;
-  int64_t stride = 1, flat = 0;
-  for (size_t d = shape.size(); d-- > 0;) {
-    auto c = Coef(e->operands[d], v);
-    if (!c) return std::nullopt;
-    flat += *c * stride;
-    stride *= shape[d];
-  }
-  return flat;
-}
-
-// Whether some load of a buffer (not a rank-0 local) in `e` walks memory contiguously in `v`.
-bool HasUnitStrideLoad(const Expr& e, const VarNode* v, std::set<const ExprNode*>& seen) {
-  if (!seen.insert(e.get()).second) return false;
-  if (e->kind == ExprKind::kLoad && !e->operands.empty() && LoadStride(e, v) == 1) return true;
-  for (const Expr& o : e->operands)
-    if (HasUnitStrideLoad(o, v, seen)) return true;
-  return false;
-}
-
-// Whether every buffer load in `e` is contiguous (stride 1) or invariant (stride 0) in `v`, and
-// at least one is contiguous: vectors along `v` need no gathers.
-bool LoadsVectorAlong(const Expr& e, const VarNode* v) {
-  bool contiguous = false, ok = true;
-  std::set<const ExprNode*> seen;
-  std::function<void(const Expr&)> walk = [&](const Expr& x) {
-    if (!ok || !seen.insert(x.get()).second) return;
-    if (x->kind == ExprKind::kLoad && !x->operands.empty()) {
-      std::optional<int64_t> s = LoadStride(x, v);
-      if (!s || (*s != 0 && *s != 1)) ok = false;
-      contiguous |= s == 1;
-    }
-    for (const Expr& o : x->operands) walk(o);
-  };
-  walk(e);
-  return ok && contiguous;
-}
-
-Expr CeilDiv(const Expr& n, int64_t d) {
-  if (n->kind == ExprKind::kIntImm) return IntImm((n->int_value + d - 1) / d);
-  return (n + IntImm(d - 1)) / IntImm(d);
 }
 
 struct Loop {
@@ -317,6 +193,7 @@ class NestBuilder {
     }
     // The innermost output loop: vectorized, tiled or serial.
     mode_ = Mode::kVector;
+    block_ = -1;
     if (loops_.empty()) return;
     const std::vector<size_t>& inner = placed_.back();
     if (inner.empty()) return;
@@ -338,6 +215,7 @@ class NestBuilder {
         tile = false;
     }
     mode_ = tile ? Mode::kTile : Mode::kSerial;
+    ChooseBlock();
   }
 
   // `inner` preceded by the given reductions, each with its accumulator in scope after it.
@@ -377,18 +255,28 @@ class NestBuilder {
       Stmt update = Store(red.acc, {}, Combine(red.op, acc, red.body));
       return Block({Store(red.acc, {}, Identity(red.op, t)), ReductionLoops(i, update)});
     }
-    // W partial results, lane l taking the elements l, l + W, ... of the innermost axis (the
-    // last chunk shorter), then combined in lane order.
+    // W partial results, lane l taking the elements l, l + W, ... of the innermost axis, then
+    // combined in lane order. The whole chunks of W come first; the last, shorter one is a
+    // vector loop of its own constant width: with every extent a constant, LLVM keeps the
+    // lanes in registers (a variable extent left them in memory, with a scalar remainder loop
+    // and memset/memcpy calls in every chunk).
     int w = LanesOf(t);
     Buffer lanes = MakeBuffer(red.acc->name + "_lanes", t, {w});
     Var c = MakeVar("c"), r = red.vars.back(), l0 = MakeVar("l"), l1 = MakeVar("l");
-    int64_t e = red.extents.back();
-    Expr base = Ref(c) * IntImm(w);
-    Expr lane = Ref(r) - base;
+    int64_t e = red.extents.back(), whole = e / w, rest = e % w;
+    Expr lane = Ref(r) - Ref(c) * IntImm(w);
     Stmt update = Store(lanes, {lane}, Combine(red.op, Load(lanes, {lane}), red.body));
     auto chunks = [&](Stmt body) {
-      return For(c, IntImm(0), IntImm((e + w - 1) / w), ForKind::kSerial,
-                 For(r, base, Min(IntImm(w), IntImm(e) - base), ForKind::kVectorize, body, w));
+      Stmt s = For(c, IntImm(0), IntImm(whole), ForKind::kSerial,
+                   For(r, Ref(c) * IntImm(w), IntImm(w), ForKind::kVectorize, body, w));
+      if (rest == 0) return s;
+      Subst last;
+      last.vars[c.get()] = IntImm(whole);
+      Var r1 = MakeVar(r->name, r->dtype);
+      last.vars[r.get()] = Ref(r1);
+      Stmt tail = For(r1, IntImm(whole * w), IntImm(rest), ForKind::kVectorize, Freshen(body, last),
+                      int(rest));
+      return Block({s, tail});
     };
     Stmt init = For(l0, IntImm(0), IntImm(w), ForKind::kVectorize,
                     Store(lanes, {Ref(l0)}, Identity(red.op, t)), w);
@@ -404,64 +292,260 @@ class NestBuilder {
     return s.size() == 1 ? s[0] : Block(s);
   }
 
+  // Register blocking: when every tiled reduction is a contraction over an outer output loop
+  // (a convolution's output channels with its input, a matrix product's rows with B's rows),
+  // that loop runs kBlock of its values at once inside the tile, so that each vector read
+  // serves kBlock accumulators. Reductions placed between the two loops, nested reductions
+  // that use the loop's variable and variable extents rule it out.
+  void ChooseBlock() {
+    block_ = -1;
+    if (mode_ != Mode::kTile || loops_.size() < 2) return;
+    for (const Loop& l : loops_)
+      if (l.extent->kind != ExprKind::kIntImm) return;
+    const std::vector<size_t>& inner = placed_.back();
+    const VarNode* last = loops_.back().var.get();
+    for (size_t k = loops_.size() - 1; k-- > 0;) {
+      if (!placed_[k + 1].empty()) return;
+      const VarNode* var = loops_[k].var.get();
+      if (loops_[k].extent->int_value < 2) continue;
+      bool uses = true;
+      for (size_t i : inner) uses = uses && Contraction(reds_.list[i], last, var);
+      for (size_t x = 0; x < reds_.list.size(); ++x) {
+        size_t top = x;
+        while (place_[top].owner >= 0) top = size_t(place_[top].owner);
+        if (top != x && std::count(inner.begin(), inner.end(), top) && deps_[x].count(var))
+          uses = false;
+      }
+      if (uses) {
+        block_ = int(k);
+        return;
+      }
+    }
+  }
+
+  // Whether `red` sums products of a factor that uses `var` and one that does not but reads a
+  // buffer along `last` (each such read then serves every blocked value). Other bodies are
+  // left alone: blocking a masked sum (a gradient's index compare) made LLVM branch on every
+  // compare, slower than the unblocked loop.
+  static bool Contraction(const Reduction& red, const VarNode* last, const VarNode* var) {
+    const Expr& e = red.body;
+    if (red.op != TReduceOp::kSum || e->kind != ExprKind::kBinary || e->binary_op != BinaryOp::kMul)
+      return false;
+    auto uses = [&](const Expr& x) {
+      std::set<const VarNode*> vars;
+      std::set<const BufferNode*> bufs;
+      std::set<const ExprNode*> seen;
+      Collect(x, vars, bufs, seen);
+      return vars.count(var) > 0;
+    };
+    for (int k = 0; k < 2; ++k)
+      if (uses(e->operands[k]) && !uses(e->operands[1 - k]) &&
+          SharedVectorRead(e->operands[1 - k], last, var))
+        return true;
+    return false;
+  }
+
+  // Whether `e` reads a buffer at an index that moves with `last` but does not use `var`.
+  static bool SharedVectorRead(const Expr& e, const VarNode* last, const VarNode* var) {
+    std::set<const ExprNode*> seen;
+    std::function<bool(const Expr&)> walk = [&](const Expr& x) {
+      if (!seen.insert(x.get()).second) return false;
+      if (x->kind == ExprKind::kLoad && !x->operands.empty() && LoadStride(x, last) != 0) {
+        std::set<const VarNode*> vars;
+        std::set<const BufferNode*> bufs;
+        std::set<const ExprNode*> inner_seen;
+        for (const Expr& o : x->operands) Collect(o, vars, bufs, inner_seen);
+        if (!vars.count(var)) return true;
+      }
+      for (const Expr& o : x->operands)
+        if (walk(o)) return true;
+      return false;
+    };
+    return walk(e);
+  }
+
   // The innermost output loop split into tiles of W lanes: the reductions that depend on it
-  // accumulate W outputs at once, in a vectorized loop inside their own loops.
-  Stmt Tile() {
+  // accumulate W outputs at once, in a vectorized loop inside their own loops. The whole tiles
+  // come first, then the last, shorter one as a tile of its own constant width (or, when the
+  // extent is not a constant, of a variable extent under W): with constant extents LLVM keeps
+  // the lanes in registers, and a partial tile no longer runs a scalar remainder loop inside
+  // every iteration of the reduction's loops. `rows` values of the blocked loop from `row0`.
+  Stmt Tile(const Expr& row0, int64_t rows) {
     const Loop& inner = loops_.back();
     const std::vector<size_t>& reds = placed_.back();
     size_t widest = 1;
     for (const Buffer& b : outs_) widest = std::max(widest, DTypeSize(b->dtype));
     for (size_t i : reds) widest = std::max(widest, DTypeSize(reds_.list[i].acc->dtype));
     int w = std::max(1, kVectorBytes / int(widest));
+    const Expr& n = inner.extent;
     Var c = MakeVar("c");
-    Expr base = Ref(c) * IntImm(w);
-    Expr extent = Min(IntImm(w), inner.extent - base);
+    Expr whole = n->kind == ExprKind::kIntImm ? IntImm(n->int_value / w) : n / IntImm(w);
+    Stmt tiles = For(c, IntImm(0), whole, ForKind::kSerial,
+                     TileAt(Ref(c) * IntImm(w), IntImm(w), w, row0, rows));
+    Subst none;
+    if (n->kind != ExprKind::kIntImm) {
+      Expr base = whole * IntImm(w);
+      Stmt last = Freshen(TileAt(base, n - base, w, row0, rows), none);
+      return Block({tiles, If(LT(base, n), last)});
+    }
+    int64_t rest = n->int_value % w;
+    if (rest == 0) return tiles;
+    Stmt last =
+        Freshen(TileAt(IntImm(n->int_value - rest), IntImm(rest), int(rest), row0, rows), none);
+    return n->int_value < w ? last : Block({tiles, last});
+  }
+
+  // The tile of the innermost output loop's `extent` (at most `w`) outputs from `base`, with
+  // vector loops of width `w`; with blocking, for `rows` values of the blocked loop from `row0`.
+  Stmt TileAt(const Expr& base, const Expr& extent, int w, const Expr& row0, int64_t rows) {
+    const Loop& inner = loops_.back();
+    const std::vector<size_t>& reds = placed_.back();
+    const VarNode* row = block_ >= 0 ? loops_[size_t(block_)].var.get() : nullptr;
     std::vector<Buffer> lanes;
     for (size_t i : reds) {
       const Buffer& acc = reds_.list[i].acc;
-      lanes.push_back(MakeBuffer(acc->name + "_lanes", acc->dtype, {w}));
+      std::vector<int64_t> shape = row ? std::vector<int64_t>{rows, w} : std::vector<int64_t>{w};
+      lanes.push_back(MakeBuffer(acc->name + "_lanes", acc->dtype, shape));
     }
-    // The substitution for a vector loop over `v`: the output axis and the lanes.
-    auto subst = [&](const Var& v) {
-      Subst s;
-      s.vars[inner.var.get()] = Ref(v);
-      for (size_t k = 0; k < reds.size(); ++k)
-        s.loads[reds_.list[reds[k]].acc.get()] = Load(lanes[k], {Ref(v) - base});
+    auto slot = [&](const Var& v, int64_t b) {
+      std::vector<Expr> s = {Ref(v) - base};
+      if (row) s.insert(s.begin(), IntImm(b));
       return s;
     };
-    std::vector<Stmt> body;
+    // The substitution for block row b of a vector loop over `v`: the blocked and the output
+    // axis, and the lanes.
+    auto subst = [&](const Var& v, int64_t b) {
+      Subst s;
+      s.vars[inner.var.get()] = Ref(v);
+      if (row) s.vars[row] = row0 + IntImm(b);
+      for (size_t k = 0; k < reds.size(); ++k)
+        s.loads[reds_.list[reds[k]].acc.get()] = Load(lanes[k], slot(v, b));
+      return s;
+    };
+    std::vector<Stmt> body, init;
     Var v0 = MakeVar("l");
-    std::vector<Stmt> init;
     for (size_t k = 0; k < reds.size(); ++k) {
       const Reduction& red = reds_.list[reds[k]];
-      init.push_back(Store(lanes[k], {Ref(v0) - base}, Identity(red.op, red.acc->dtype)));
+      for (int64_t b = 0; b < rows; ++b)
+        init.push_back(Store(lanes[k], slot(v0, b), Identity(red.op, red.acc->dtype)));
     }
     body.push_back(For(v0, base, extent, ForKind::kVectorize, Block(init), w));
+    std::set<const BufferNode*> tiled;
+    for (size_t i : reds) tiled.insert(reds_.list[i].acc.get());
     for (size_t k = 0; k < reds.size(); ++k) {
       const Reduction& red = reds_.list[reds[k]];
+      // The update of every block row: what does not depend on the row is computed once.
+      auto update = [&](const Var& v, const Expr& value) {
+        Sharing sharing{row, tiled, {}, {}, {}};
+        Expr shared = row ? sharing.Share(value) : value;
+        const std::vector<std::pair<Var, Expr>>& lets = sharing.lets;
+        std::vector<Stmt> stores;
+        for (int64_t b = 0; b < rows; ++b) {
+          Expr lane = Load(lanes[k], slot(v, b));
+          stores.push_back(
+              Store(lanes[k], slot(v, b), Combine(red.op, lane, Rewrite(shared, subst(v, b)))));
+        }
+        Stmt s = stores.size() == 1 ? stores[0] : Block(stores);
+        for (size_t j = lets.size(); j-- > 0;) s = Let(lets[j].first, lets[j].second, s);
+        return For(v, base, extent, ForKind::kVectorize, s, w);
+      };
       Var v = MakeVar("l");
-      Subst s = subst(v);
-      Expr slot = Ref(v) - base;
-      Stmt update = For(
-          v, base, extent, ForKind::kVectorize,
-          Store(lanes[k], {slot}, Combine(red.op, Load(lanes[k], {slot}), Rewrite(red.body, s))),
-          w);
-      body.push_back(ReductionLoops(reds[k], update));
+      Subst at;
+      at.vars[inner.var.get()] = Ref(v);
+      body.push_back(
+          ReductionLoops(reds[k], WithInterior(v, Rewrite(red.body, at), base, extent, update)));
     }
     Var vf = MakeVar("l");
-    Subst s = subst(vf);
-    std::vector<Expr> idx, values;
-    for (const Expr& e : idx_) idx.push_back(Rewrite(e, s));
-    for (const Expr& e : values_) values.push_back(Rewrite(e, s));
-    body.push_back(For(vf, base, extent, ForKind::kVectorize, Stores(idx, values), w));
+    std::vector<Stmt> stores;
+    for (int64_t b = 0; b < rows; ++b) {
+      Subst s = subst(vf, b);
+      std::vector<Expr> idx, values;
+      for (const Expr& e : idx_) idx.push_back(Rewrite(e, s));
+      for (const Expr& e : values_) values.push_back(Rewrite(e, s));
+      stores.push_back(Stores(idx, values));
+    }
+    body.push_back(For(vf, base, extent, ForKind::kVectorize,
+                       stores.size() == 1 ? stores[0] : Block(stores), w));
     Stmt tile = Block(body);
     for (size_t k = lanes.size(); k-- > 0;) tile = Allocate(lanes[k], tile);
-    return For(c, IntImm(0), CeilDiv(inner.extent, w), ForKind::kSerial, tile);
+    return tile;
   }
 
-  Stmt Emit() {
+  // `e` with its largest parts that use neither `row` nor a load of `tiled` (and are not bare
+  // variables or constants) bound to new variables, appended to `lets` in dependency order.
+  struct Sharing {
+    const VarNode* row;
+    const std::set<const BufferNode*>& tiled;
+    std::vector<std::pair<Var, Expr>> lets;
+    std::map<const ExprNode*, bool> per_row;
+    std::map<const ExprNode*, Expr> memo;
+
+    bool PerRow(const Expr& e) {
+      auto m = per_row.find(e.get());
+      if (m != per_row.end()) return m->second;
+      bool r = (e->kind == ExprKind::kVar && e->var.get() == row) ||
+               (e->kind == ExprKind::kLoad && tiled.count(e->buffer.get()));
+      for (const Expr& o : e->operands) r = PerRow(o) || r;
+      return per_row[e.get()] = r;
+    }
+
+    Expr Share(const Expr& e) {
+      auto m = memo.find(e.get());
+      if (m != memo.end()) return m->second;
+      Expr out = e;
+      if (!PerRow(e)) {
+        if (e->kind != ExprKind::kVar && e->kind != ExprKind::kIntImm &&
+            e->kind != ExprKind::kFloatImm) {
+          Var t = MakeVar("t", e->dtype);
+          lets.push_back({t, e});
+          out = Ref(t);
+        }
+      } else if (!e->operands.empty()) {
+        auto n = std::make_shared<ExprNode>(*e);
+        for (Expr& o : n->operands) o = Share(o);
+        out = n;
+      }
+      return memo[e.get()] = out;
+    }
+  };
+
+  // `make(v, value)`: a vectorized loop over [begin, begin + extent) storing `value`. When the
+  // value reads through clamps whose argument moves with v (a padded convolution's input), a
+  // copy without those clamps and without the padding tests they imply runs instead whenever
+  // every lane's argument lies within its clamp's bounds: contiguous loads instead of gathers,
+  // and no selects, away from the edges. The values are the same either way.
+  Stmt WithInterior(const Var& v, const Expr& value, const Expr& begin, const Expr& extent,
+                    const std::function<Stmt(const Var&, const Expr&)>& make) {
+    std::vector<Clamp> clamps;
+    std::set<const ExprNode*> seen;
+    VaryingClamps(value, v.get(), clamps, seen);
+    if (clamps.empty()) return make(v, value);
+    Var v1 = MakeVar(v->name);
+    Subst interior, first, last;
+    interior.vars[v.get()] = Ref(v1);
+    first.vars[v.get()] = begin;
+    last.vars[v.get()] = begin + extent - IntImm(1);
+    std::map<std::string, std::pair<int64_t, int64_t>> range;
+    Expr cond;
+    for (const Clamp& c : clamps) {
+      interior.nodes[c.node] = c.arg;
+      auto [it, added] = range.emplace(StructuralKey({c.arg}), std::make_pair(c.lo, c.hi));
+      if (!added)
+        it->second = {std::max(it->second.first, c.lo), std::min(it->second.second, c.hi)};
+      Expr a = Rewrite(c.arg, first), b = Rewrite(c.arg, last);
+      if (c.step < 0) std::swap(a, b);
+      Expr inside = And(GE(a, IntImm(c.lo)), LE(b, IntImm(c.hi)));
+      cond = cond ? And(cond, inside) : inside;
+    }
+    seen.clear();
+    ImpliedTests(value, range, interior, seen);
+    return If(cond, make(v1, Rewrite(value, interior)), make(v, value));
+  }
+
+  // The output loops from level `from` inward, for `rows` values of the blocked loop from
+  // `row0` (when there is one).
+  Stmt Inner(size_t from, const Expr& row0, int64_t rows) {
     size_t depth = loops_.size();
-    if (depth == 0) return Wrap(placed_[0], Stores(idx_, values_));
     const Loop& inner = loops_.back();
     Stmt s;
     switch (mode_) {
@@ -473,13 +557,42 @@ class NestBuilder {
                 Wrap(placed_[depth], Stores(idx_, values_)));
         break;
       case Mode::kTile:
-        s = Tile();
+        s = Tile(row0, rows);
         break;
     }
     s = Wrap(placed_[depth - 1], s);
-    for (size_t k = depth - 1; k-- > 0;) {
+    for (size_t k = depth - 1; k-- > from;) {
       ForKind kind = k == 0 && parallel_ ? ForKind::kParallel : ForKind::kSerial;
       s = Wrap(placed_[k], For(loops_[k].var, IntImm(0), loops_[k].extent, kind, s));
+    }
+    return s;
+  }
+
+  Stmt Emit() {
+    size_t depth = loops_.size();
+    if (depth == 0) return Wrap(placed_[0], Stores(idx_, values_));
+    if (block_ < 0) return Inner(0, nullptr, 1);
+    // The blocked loop: whole blocks, then the rest as one block of its own size (inside the
+    // parallel loop, the last task's).
+    size_t k = size_t(block_);
+    int64_t n = loops_[k].extent->int_value, b = std::min(kBlock, n), whole = n / b;
+    int64_t rest = n % b;
+    Var o = MakeVar(loops_[k].var->name + "b");
+    Stmt blocks = Inner(k + 1, Ref(o) * IntImm(b), b);
+    Subst none;
+    Stmt last = rest ? Freshen(Inner(k + 1, IntImm(whole * b), rest), none) : nullptr;
+    Stmt s;
+    if (k == 0 && parallel_) {
+      s = For(o, IntImm(0), IntImm(whole + (rest ? 1 : 0)), ForKind::kParallel,
+              rest ? If(LT(Ref(o), IntImm(whole)), blocks, last) : blocks);
+    } else {
+      s = For(o, IntImm(0), IntImm(whole), ForKind::kSerial, blocks);
+      if (rest) s = Block({s, last});
+    }
+    s = Wrap(placed_[k], s);
+    for (size_t j = k; j-- > 0;) {
+      ForKind kind = j == 0 && parallel_ ? ForKind::kParallel : ForKind::kSerial;
+      s = Wrap(placed_[j], For(loops_[j].var, IntImm(0), loops_[j].extent, kind, s));
     }
     return s;
   }
@@ -499,6 +612,7 @@ class NestBuilder {
   std::vector<std::vector<std::vector<size_t>>> owned_;  // reduction -> level -> nested
   std::vector<bool> rowwise_;
   Mode mode_ = Mode::kVector;
+  int block_ = -1;  // the blocked output loop, or -1
   bool parallel_ = false;
 };
 

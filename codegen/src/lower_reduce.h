@@ -12,7 +12,14 @@
 //   - reductions that depend on it either tile the innermost output loop (W lanes of
 //     accumulators, a vectorized update inside the reduction loops: sum over axis 0, pooling),
 //     or leave it serial and reduce with W vector partial sums when their innermost axis reads
-//     memory contiguously (sum over the last axis);
+//     memory contiguously (sum over the last axis). Either way whole chunks of W run first and
+//     the last, shorter one as a vector loop of its own constant width, so that every vector
+//     loop has a constant extent and LLVM keeps the lanes in registers;
+//   - tiled contractions (sums of products, one factor free of an outer output loop's variable
+//     and read along the tiled axis: convolutions, matrix products) run 8 values of that loop
+//     at once (register blocking: each vector read feeds 8 accumulators);
+//   - a tiled update that reads through index clamps moving with the tiled axis (padding) has
+//     a second copy without the clamps and the padding tests, run when every lane is inside;
 //   - a reduction that depends on no output axis disables the parallel loop (it would be
 //     recomputed by every task).
 //

@@ -153,15 +153,42 @@ TEST(LowerReduce, LongRowsUsePartialSumsAndColumnsUseTiles) {
 
 TEST(LowerReduce, ScheduleOfRowsAndColumns) {
   // Over the last axis: 16 partial sums in a vectorized loop over the row. Over axis 0: the
-  // output's columns in tiles of 16 lanes, the update vectorized over the tile.
+  // output's columns in tiles of 16 lanes, the update vectorized over the tile. Either way the
+  // whole chunks of 16 have the constant extent 16 and the last one (33 = 2 x 16 + 1) is a
+  // vector loop of its own width, so no vector loop has a variable extent.
   for (const char* axis : {"1", "0"}) {
     Graph f = Typed(OneOp("sum", std::string("axis=") + axis, "37, 33"), false);
     std::string text = codegen::PrintKernel(LowerNode(f, f.outputs()[0].node));
     EXPECT_NE(text.find("acc0_lanes: float32[16]"), std::string::npos) << text;
-    std::string update = std::string(axis) == "1" ? "acc0_lanes[r0 - (c * 16)] = acc0_lanes"
-                                                  : "acc0_lanes[l_1 - (c * 16)] = acc0_lanes";
-    EXPECT_NE(text.find(update), std::string::npos) << text;
+    bool rows = std::string(axis) == "1";
+    for (const char* want :
+         {rows ? "for r0 in [c * 16, (c * 16) + 16) vectorize(16)"
+               : "for l_1 in [c * 16, (c * 16) + 16) vectorize(16)",
+          rows ? "acc0_lanes[r0 - (c * 16)] = acc0_lanes"
+               : "acc0_lanes[l_1 - (c * 16)] = acc0_lanes",
+          rows ? "for r0_1 in [32, 32 + 1) vectorize(1)" : "for l_4 in [32, 32 + 1) vectorize(1)"})
+      EXPECT_NE(text.find(want), std::string::npos) << want << "\n" << text;
+    EXPECT_EQ(text.find("min("), std::string::npos) << text;
   }
+}
+
+// Widths around multiples of 16 (whole tiles only, a last tile of 1 to 15 lanes, a single
+// short tile), for both schedules and for the gradient that tiles with an index compare; the
+// parallel rank-1 case has a variable extent and keeps a variable last tile.
+TEST(LowerReduce, PartialLastChunks) {
+  for (const char* width : {"1", "7", "15", "16", "17", "31", "32", "33", "100"}) {
+    SCOPED_TRACE(width);
+    std::string shape = std::string("9, ") + width;
+    Check(OneOp("sum", "axis=\"(0)\"", shape), SumTol(9), 1);
+    Check(OneOp("max", "axis=\"(0)\"", shape), kExact, 1);
+    Check(OneOp("sum", "axis=\"(1)\"", shape), SumTol(100), 1);
+    Check(OneOp("softmax", "axis=0", shape), kSoftmax, 1);
+    Check("graph {\n  %dy = var : float32[3, " + std::string(width) +
+              "]\n  %idx = var : float32[3]\n  %a = var : float32[5, " + width +
+              "]\n  %g = _backward_take(%dy, %idx, %a) {axis=0}\n  return %g\n}",
+          SumTol(3), 1, true, {{"idx", test::F32({3}, {4, 1, 4})}});
+  }
+  Check(OneOp("sum", "axis=\"(0)\"", "2, 40001"), SumTol(2), 1);
 }
 
 TEST(LowerReduce, SizeOneAndEmpty) {
