@@ -396,6 +396,21 @@ DefinitionCase BackwardTake(int64_t rows, int64_t cols, int64_t count) {
   return c;
 }
 
+// _backward_Embedding of an Embedding (rows, cols) looked up at `count` ids (D51: defined for at
+// most 4 ids, the sum spelled out).
+DefinitionCase BackwardEmbedding(int64_t rows, int64_t cols, int64_t count) {
+  DefinitionCase c;
+  c.name =
+      "_backward_Embedding table " + Dims({rows, cols}) + ", " + std::to_string(count) + " ids";
+  c.graph = "graph {\n" + Var("dy", {count, cols}) + Var("ids", {count}) +
+            "  %g = _backward_Embedding(%dy, %ids) {input_dim=" + std::to_string(rows) +
+            ", output_dim=" + std::to_string(cols) + "}\n  return %g\n}";
+  c.fill = [rows](const std::string& var, size_t size) {
+    return var == "ids" ? Indices(size, rows, 11) : RandomByName(var, size);
+  };
+  return c;
+}
+
 // _backward_take_along_axis of take_along_axis(a (rows, n), idx (rows, m), axis 1).
 DefinitionCase BackwardTakeAlongAxis(int64_t rows, int64_t n, int64_t m) {
   DefinitionCase c;
@@ -464,6 +479,10 @@ int main(int argc, char** argv) {
                                       Sum(1000, 100, 1),
                                       BackwardTakeAlongAxis(64, 64, 64),
                                       BackwardTakeAlongAxis(64, 2000, 32),
+                                      BackwardEmbedding(1000, 64, 4),
+                                      BackwardEmbedding(300, 33, 4),
+                                      BackwardEmbedding(30000, 128, 4),
+                                      BackwardEmbedding(1000, 64, 5),
                                       DropoutDraws(1024, 1024)})
         RunDefinition(c, min_ms);
     }

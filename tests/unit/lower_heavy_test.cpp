@@ -320,24 +320,8 @@ TEST(LowerHeavy, ThreadCountDoesNotChangeResults) {
   for (const std::string& text : texts) {
     SCOPED_TRACE(text);
     Graph f = test::Typed(text);
-    uint32_t id = f.outputs()[0].node;
     std::vector<Tensor> values = InterpretAll(f, test::RandomInputs(f, kSeed));
-    codegen::Kernel k = codegen::LowerNode(f, id, test::ForcedParallel());
-    ASSERT_NE(k.ParallelLoop(), nullptr);
-    codegen::LLVMJit jit;
-    codegen::KernelFn fn = jit.Compile({k})[0];
-    std::vector<std::vector<double>> results;
-    for (int threads : {1, 2, 3}) {
-      std::vector<void*> args;
-      for (const Entry& e : f.node(id).inputs) args.push_back(values[f.entry_id(e)].raw_data());
-      Tensor out = Tensor::Zeros(f.shape(Entry{id, 0}).dims(), f.dtype(Entry{id, 0}));
-      args.push_back(out.raw_data());
-      ThreadPool pool(threads);
-      pool.ParallelFor(codegen::TaskCount(k), [&](int64_t b, int64_t e) { fn(args.data(), b, e); });
-      results.push_back(out.ToDoubles());
-    }
-    EXPECT_EQ(results[0], results[1]);
-    EXPECT_EQ(results[0], results[2]);
+    test::ExpectSameBitsAtThreadCounts(f, values, f.outputs()[0].node);
   }
 }
 

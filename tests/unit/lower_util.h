@@ -82,6 +82,28 @@ inline codegen::LowerOptions ForcedParallel() {
   return o;
 }
 
+// Lowers node `id` of `f` (one output) under ForcedParallel(), runs it on `values` with 1, 2
+// and 3 threads, and expects the same bits each time (a parallel loop splits output axes only).
+inline void ExpectSameBitsAtThreadCounts(const Graph& f, const std::vector<Tensor>& values,
+                                         uint32_t id) {
+  codegen::Kernel k = codegen::LowerNode(f, id, ForcedParallel());
+  ASSERT_NE(k.ParallelLoop(), nullptr);
+  codegen::LLVMJit jit;
+  codegen::KernelFn fn = jit.Compile({k})[0];
+  std::vector<std::vector<double>> results;
+  for (int threads : {1, 2, 3}) {
+    std::vector<void*> args;
+    for (const Entry& e : f.node(id).inputs) args.push_back(values[f.entry_id(e)].raw_data());
+    Tensor out = Tensor::Zeros(f.shape(Entry{id, 0}).dims(), f.dtype(Entry{id, 0}));
+    args.push_back(out.raw_data());
+    ThreadPool pool(threads);
+    pool.ParallelFor(codegen::TaskCount(k), [&](int64_t b, int64_t e) { fn(args.data(), b, e); });
+    results.push_back(out.ToDoubles());
+  }
+  EXPECT_EQ(results[0], results[1]);
+  EXPECT_EQ(results[0], results[2]);
+}
+
 // LowerRunAndCompare under the default schedule and under ForcedParallel(), each expected to
 // give `kernels` kernels.
 template <class Keep, class Compare>
