@@ -14,7 +14,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 #include <limits>
 #include <map>
 #include <random>
@@ -86,27 +85,12 @@ std::map<std::string, Tensor> Inputs(const Graph& g, const Ranges& ranges) {
 
 // Bit for bit (tol 0; any NaN matches any NaN) or within tol (absolute + relative).
 void ExpectSame(const Tensor& got, const Tensor& want, double tol) {
-  ASSERT_EQ(got.dtype(), want.dtype());
-  ASSERT_EQ(got.shape(), want.shape());
-  std::vector<double> g = got.ToDoubles(), w = want.ToDoubles();
-  const size_t es = DTypeSize(got.dtype());
-  const auto* gb = static_cast<const unsigned char*>(got.raw_data());
-  const auto* wb = static_cast<const unsigned char*>(want.raw_data());
-  int failures = 0;
-  for (size_t i = 0; i < g.size() && failures < 5; ++i) {
-    bool ok;
-    if (std::isnan(w[i]) || std::isnan(g[i]))
-      ok = std::isnan(w[i]) && std::isnan(g[i]);
-    else if (tol == 0)
-      ok = std::memcmp(gb + i * es, wb + i * es, es) == 0;
-    else
-      ok = g[i] == w[i] || std::fabs(g[i] - w[i]) <= tol * (1 + std::fabs(w[i]));
-    if (!ok) {
-      ++failures;
-      ADD_FAILURE() << "element " << i << ": got " << g[i] << ", want " << w[i]
-                    << (g[i] == w[i] ? " (same value, different bits)" : "");
-    }
-  }
+  test::ScaleTol t;
+  if (tol == 0)
+    t.exact = true;
+  else
+    t.elem_rel = t.abs = tol;
+  test::ExpectNearScale(got, want, t);
 }
 
 // Lowers every op node of `f`, runs it on the interpreter's values of its inputs and compares
